@@ -1,0 +1,3 @@
+from e5search.cli import main
+
+raise SystemExit(main())

