@@ -73,7 +73,8 @@ class _Prepared:
     mtime: float
     content_hash: str
     is_new: bool
-    docs: list[tuple[Document, list[ChunkDraft], list[str]]] = field(default_factory=list)  # (doc, chunks, langs)
+    # (doc, chunks, chunk languages, passage texts as embedded)
+    docs: list[tuple[Document, list[ChunkDraft], list[str], list[str]]] = field(default_factory=list)
     reason: str | None = None
 
 
@@ -150,8 +151,10 @@ def _prepare(path: Path, rel: str, st: os.stat_result, digest: str, is_new: bool
     for doc in docs:
         chunks = chunk_document(doc, encoder.tokenizer, config.chunking, budget)
         langs = detect_languages([c.text for c in chunks])
-        prep.docs.append((doc, chunks, langs))
-    if not any(chunks for _, chunks, _ in prep.docs):
+        passages = [passage_text(doc.title, c.heading_path, c.text, encoder.tokenizer,
+                                 config.chunking.max_title_tokens) for c in chunks]
+        prep.docs.append((doc, chunks, langs, passages))
+    if not any(chunks for _, chunks, _, _ in prep.docs):
         prep.docs, prep.reason = [], "no text to index"
     return prep
 
@@ -215,7 +218,7 @@ def _insert_file(session: Session, prep: _Prepared, vectors: dict[str, np.ndarra
     session.flush()
     ids: list[int] = []
     vecs: list[np.ndarray] = []
-    for doc, chunks, langs in prep.docs:
+    for doc, chunks, langs, texts in prep.docs:
         lang = Counter(langs).most_common(1)[0][0] if langs else "und"
         drow = DocumentRow(file_id=row.id, path=doc.path, external_id=doc.external_id, title=doc.title,
                            file_type=doc.file_type, lang=lang, n_chars=len(doc.text))
@@ -223,7 +226,6 @@ def _insert_file(session: Session, prep: _Prepared, vectors: dict[str, np.ndarra
         session.flush()
         if not chunks:
             continue
-        texts = [passage_text(doc.title, c.heading_path, c.text) for c in chunks]
         params = [
             {"document_id": drow.id, "ordinal": j, "text": c.text, "start": c.start, "end": c.end,
              "heading_path": json.dumps(list(c.heading_path), ensure_ascii=False), "lang": lg,
@@ -368,7 +370,7 @@ def build_index(source: str | Path, index_dir: str | Path, config: IndexConfig =
         summary.removed = len(removed)
         summary.skipped += [{"path": p.rel, "reason": p.reason} for p in prepared if p.reason]
 
-        texts = [passage_text(d.title, c.heading_path, c.text) for p in prepared for d, cs, _ in p.docs for c in cs]
+        texts = [t for p in prepared for _, _, _, ts in p.docs for t in ts]
         cache = EmbeddingCache(layout.cache_db, encoder.fingerprint, encoder.dim)
         try:
             vecs, summary.chunks_encoded = _encode(texts, encoder, cache, config.model.batch_size,
