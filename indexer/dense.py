@@ -68,7 +68,7 @@ class DenseIndex:
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         return np.stack([self.flat.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, self.dim))
 
-    def build_ann(self, m: int = 32, ef_construction: int = 200) -> None:
+    def build_ann(self, m: int = 32, ef_construction: int = 80) -> None:
         """Build an HNSW graph over all vectors (ids kept through an IDMap)."""
         ids = self.ids()
         base = faiss.IndexHNSWFlat(self.dim, m, faiss.METRIC_INNER_PRODUCT)
