@@ -1,0 +1,126 @@
+"""The Index page's calls: check a folder, index it with progress, remove an index.
+
+Indexing runs ``indexer.build.build_index`` in the page's own script run, with the model cached by
+:mod:`app.service`; it is incremental, so re-indexing a folder reads only what changed. Removing an index deletes
+only the files an index consists of (never anything else that happens to be in its folder).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app import service
+from indexer.build import IndexSummary, Progress, build_index
+from indexer.config import IndexConfig
+from indexer.errors import ConfigError, E5SearchError, IndexStateError
+from indexer.layout import CACHE_NAME, Layout
+from indexer.store import DB_NAME
+
+STAGES = ("reading", "encoding", "writing")
+_STAGE_TEXT = {"reading": "files read", "encoding": "chunks encoded", "writing": "writing the index"}
+_INDEX_FILE = re.compile(
+    rf"^(?:(?:dense|hnsw|bm25)-\d{{6}}(?:\.faiss)?|(?:{re.escape(DB_NAME)}|"
+    rf"{re.escape(CACHE_NAME)})(?:-wal|-shm|-journal)?)$"
+)
+MAX_SUBFOLDERS = 300
+
+
+def resolve_folder(text: str) -> Path:
+    """The folder a user typed, made absolute; ConfigError with the fix if it is missing or unreadable."""
+    text = text.strip()
+    if not text:
+        raise ConfigError("no folder given: type the path of a folder on this server")
+    path = Path(text).expanduser().resolve()
+    if not path.exists():
+        raise ConfigError(
+            f"{path} does not exist: check the path (it is a path on the server running the app)"
+        )
+    if not path.is_dir():
+        raise ConfigError(f"{path} is a file: give the folder that contains it")
+    try:
+        with os.scandir(path) as entries:
+            next(entries, None)
+    except OSError as exc:
+        raise ConfigError(
+            f"{path} cannot be read ({exc.strerror or exc}): fix its permissions for the user running the app"
+        ) from exc
+    return path
+
+
+def subfolders(path: Path) -> list[str]:
+    """Names of the visible folders inside ``path`` (for browsing), sorted; [] if it cannot be listed."""
+    try:
+        with os.scandir(path) as entries:
+            names = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
+    except OSError:
+        return []
+    return names[:MAX_SUBFOLDERS]
+
+
+def config_for(index_dir: Path) -> IndexConfig:
+    """The stored config of an existing index (re-indexing keeps its model and chunking), else the defaults."""
+    try:
+        return IndexConfig.from_dict(service.read_manifest_of(index_dir)["config"])
+    except IndexStateError:
+        return IndexConfig()
+
+
+@dataclass
+class ProgressClock:
+    """Turns ``(stage, done, total)`` callbacks into an overall fraction and a line with an ETA."""
+
+    stage: str | None = None
+    started: float = 0.0
+    seen: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def update(self, stage: str, done: int, total: int, now: float | None = None) -> tuple[float, str]:
+        now = time.monotonic() if now is None else now
+        if stage != self.stage:
+            self.stage, self.started = stage, now
+        self.seen[stage] = (done, total)
+        frac = done / total if total else 1.0
+        position = STAGES.index(stage) if stage in STAGES else 0
+        overall = min(1.0, (position + frac) / len(STAGES))
+        text = f"{position + 1}/{len(STAGES)} {_STAGE_TEXT.get(stage, stage)}"
+        if stage != "writing":
+            text += f": {done} / {total}"
+        if 0 < done < total:
+            text += f", about {(now - self.started) / done * (total - done):.0f} s left"
+        return overall, text
+
+
+def index_folder(folder: Path, index_dir: Path, progress: Progress | None = None) -> IndexSummary:
+    """Index ``folder`` into ``index_dir`` (incrementally) with the model the index records, or the default."""
+    config = config_for(index_dir)
+    encoder = service.load_encoder(config.model)
+    return build_index(folder, index_dir, config, encoder=encoder, progress=progress)
+
+
+def source_of(index_dir: Path) -> Path | None:
+    """The folder an index was built from, or None if there is no complete index."""
+    try:
+        root = service.read_manifest_of(index_dir).get("source_root")
+    except E5SearchError:
+        return None
+    return Path(root) if root else None
+
+
+def remove_index(index_dir: Path) -> list[str]:
+    """Delete the index files in ``index_dir`` (and the folder, if that leaves it empty); returns the names."""
+    import shutil
+
+    if not Layout(index_dir).exists():
+        raise IndexStateError(f"no index at {index_dir}: nothing to remove")
+    service.forget_indexes()
+    removed = []
+    for path in sorted(index_dir.iterdir()):
+        if _INDEX_FILE.match(path.name):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            removed.append(path.name)
+    if not any(index_dir.iterdir()):
+        index_dir.rmdir()
+    return removed

@@ -1,0 +1,244 @@
+"""What the pages call: cached loaders for the model, reranker and index, and thin calls into indexer and eval.
+
+Models and indexes load once per process (``st.cache_resource``); an index is cached per *generation*, so a
+re-index (from the page or from the CLI) is picked up on the next rerun and the stale one is never searched.
+Search results with their highlighted snippets are cached per query and settings (``st.cache_data``), so
+opening a hit does not search again.
+
+``use_encoder`` lets a program that embeds the app (or a test) supply its own embedding model; by default each
+index is searched with the model recorded in its manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import streamlit as st
+
+from app.embedding import QueryMemo, best_sentences
+from app.highlight import lexical_spans, make_snippet, to_html
+from indexer.config import IndexConfig, ModelConfig
+from indexer.encoder import TextEncoder
+from indexer.errors import E5SearchError, IndexStateError
+from indexer.index import Filters, Index
+from indexer.layout import Layout
+from indexer.rerank import NO_RERANKER, Reranker, default_reranker
+from indexer.types import Hit, SearchMode
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INDEX = ".e5search/index"
+MODES: tuple[SearchMode, ...] = ("bm25", "dense", "hybrid")
+_encoder_override: TextEncoder | None = None
+
+
+def use_encoder(encoder: TextEncoder | None) -> None:
+    """Search and index with ``encoder`` in this process instead of each index's own model (None: undo)."""
+    global _encoder_override
+    _encoder_override = encoder
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def app_index_dir() -> Path:
+    """The index ``e5search app --index DIR`` was started with (``$E5SEARCH_INDEX``)."""
+    return Path(os.environ.get("E5SEARCH_INDEX") or DEFAULT_INDEX).expanduser().resolve()
+
+
+# ------------------------------------------------------------------------------------------ cached loaders
+@st.cache_resource(show_spinner="Loading the embedding model ...")
+def load_encoder(model: ModelConfig) -> TextEncoder:
+    if _encoder_override is not None:
+        return QueryMemo(_encoder_override)
+    from indexer.encoder import Encoder
+
+    return QueryMemo(Encoder(model))
+
+
+@st.cache_resource(show_spinner="Loading the reranker ...")
+def load_reranker(name: str) -> Reranker:
+    return Reranker(name)
+
+
+def reranker() -> tuple[Reranker | None, str | None]:
+    """The configured cross-encoder, or None and why reranking is unavailable."""
+    name = default_reranker()
+    if name is None:
+        return None, NO_RERANKER
+    try:
+        return load_reranker(name), None
+    except E5SearchError as exc:
+        return None, str(exc)
+
+
+def read_manifest_of(index_dir: Path) -> dict:
+    """The manifest of the index at ``index_dir``; IndexStateError if there is none (yet)."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from indexer.store import open_engine, read_manifest
+
+    if not Layout(index_dir).exists():
+        raise IndexStateError(
+            f"no index at {index_dir} yet: index a folder on the Index page, "
+            f"or run `e5search index FOLDER --index {index_dir}`"
+        )
+    engine = open_engine(index_dir)
+    try:
+        with Session(engine) as session:
+            manifest = read_manifest(session)
+    except SQLAlchemyError as exc:
+        raise IndexStateError(
+            f"{Layout(index_dir).db} is not a readable e5search index ({exc.orig})"
+        ) from exc
+    finally:
+        engine.dispose()
+    if not manifest.get("generation"):
+        raise IndexStateError(f"the index at {index_dir} was never completed: index its folder again")
+    return manifest
+
+
+@st.cache_resource(show_spinner="Opening the index ...", max_entries=8)
+def _load_index(
+    index_dir: str, generation: int, model: ModelConfig, encoder_id: int, reranker_name: str | None
+) -> Index:
+    encoder = load_encoder(model)
+    reranker_obj = load_reranker(reranker_name) if reranker_name else None
+    idx = Index.open(index_dir, encoder=encoder, reranker=reranker_obj)
+    idx.bm25  # noqa: B018 - load BM25 now, not during the first query
+    return idx
+
+
+def open_index(index_dir: Path) -> Index:
+    """The index at ``index_dir``, with its model and the reranker, loaded once per generation."""
+    manifest = read_manifest_of(index_dir)
+    model = IndexConfig.from_dict(manifest["config"]).model
+    rer, _ = reranker()
+    return _load_index(
+        str(index_dir),
+        manifest["generation"],
+        model,
+        id(_encoder_override),
+        default_reranker() if rer is not None else None,
+    )
+
+
+def forget_indexes() -> None:
+    """Drop every cached index and result (before an index's files are removed)."""
+    _load_index.clear()
+    index_stats.clear()
+    search_columns.clear()
+
+
+def index_key(idx: Index) -> tuple[str, int]:
+    """What identifies an index's contents: its folder and generation (the cache key for results)."""
+    return str(idx.dir), int(idx.manifest["generation"])
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def index_stats(_idx: Index, key: tuple[str, int]) -> dict:
+    return _idx.stats()
+
+
+# ------------------------------------------------------------------------------------------ search
+@dataclass
+class Column:
+    """One retriever's results as the page shows them."""
+
+    mode: SearchMode
+    hits: list[Hit] = field(default_factory=list)
+    snippets: list[str] = field(default_factory=list)  # escaped HTML, one per hit
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+@cache
+def _analyzer():
+    from indexer.bm25 import Analyzer
+
+    return Analyzer()
+
+
+def _snippets(idx: Index, mode: SearchMode, query: str, lang: str | None, hits: list[Hit]) -> list[str]:
+    texts = [h.text for h in hits]
+    lexical: list[list[tuple[int, int]]] = [[] for _ in hits]
+    if mode in ("bm25", "hybrid"):
+        terms = idx.bm25.query_terms(query, lang)
+        analyzer = _analyzer()
+        lexical = [lexical_spans(h.text, terms, lambda w, lg=h.lang: analyzer.analyze(w, lg)) for h in hits]
+    sentences: list[tuple[int, int] | None] = [None] * len(hits)
+    if mode in ("dense", "hybrid"):
+        sentences = best_sentences(idx.encoder, query, texts, only_cached=mode == "hybrid")
+    return [
+        to_html(make_snippet(t, lex, sent)) for t, lex, sent in zip(texts, lexical, sentences, strict=True)
+    ]
+
+
+def _column(idx: Index, mode: SearchMode, query: str, k: int, rerank: bool, filters: Filters) -> Column:
+    try:
+        result = idx.search(query, mode=mode, k=k, rerank=rerank, filters=filters)
+        t0 = time.perf_counter()
+        snippets = _snippets(idx, mode, result.query, filters.lang, result.hits)
+    except E5SearchError as exc:
+        return Column(mode, error=str(exc))
+    timings = dict(result.timings_ms, highlight=(time.perf_counter() - t0) * 1e3)
+    return Column(mode, result.hits, snippets, timings)
+
+
+@st.cache_data(show_spinner="Searching ...", max_entries=256)
+def search_columns(
+    _idx: Index,
+    key: tuple[str, int],
+    query: str,
+    k: int,
+    rerank: bool,
+    lang: str | None,
+    file_type: str | None,
+    path_prefix: str | None,
+) -> dict[str, Column]:
+    """BM25, dense and hybrid results for one query, each with snippets; errors are returned, not raised."""
+    filters = Filters(lang=lang, file_type=file_type, path_prefix=path_prefix)
+    return {mode: _column(_idx, mode, query, k, rerank, filters) for mode in MODES}
+
+
+def chunk_details(idx: Index, chunk_id: int) -> dict:
+    """The chunk, one neighbour each side, and its document's metadata (IndexStateError if not in the index)."""
+    return idx.chunk(chunk_id, neighbours=1)
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    lang: str | None = None
+    note: str | None = None
+
+
+def example_queries(source_root: str | None) -> list[Example]:
+    """Example queries for an indexed folder ``X``, read from ``X_queries.jsonl`` beside it, if there is one.
+
+    Each line is a JSON object with ``text`` (or ``query``) and optionally ``lang`` and ``note``.
+    """
+    if not source_root:
+        return []
+    path = Path(source_root).with_name(Path(source_root).name + "_queries.jsonl")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            obj = json.loads(line)
+            text = obj.get("text") or obj.get("query")
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(text, str) and text.strip():
+            note = obj.get("note") or obj.get("description")
+            out.append(Example(text, obj.get("lang"), note if isinstance(note, str) else None))
+    return out
