@@ -1,0 +1,234 @@
+"""Evaluate retrievers on a BEIR dataset through the product's own indexer and search code.
+
+Flow: load (and optionally subset) the dataset → write the corpus into a cache folder keyed by its content hash,
+the model fingerprint and the chunking → ``build_index`` (incremental and embedding-cached, so a second run does
+not re-encode, and an interrupted one resumes) → for each retriever ``Index.retriever(mode, rerank).search`` →
+trec_eval metrics per query → means, bootstrap CIs and paired tests against the baseline (BM25).
+
+The returned dict is what ``--json`` writes and what the report and the app read::
+
+    {"dataset", "split", "n_queries",
+     "results": {name: {"ndcg@10", "recall@100", "mrr@10", "map@100", "ci95": {metric: [lo, hi]},
+                        "seconds", "queries_per_second"}},
+     "significance": {"baseline", "method", "vs_baseline": {name: {metric: {"delta", "t", "p_ttest",
+                                                                             "p_randomization"}}}},
+     "config": {...}, "per_query": {name: {qid: {metric: value}}}, "queries": {qid: text}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from eval.datasets import OnUnknown, corpus_hash, load_beir, subset, write_corpus
+from eval.metrics import DEFAULT_METRICS, PerQuery, by_rank, column, evaluate_run, mean
+from eval.significance import N_RESAMPLES, bootstrap_ci, paired_test
+from indexer.config import DEFAULT_MODEL, ChunkConfig, IndexConfig, ModelConfig
+from indexer.encoder import TextEncoder
+from indexer.errors import ConfigError
+from indexer.types import Corpus, Qrels, Queries, Run
+
+logger = logging.getLogger(__name__)
+
+RETRIEVERS: tuple[str, ...] = ("bm25", "dense", "hybrid", "bm25+rerank", "dense+rerank", "hybrid+rerank")
+BASELINE = "bm25"
+# E5 evaluates BEIR with passages truncated at 512 tokens; asking for 512 makes the chunker use the model's whole
+# window (it caps chunks at the model's max length), so most BEIR documents stay one chunk.
+EVAL_CHUNK_SIZE = 512
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How one evaluation is run; saved in the result's ``config``."""
+
+    split: str = "test"
+    retrievers: tuple[str, ...] = ("bm25", "dense", "hybrid")
+    model: str = DEFAULT_MODEL
+    reranker: str | None = None
+    k: int = 100  # documents retrieved per query; Recall@100 and MAP@100 need 100
+    chunk_size: int = EVAL_CHUNK_SIZE
+    max_queries: int | None = None
+    max_docs: int | None = None
+    seed: int = 0  # for subsets, bootstrap and randomisation tests
+    on_unknown: OnUnknown = "error"
+    n_resamples: int = N_RESAMPLES
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        unknown = [r for r in self.retrievers if r not in RETRIEVERS]
+        if unknown or not self.retrievers:
+            raise ConfigError(f"retrievers={list(self.retrievers)}: choose from {', '.join(RETRIEVERS)}")
+        if len(set(self.retrievers)) != len(self.retrievers):
+            raise ConfigError(f"retrievers={list(self.retrievers)}: each retriever once")
+        if self.k < 1:
+            raise ConfigError(f"k={self.k}: must be >= 1 (100 for Recall@100 and MAP@100)")
+        for name in ("max_queries", "max_docs"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name}={value}: must be >= 1, or None for all")
+        if self.on_unknown not in ("error", "warn"):
+            raise ConfigError(f"on_unknown={self.on_unknown!r}: must be 'error' or 'warn'")
+        ChunkConfig(chunk_size=self.chunk_size)  # validates the range
+
+    @property
+    def needs_reranker(self) -> bool:
+        return any(r.endswith("+rerank") for r in self.retrievers)
+
+
+def parse_retrievers(text: str) -> tuple[str, ...]:
+    """``"bm25, dense+rerank"`` → ``("bm25", "dense+rerank")``."""
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def split_name(name: str) -> tuple[str, bool]:
+    """``"hybrid+rerank"`` → ``("hybrid", True)``."""
+    mode, _, suffix = name.partition("+")
+    return mode, suffix == "rerank"
+
+
+def cache_root() -> Path:
+    try:
+        from indexer.models import cache_home
+    except ImportError:
+        return Path(os.environ.get("E5SEARCH_HOME", "~/.cache/e5search")).expanduser()
+    return Path(cache_home())
+
+
+def prepare_index(corpus: Corpus, dataset_name: str, encoder: TextEncoder, config: EvalConfig,
+                  cache_dir: Path | None = None, show_progress: bool = False) -> Path:
+    """Index ``corpus`` with ``encoder`` into a cache folder keyed by content, model and chunking; returns it."""
+    from indexer.build import build_index
+
+    key = f"{dataset_name}-{corpus_hash(corpus)}-{encoder.fingerprint}-c{config.chunk_size}"
+    folder = (cache_dir or cache_root() / "eval") / key
+    source = folder / "corpus" / "corpus.jsonl"
+    if not source.exists():  # content-addressed: an existing file is this corpus, left untouched
+        write_corpus(corpus, source)
+    index_config = IndexConfig(
+        model=ModelConfig(model=encoder.name, batch_size=config.batch_size),
+        chunking=ChunkConfig(chunk_size=config.chunk_size),
+    )
+    summary = build_index(source, folder / "index", index_config, encoder=encoder, show_progress=show_progress)
+    logger.info("index %s: %d chunks, %d encoded in %.1fs", folder, summary.chunks, summary.chunks_encoded,
+                summary.seconds)
+    return folder / "index"
+
+
+def run_retrievers(index_dir: Path, queries: Queries, config: EvalConfig, encoder: TextEncoder,
+                   reranker: Any = None) -> tuple[dict[str, Run], dict[str, float]]:
+    """Each retriever's run over ``queries`` and its wall time in seconds."""
+    from indexer.index import Index
+
+    if config.needs_reranker and reranker is None and config.reranker is None:
+        from indexer.rerank import NO_RERANKER
+
+        raise ConfigError(NO_RERANKER)
+    idx = Index.open(index_dir, encoder=encoder, reranker=reranker if reranker is not None else config.reranker)
+    runs: dict[str, Run] = {}
+    seconds: dict[str, float] = {}
+    try:
+        for name in config.retrievers:
+            mode, rerank = split_name(name)  # EvalConfig validated the name
+            t0 = time.perf_counter()
+            runs[name] = by_rank(idx.retriever(mode, rerank=rerank).search(queries, config.k))  # type: ignore[arg-type]
+            seconds[name] = time.perf_counter() - t0
+            logger.info("%s: %d queries in %.1fs", name, len(queries), seconds[name])
+    finally:
+        idx.close()
+    return runs, seconds
+
+
+def score_runs(runs: dict[str, Run], qrels: Qrels, seconds: dict[str, float], config: EvalConfig,
+               ) -> tuple[dict[str, dict], dict[str, Any], dict[str, PerQuery]]:
+    """Means with CIs per retriever, paired tests against the baseline, and the per-query values."""
+    qids = sorted(qrels)
+    per_query = {name: evaluate_run(qrels, run) for name, run in runs.items()}
+    results: dict[str, dict] = {}
+    for name, pq in per_query.items():
+        row: dict[str, Any] = mean(pq)
+        row["ci95"] = {m: list(bootstrap_ci(column(pq, m, qids), n_resamples=config.n_resamples,
+                                            seed=config.seed)) for m in DEFAULT_METRICS}
+        row["seconds"] = round(seconds.get(name, 0.0), 3)
+        row["queries_per_second"] = round(len(qids) / seconds[name], 2) if seconds.get(name) else None
+        results[name] = row
+    baseline = BASELINE if BASELINE in runs else next(iter(runs))
+    vs = {
+        name: {m: paired_test(column(pq, m, qids), column(per_query[baseline], m, qids),
+                              n_resamples=config.n_resamples, seed=config.seed) for m in DEFAULT_METRICS}
+        for name, pq in per_query.items() if name != baseline
+    }
+    significance = {"baseline": baseline, "method": "two-sided paired t-test and paired randomisation test "
+                    f"({config.n_resamples} resamples, seed {config.seed})", "vs_baseline": vs}
+    return results, significance, per_query
+
+
+def evaluate_config(dataset_dir: str | Path, config: EvalConfig = EvalConfig(), *,
+                    index_cache_dir: str | Path | None = None, encoder: TextEncoder | None = None,
+                    reranker: Any = None, show_progress: bool = False) -> dict:
+    """Run the evaluation ``config`` describes on the BEIR folder ``dataset_dir``; see the module docstring."""
+    dataset_dir = Path(dataset_dir)
+    corpus, queries, qrels = load_beir(dataset_dir, config.split, config.on_unknown)
+    corpus, queries, qrels = subset(corpus, queries, qrels, config.max_queries, config.max_docs, config.seed)
+    encoder = encoder if encoder is not None else _load_encoder(config)
+    index_dir = prepare_index(corpus, dataset_dir.name, encoder, config,
+                              Path(index_cache_dir) if index_cache_dir else None, show_progress)
+    runs, seconds = run_retrievers(index_dir, queries, config, encoder, reranker)
+    results, significance, per_query = score_runs(runs, qrels, seconds, config)
+    return {
+        "dataset": dataset_dir.name,
+        "split": config.split,
+        "n_queries": len(qrels),
+        "n_docs": len(corpus),
+        "results": results,
+        "significance": significance,
+        "config": _describe(config, encoder, reranker, dataset_dir, corpus, index_dir),
+        "per_query": per_query,
+        "queries": {q: queries[q] for q in sorted(qrels)},
+    }
+
+
+def evaluate(dataset_dir: str | Path, split: str = "test", retrievers: tuple[str, ...] | list[str] = ("bm25", "dense", "hybrid"),
+             model: str = DEFAULT_MODEL, reranker: Any = None, index_cache_dir: str | Path | None = None,
+             k: int = 100, *, encoder: TextEncoder | None = None, show_progress: bool = False,
+             **options: Any) -> dict:
+    """Keyword front end of :func:`evaluate_config`; ``options`` are further :class:`EvalConfig` fields.
+
+    ``reranker`` is a CrossEncoder folder / hub id, or an object with ``name`` and ``score(query, passages)``.
+
+    >>> result = evaluate("../shared/data/scifact-beir", retrievers=["bm25"], max_queries=50)  # doctest: +SKIP
+    >>> result["results"]["bm25"]["ndcg@10"]                                                  # doctest: +SKIP
+    """
+    config = EvalConfig(split=split, retrievers=tuple(retrievers), model=model,
+                        reranker=reranker if isinstance(reranker, str) or reranker is None
+                        else getattr(reranker, "name", type(reranker).__name__), k=k, **options)
+    return evaluate_config(dataset_dir, config, index_cache_dir=index_cache_dir, encoder=encoder,
+                           reranker=None if isinstance(reranker, str) else reranker, show_progress=show_progress)
+
+
+def _load_encoder(config: EvalConfig) -> TextEncoder:
+    from indexer.encoder import Encoder
+
+    return cast(TextEncoder, Encoder(ModelConfig(model=config.model, batch_size=config.batch_size)))
+
+
+def _describe(config: EvalConfig, encoder: TextEncoder, reranker: Any, dataset_dir: Path, corpus: Corpus,
+              index_dir: Path) -> dict:
+    describe = getattr(encoder, "describe", None)
+    return {
+        **dataclasses.asdict(config),
+        "reranker": config.reranker if reranker is None else getattr(reranker, "name", config.reranker),
+        "encoder": describe() if describe else {"model": encoder.name, "fingerprint": encoder.fingerprint},
+        "dataset_dir": str(dataset_dir),
+        "corpus_hash": corpus_hash(corpus),
+        "index_dir": str(index_dir),
+        "metrics": list(DEFAULT_METRICS),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}",
+    }
