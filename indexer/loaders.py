@@ -16,8 +16,13 @@ Decisions worth knowing:
   skips the whole file with a reason naming the line, so a half-indexed corpus never goes unnoticed.
 - Folder walks yield supported files only (others are not documents); a single file given directly is yielded
   whatever its suffix, so an unsupported one is reported as skipped rather than silently ignored.
+- Text encodings: a BOM wins, then strict UTF-8, then charset-normalizer with near-ties broken towards today's
+  common encodings (cp1252 before Mac Roman). NUL bytes without a UTF-16/32 BOM mean binary: skipped.
+- Titles: HTML ``<title>`` (else first h1), YAML front matter ``title:`` (else first Markdown H1), the first RST
+  section title, DOCX core title (else first Title/Heading paragraph), PDF ``/Title``; else the file stem with
+  ``_`` and ``-`` as spaces (always so for .txt). BEIR records keep their own title, possibly empty.
 
-Non-goals: OCR of scanned PDFs, legacy .doc, spreadsheets, e-mail formats.
+Non-goals: OCR of scanned PDFs, legacy .doc, spreadsheets, e-mail formats, DOCX text boxes/headers/footers.
 """
 
 from __future__ import annotations
@@ -257,7 +262,7 @@ def _split_front_matter(text: str) -> tuple[str, str]:
 
 
 def _inline_text(token) -> str:
-    parts = [c.content for c in (token.children or []) if c.type in ("text", "code_inline", "html_inline")]
+    parts = [c.content for c in (token.children or []) if c.type in ("text", "code_inline")]
     return re.sub(r"\s+", " ", "".join(parts)).strip() if parts else token.content.strip()
 
 
@@ -458,7 +463,7 @@ def _read_docx(data: bytes, path: Path, rel: str) -> list[Document]:
             blocks.append(_docx_table_text(item))
             continue
         text = item.text.strip()
-        level = _docx_heading_level(item.style.name if item.style is not None else "")
+        level = _docx_heading_level(item.style)
         if level is None or not text:
             blocks.append(text)
             continue
@@ -472,12 +477,19 @@ def _read_docx(data: bytes, path: Path, rel: str) -> list[Document]:
     return [make_document(rel, title, outline, "docx")]
 
 
-def _docx_heading_level(style_name: str) -> int | None:
-    """``"Title"`` → 0, ``"Heading 2"`` → 2, anything else → None."""
-    if style_name.strip().lower() == "title":
-        return 0
-    m = _DOCX_HEADING.match(style_name.strip())
-    return int(m.group(1)) if m else None
+def _docx_heading_level(style) -> int | None:
+    """``"Title"`` → 0, ``"Heading 2"`` → 2, a custom style based on one of them → its level, else None."""
+    for _ in range(4):  # custom heading styles are usually based on a built-in one, a level or two up
+        if style is None:
+            return None
+        name = (style.name or "").strip()
+        if name.lower() == "title":
+            return 0
+        m = _DOCX_HEADING.match(name)
+        if m:
+            return int(m.group(1))
+        style = style.base_style
+    return None
 
 
 def _docx_table_text(table) -> str:

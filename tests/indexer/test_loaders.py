@@ -308,3 +308,35 @@ def test_whole_fixture_folder_reads(tmp_path: Path):
             check_offsets(doc)
             paths.append(doc.path)
     assert len(paths) == len(set(paths)) == 12  # 10 files, one of them a BEIR file with 3 records
+
+
+def test_sample_corpus_loads_and_queries_name_its_documents():
+    sample = Path(__file__).parent.parent.parent / "data" / "sample"
+    docs = [d for p in iter_files(sample) for d in read_documents(p, sample, 10 * MB)]
+    assert len(docs) >= 25
+    assert {d.file_type for d in docs} >= {"md", "txt", "html", "pdf", "docx"}
+    assert len({d.path.split("_")[0] for d in docs}) >= 10  # language prefixes
+    for doc in docs:
+        check_offsets(doc)
+    queries = [json.loads(line) for line in (sample.parent / "sample_queries.jsonl").read_text().splitlines()]
+    assert 8 <= len(queries) <= 12 and len({q["_id"] for q in queries}) == len(queries)
+    paths = {d.path for d in docs}
+    for q in queries:
+        assert q["text"] and q["lang"] and q["expected"] and set(q["expected"]) <= paths, q
+
+
+def test_docx_custom_heading_style_based_on_a_builtin(tmp_path: Path):
+    import docx
+    from docx.enum.style import WD_STYLE_TYPE
+
+    d = docx.Document()
+    custom = d.styles.add_style("Chapter Head", WD_STYLE_TYPE.PARAGRAPH)
+    custom.base_style = d.styles["Heading 1"]
+    d.add_paragraph("Intro text.")
+    d.add_paragraph("Chapter one", style="Chapter Head")
+    d.add_paragraph("Body of chapter one.")
+    d.save(tmp_path / "c.docx")
+    (doc,) = read_documents(tmp_path / "c.docx", tmp_path, MB)
+    assert [(s.heading_path, s.text) for s in doc.sections] == [
+        ((), "Intro text."), (("Chapter one",), "Body of chapter one.")]
+    assert doc.title == "Chapter one"  # no core title: the first heading
