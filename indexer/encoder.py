@@ -7,6 +7,7 @@ themselves. Prompts come from the model folder (``config_sentence_transformers.j
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -88,6 +89,14 @@ def _model_folder(model) -> Path | None:
         return None
 
 
+@functools.lru_cache(maxsize=4)
+def _load(path: str, device: str | None):
+    """Models load once per process: opening several indexes (or the CLI's --queries) reuses them."""
+    from indexer.models import load_model
+
+    return load_model(path, device=device)
+
+
 class Encoder:
     """A sentence-transformers bi-encoder with E5 prompts, mean pooling and L2 normalisation.
 
@@ -96,14 +105,11 @@ class Encoder:
     """
 
     def __init__(self, config: ModelConfig = ModelConfig()):
-        from sentence_transformers import SentenceTransformer
-
         from indexer.models import resolve_model
 
         self.config = config
         self.name = config.model
-        path = resolve_model(config.model)
-        self.model = SentenceTransformer(path, device=config.device)
+        self.model = _load(resolve_model(config.model), config.device)
         prompts = self.model.prompts or {}
         self.query_prompt = prompts.get("query", config.query_prompt)
         self.passage_prompt = next(
@@ -112,7 +118,8 @@ class Encoder:
         if "query" not in prompts:
             logger.info("model %s records no prompts; using %r / %r", config.model, self.query_prompt,
                         self.passage_prompt)
-        self.dim = int(self.model.get_sentence_embedding_dimension() or 0)
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim() or 0)
         self.max_length = int(self.model.max_seq_length)
         folder = _model_folder(self.model)
         self.fingerprint = folder_fingerprint(folder) if folder else f"hub:{config.model}"
