@@ -26,8 +26,9 @@ def _index_config(args: argparse.Namespace):
     base = IndexConfig()
     index_dir = Path(args.index).expanduser()
     if Layout(index_dir).exists():
-        from indexer.store import open_engine, read_manifest
         from sqlalchemy.orm import Session
+
+        from indexer.store import open_engine, read_manifest
 
         engine = open_engine(index_dir)
         with Session(engine) as session:
@@ -282,14 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.set_defaults(index=os.environ.get("E5SEARCH_INDEX", ".e5search/sample"))
         p.set_defaults(func=func)
 
-    try:
-        from eval import cli as eval_cli
-    except ImportError:
-        eval_cli = None
-    if eval_cli is not None:
-        p = sub.add_parser("eval", help="score retrievers on a BEIR-style dataset")
-        eval_cli.add_arguments(p)
-        p.set_defaults(func=eval_cli.run)
+    from eval import cli as eval_cli
+
+    p = sub.add_parser("eval", help="score retrievers on a BEIR-style dataset")
+    eval_cli.add_arguments(p)
+    p.set_defaults(func=eval_cli.run)
     return parser
 
 

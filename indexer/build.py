@@ -236,7 +236,7 @@ def _insert_file(session: Session, prep: _Prepared, vectors: dict[str, np.ndarra
             insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True), params
         ).all()
         ids.extend(new_ids)
-        vecs.extend(vectors[p["text_hash"]] for p in params)
+        vecs.extend(vectors[text_hash(t)] for t in texts)
     return ids, vecs
 
 

@@ -7,10 +7,11 @@ the config is saved in the index manifest so a later run (or another process) se
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+import tomllib
 
 from indexer.errors import ConfigError
 

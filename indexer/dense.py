@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-import faiss
+import faiss as _faiss
 import numpy as np
+
+# faiss's generated stubs do not describe its Python API (array overloads, SearchParameters(sel=...))
+faiss: Any = _faiss
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ def gpu_available() -> bool:
 
 
 class DenseIndex:
-    def __init__(self, flat: faiss.Index, ann: faiss.Index | None = None, ef_search: int = 128):
+    def __init__(self, flat: Any, ann: Any | None = None, ef_search: int = 128):
         self.flat = flat
         self.ann = ann
         self.ef_search = ef_search

@@ -5,14 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from indexer.build import build_index
-from indexer.dense import DenseIndex
-from indexer.errors import ConfigError, IndexStateError, QueryError
-from indexer.index import Filters, Index
-from indexer.layout import Layout
+from indexer.index import Index
 from tests.fakes import FakeEncoder
 
 DOCS = {

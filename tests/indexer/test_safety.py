@@ -11,7 +11,7 @@ from indexer.config import ChunkConfig, IndexConfig, ModelConfig
 from indexer.errors import ConfigError, IndexStateError, QueryError
 from indexer.index import Filters, Index
 from tests.fakes import FakeEncoder
-from tests.indexer.test_build import DOCS, write_docs
+from tests.indexer.test_build import write_docs
 
 
 @pytest.fixture
