@@ -52,11 +52,12 @@ def make_encoder(fake: bool):
 
 
 def throughput(n_docs: int, fake: bool) -> dict:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
     from indexer.build import build_index
     from indexer.index import Index
     from indexer.store import ChunkRow
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
 
     encoder = make_encoder(fake)
     with tempfile.TemporaryDirectory() as tmp:
