@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from app import service
@@ -71,25 +71,28 @@ def config_for(index_dir: Path) -> IndexConfig:
 
 @dataclass
 class ProgressClock:
-    """Turns ``(stage, done, total)`` callbacks into an overall fraction and a line with an ETA."""
+    """Turns ``(stage, done, total)`` callbacks into an overall fraction and a line with an ETA.
+
+    The ETA extrapolates the rate since the stage's first callback (work done before it is not timed).
+    """
 
     stage: str | None = None
     started: float = 0.0
-    seen: dict[str, tuple[int, int]] = field(default_factory=dict)
+    done_at_start: int = 0
 
     def update(self, stage: str, done: int, total: int, now: float | None = None) -> tuple[float, str]:
         now = time.monotonic() if now is None else now
         if stage != self.stage:
-            self.stage, self.started = stage, now
-        self.seen[stage] = (done, total)
+            self.stage, self.started, self.done_at_start = stage, now, done
         frac = done / total if total else 1.0
         position = STAGES.index(stage) if stage in STAGES else 0
         overall = min(1.0, (position + frac) / len(STAGES))
         text = f"{position + 1}/{len(STAGES)} {_STAGE_TEXT.get(stage, stage)}"
         if stage != "writing":
             text += f": {done} / {total}"
-        if 0 < done < total:
-            text += f", about {(now - self.started) / done * (total - done):.0f} s left"
+        if self.done_at_start < done < total:
+            rate = (done - self.done_at_start) / max(now - self.started, 1e-9)  # items per second
+            text += f", about {(total - done) / rate:.0f} s left"
         return overall, text
 
 

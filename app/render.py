@@ -39,6 +39,7 @@ _STAGES = {
     "rerank": "rerank",
     "hydrate": "fetch",
     "highlight": "highlight",
+    "sentences": "best sentence",
 }
 _SPACES = re.compile(r"\s+")
 
@@ -78,13 +79,13 @@ def hit_card(hit: Hit, snippet_html: str, k: int) -> str:
 
 
 def timing_line(timings_ms: dict[str, float]) -> str:
-    """``encode 12 ms · dense search 1.2 ms · ... · total 40 ms`` (total includes highlighting)."""
+    """``encode 12 ms · dense search 1.2 ms · ... · total 40 ms`` (the total includes highlighting)."""
 
     def ms(v: float) -> str:
         return f"{v:.1f} ms" if v < 10 else f"{v:.0f} ms"
 
     parts = [f"{name} {ms(timings_ms[key])}" for key, name in _STAGES.items() if key in timings_ms]
-    total = timings_ms.get("total", 0.0) + timings_ms.get("highlight", 0.0)
+    total = timings_ms.get("total", 0.0) + timings_ms.get("highlight", 0.0) + timings_ms.get("sentences", 0.0)
     return " · ".join([*parts, f"total {ms(total)}"])
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from app import render, service, urlstate
 from app.compare import agreements
@@ -48,6 +50,10 @@ def _query_row(examples: list[service.Example]) -> None:
             on_change=_use_example,
             help="Queries for this corpus; some are answered in another language",
         )
+        current = next((e for e in examples if e.text == st.session_state.query.strip()), None)
+        if current is not None and (current.expected or current.note):
+            answer = f"answered by {', '.join(current.expected)}" if current.expected else ""
+            st.caption(" · ".join(p for p in ("Example query", current.note, answer) if p))
 
 
 def _options(counts: dict[str, int], current: str) -> list[str]:
@@ -97,16 +103,26 @@ def _agreement_row(columns: dict[str, service.Column]) -> None:
         col.caption(f"Kendall τ on the shared hits: {tau}")
 
 
-def _column(column: service.Column, k: int, filtered: bool) -> None:
+@dataclass
+class _Slots:
+    """Where a column's timing line and cards are drawn, to redraw them with the best sentences marked."""
+
+    timing: DeltaGenerator | None = None
+    cards: list[DeltaGenerator] = field(default_factory=list)
+
+
+def _column(column: service.Column, k: int, filtered: bool) -> _Slots:
     st.subheader(COLUMN_TITLES[column.mode])
     if column.error:
         st.warning(column.error)
-        return
-    st.caption(render.timing_line(column.timings_ms))
+        return _Slots()
+    slots = _Slots(st.empty())
+    slots.timing.caption(render.timing_line(column.timings_ms))
     if not column.hits:
         st.info("No results" + (" with these filters." if filtered else "."))
     for hit, snippet in zip(column.hits, column.snippets, strict=True):
-        st.html(render.hit_card(hit, snippet, k))
+        slots.cards.append(st.empty())
+        slots.cards[-1].html(render.hit_card(hit, snippet, k))
         st.button(
             "Open",
             key=f"open-{column.mode}-{hit.rank}",
@@ -115,6 +131,17 @@ def _column(column: service.Column, k: int, filtered: bool) -> None:
             type="tertiary",
             help="show the whole chunk, its neighbours and the document's metadata",
         )
+    return slots
+
+
+def _mark_sentences(idx, key, request: service.Request, columns: dict, slots: dict[str, _Slots]) -> None:
+    """Redraw the dense and hybrid cards with each hit's best-matching sentence marked (after the results)."""
+    for mode, (snippets, ms) in service.sentence_snippets(idx, key, request).items():
+        column = columns[mode]
+        for slot, hit, snippet in zip(slots[mode].cards, column.hits, snippets, strict=True):
+            slot.html(render.hit_card(hit, snippet, request.k))
+        if slots[mode].timing is not None:
+            slots[mode].timing.caption(render.timing_line({**column.timings_ms, "sentences": ms}))
 
 
 def _opened(idx) -> None:
@@ -175,13 +202,16 @@ def show() -> None:
         return
     lang, file_type = (None if v == ANY else v for v in (ss.lang, ss.file_type))
     prefix = ss.path_prefix.strip() or None
-    columns = service.search_columns(idx, key, query, ss.k, ss.rerank, lang, file_type, prefix)
+    request = service.Request(query, ss.k, ss.rerank, lang, file_type, prefix)
+    columns = service.search_columns(idx, key, request)
     errors = {c.error for c in columns.values()}
     if None not in errors and len(errors) == 1:
         st.error(errors.pop())
         return
     _agreement_row(columns)
+    slots = {}
     for col, column in zip(st.columns(3, gap="medium"), columns.values(), strict=True):
         with col:
-            _column(column, ss.k, bool(lang or file_type or prefix))
+            slots[column.mode] = _column(column, ss.k, bool(lang or file_type or prefix))
     _opened(idx)
+    _mark_sentences(idx, key, request, columns, slots)

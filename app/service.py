@@ -22,7 +22,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.embedding import QueryMemo, best_sentences
-from app.highlight import lexical_spans, make_snippet, to_html
+from app.highlight import Span, lexical_spans, make_snippet, to_html
 from indexer.config import IndexConfig, ModelConfig
 from indexer.encoder import TextEncoder
 from indexer.errors import E5SearchError, IndexStateError
@@ -111,7 +111,10 @@ def _load_index(
     encoder = load_encoder(model)
     reranker_obj = load_reranker(reranker_name) if reranker_name else None
     idx = Index.open(index_dir, encoder=encoder, reranker=reranker_obj)
-    idx.bm25  # noqa: B018 - load BM25 now, not during the first query
+    # Warm up now, under the spinner, rather than in the first query: BM25 files, the language identifier
+    # (about a second), and the model's first forward pass.
+    idx.bm25.query_terms("warm up")
+    idx.encoder.encode_queries(["warm up"])
     return idx
 
 
@@ -134,6 +137,7 @@ def forget_indexes() -> None:
     _load_index.clear()
     index_stats.clear()
     search_columns.clear()
+    sentence_snippets.clear()
 
 
 def index_key(idx: Index) -> tuple[str, int]:
@@ -147,6 +151,25 @@ def index_stats(_idx: Index, key: tuple[str, int]) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ search
+MAX_SENTENCE_HITS = 10  # the dense column's best sentence is found for its first hits only
+
+
+@dataclass(frozen=True)
+class Request:
+    """One search as the page asks for it (hashable: the cache key of its results)."""
+
+    query: str
+    k: int = 10
+    rerank: bool = False
+    lang: str | None = None
+    file_type: str | None = None
+    path_prefix: str | None = None
+
+    @property
+    def filters(self) -> Filters:
+        return Filters(lang=self.lang, file_type=self.file_type, path_prefix=self.path_prefix)
+
+
 @dataclass
 class Column:
     """One retriever's results as the page shows them."""
@@ -154,6 +177,7 @@ class Column:
     mode: SearchMode
     hits: list[Hit] = field(default_factory=list)
     snippets: list[str] = field(default_factory=list)  # escaped HTML, one per hit
+    lexical: list[list[Span]] = field(default_factory=list)  # query-term spans in each hit's text
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None
 
@@ -165,46 +189,64 @@ def _analyzer():
     return Analyzer()
 
 
-def _snippets(idx: Index, mode: SearchMode, query: str, lang: str | None, hits: list[Hit]) -> list[str]:
-    texts = [h.text for h in hits]
-    lexical: list[list[tuple[int, int]]] = [[] for _ in hits]
-    if mode in ("bm25", "hybrid"):
-        terms = idx.bm25.query_terms(query, lang)
-        analyzer = _analyzer()
-        lexical = [lexical_spans(h.text, terms, lambda w, lg=h.lang: analyzer.analyze(w, lg)) for h in hits]
-    sentences: list[tuple[int, int] | None] = [None] * len(hits)
-    if mode in ("dense", "hybrid"):
-        sentences = best_sentences(idx.encoder, query, texts, only_cached=mode == "hybrid")
-    return [
-        to_html(make_snippet(t, lex, sent)) for t, lex, sent in zip(texts, lexical, sentences, strict=True)
-    ]
+def _lexical(idx: Index, query: str, lang: str | None, hits: list[Hit]) -> list[list[Span]]:
+    terms = idx.bm25.query_terms(query, lang)
+    analyzer = _analyzer()
+    return [lexical_spans(h.text, terms, lambda w, lg=h.lang: analyzer.analyze(w, lg)) for h in hits]
 
 
-def _column(idx: Index, mode: SearchMode, query: str, k: int, rerank: bool, filters: Filters) -> Column:
+def _column(idx: Index, mode: SearchMode, request: Request) -> Column:
     try:
-        result = idx.search(query, mode=mode, k=k, rerank=rerank, filters=filters)
+        result = idx.search(
+            request.query, mode=mode, k=request.k, rerank=request.rerank, filters=request.filters
+        )
         t0 = time.perf_counter()
-        snippets = _snippets(idx, mode, result.query, filters.lang, result.hits)
+        lexical = (
+            [[] for _ in result.hits]
+            if mode == "dense"
+            else _lexical(idx, result.query, request.lang, result.hits)
+        )
     except E5SearchError as exc:
         return Column(mode, error=str(exc))
+    snippets = [to_html(make_snippet(h.text, lex)) for h, lex in zip(result.hits, lexical, strict=True)]
     timings = dict(result.timings_ms, highlight=(time.perf_counter() - t0) * 1e3)
-    return Column(mode, result.hits, snippets, timings)
+    return Column(mode, result.hits, snippets, lexical, timings)
 
 
 @st.cache_data(show_spinner="Searching ...", max_entries=256)
-def search_columns(
-    _idx: Index,
-    key: tuple[str, int],
-    query: str,
-    k: int,
-    rerank: bool,
-    lang: str | None,
-    file_type: str | None,
-    path_prefix: str | None,
-) -> dict[str, Column]:
-    """BM25, dense and hybrid results for one query, each with snippets; errors are returned, not raised."""
-    filters = Filters(lang=lang, file_type=file_type, path_prefix=path_prefix)
-    return {mode: _column(_idx, mode, query, k, rerank, filters) for mode in MODES}
+def search_columns(_idx: Index, key: tuple[str, int], request: Request) -> dict[str, Column]:
+    """BM25, dense and hybrid results, with lexical highlights; errors are returned, not raised.
+
+    ``key`` is :func:`index_key` (the cache key standing for ``_idx``).
+    """
+    return {mode: _column(_idx, mode, request) for mode in MODES}
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def sentence_snippets(
+    _idx: Index, key: tuple[str, int], request: Request
+) -> dict[str, tuple[list[str], float]]:
+    """Snippets that also mark each hit's best-matching sentence, per column, with the milliseconds it took.
+
+    Separate from :func:`search_columns` because it runs the model over the hits' sentences: the page shows
+    the results first and then redraws the dense (and hybrid) cards with these. The hybrid column reuses
+    sentences the dense column encoded and encodes none of its own.
+    """
+    columns = search_columns(_idx, key, request)
+    out: dict[str, tuple[list[str], float]] = {}
+    for mode in ("dense", "hybrid"):
+        column = columns[mode]
+        if column.error or not column.hits:
+            continue
+        t0 = time.perf_counter()
+        texts = [h.text for h in column.hits[:MAX_SENTENCE_HITS]]
+        best = best_sentences(_idx.encoder, request.query, texts, only_cached=mode == "hybrid")
+        snippets = list(column.snippets)
+        for i, sentence in enumerate(best):
+            if sentence is not None:
+                snippets[i] = to_html(make_snippet(texts[i], column.lexical[i], sentence))
+        out[mode] = (snippets, (time.perf_counter() - t0) * 1e3)
+    return out
 
 
 def chunk_details(idx: Index, chunk_id: int) -> dict:
@@ -217,12 +259,14 @@ class Example:
     text: str
     lang: str | None = None
     note: str | None = None
+    expected: tuple[str, ...] = ()  # documents that answer it
 
 
 def example_queries(source_root: str | None) -> list[Example]:
     """Example queries for an indexed folder ``X``, read from ``X_queries.jsonl`` beside it, if there is one.
 
-    Each line is a JSON object with ``text`` (or ``query``) and optionally ``lang`` and ``note``.
+    Each line is a JSON object with ``text`` (or ``query``) and optionally ``lang``, ``note`` and ``expected``
+    (the documents that answer it).
     """
     if not source_root:
         return []
@@ -240,5 +284,13 @@ def example_queries(source_root: str | None) -> list[Example]:
             continue
         if isinstance(text, str) and text.strip():
             note = obj.get("note") or obj.get("description")
-            out.append(Example(text, obj.get("lang"), note if isinstance(note, str) else None))
+            expected = obj.get("expected") or ()
+            out.append(
+                Example(
+                    text,
+                    obj.get("lang"),
+                    note if isinstance(note, str) else None,
+                    tuple(str(e) for e in expected) if isinstance(expected, list) else (),
+                )
+            )
     return out
