@@ -156,7 +156,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"source     {stats['source_root']}")
     print(f"model      {model.get('model')} (dim {model.get('dim')}, fingerprint {model.get('fingerprint')})")
     print(f"contents   {stats['files']} files, {stats['documents']} documents, {stats['chunks']} chunks, "
-          f"{stats['vectors']} vectors ({stats['dense_kind']})")
+          f"{stats['vectors']} vectors ({stats['dense_kind']}, faiss on {stats['faiss_device']})")
     print("languages  " + ", ".join(f"{k}: {v}" for k, v in sorted(stats["document_languages"].items())))
     print("file types " + ", ".join(f"{k}: {v}" for k, v in sorted(stats["file_types"].items())))
     print(f"on disk    {sum(stats['sizes_on_disk'].values()) / 1e6:.1f} MB")

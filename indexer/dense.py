@@ -35,6 +35,17 @@ class DenseIndex:
         self.flat = flat
         self.ann = ann
         self.ef_search = ef_search
+        self._gpu: Any | None = None  # a GPU copy of the exact index, for unfiltered search
+
+    @property
+    def device(self) -> str:
+        return "gpu" if self._gpu is not None else "cpu"
+
+    def to_gpu(self) -> bool:
+        """Search the exact index on all GPUs when the faiss GPU build sees one; returns whether it moved."""
+        if self.ann is None and gpu_available() and len(self):
+            self._gpu = faiss.index_cpu_to_all_gpus(self.flat)
+        return self._gpu is not None
 
     @classmethod
     def empty(cls, dim: int) -> DenseIndex:
@@ -56,13 +67,13 @@ class DenseIndex:
             return
         assert vectors.shape == (len(ids), self.dim), (vectors.shape, len(ids), self.dim)
         self.flat.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
-        self.ann = None  # stale: rebuilt by build_ann()
+        self.ann = self._gpu = None  # stale: rebuilt by build_ann()
 
     def remove(self, ids: Collection[int]) -> int:
         if not ids:
             return 0
         removed = int(self.flat.remove_ids(np.fromiter(ids, dtype=np.int64)))
-        self.ann = None
+        self.ann = self._gpu = None
         return removed
 
     def ids(self) -> np.ndarray:
@@ -91,6 +102,9 @@ class DenseIndex:
         k = max(1, min(k, len(self))) if len(self) else 1
         if len(self) == 0:
             return np.full((len(queries), k), -1, np.int64), np.zeros((len(queries), k), np.float32)
+        if allowed is None and self._gpu is not None:
+            scores, ids = self._gpu.search(queries, k)
+            return ids, scores
         index = self.ann if self.ann is not None else self.flat
         params = None
         if allowed is not None:

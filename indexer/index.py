@@ -62,6 +62,7 @@ class Index:
         gen = manifest["generation"]
         self.dense = DenseIndex.load(self.layout.dense(gen), self.layout.hnsw(gen),
                                      ef_search=manifest["config"].get("hnsw_ef_search", 128))
+        self.dense.to_gpu()
         self._doc_keys: dict[int, str] | None = None
 
     @classmethod
@@ -307,7 +308,7 @@ class Index:
             n_chunks = session.scalar(select(func.count()).select_from(ChunkRow))
         return {
             "index": str(self.dir), "files": n_files, "documents": n_docs, "chunks": n_chunks,
-            "vectors": len(self.dense), "dense_kind": self.dense.kind, "chunk_languages": langs,
+            "vectors": len(self.dense), "dense_kind": self.dense.kind, "faiss_device": self.dense.device, "chunk_languages": langs,
             "document_languages": doc_langs, "file_types": types, "skipped": skipped,
             "model": self.manifest.get("model"), "source_root": self.manifest.get("source_root"),
             "config": self.manifest.get("config"), "versions": self.manifest.get("versions"),
