@@ -137,6 +137,15 @@ def test_reranked_retrievers(tmp_path: Path):
     assert got["significance"]["baseline"] == "bm25+rerank"  # no plain bm25: the first retriever is the baseline
 
 
+def test_bm25_alone_encodes_nothing_and_scores_the_same(tmp_path: Path, result: dict):
+    enc = FakeEncoder(dim=DIM)
+    got = evaluate(TINY, retrievers=["bm25"], index_cache_dir=tmp_path, encoder=enc, n_resamples=2000)
+    assert enc.calls == []
+    for key in (*METRICS, "ci95"):
+        assert got["results"]["bm25"][key] == result["results"]["bm25"][key]
+    assert got["config"]["encoder"]["fingerprint"] == f"fake-{DIM}-128-lexical"
+
+
 def test_subset_run(tmp_path: Path):
     got = evaluate(TINY, retrievers=["bm25"], index_cache_dir=tmp_path, encoder=FakeEncoder(dim=DIM),
                    max_queries=3, max_docs=6, n_resamples=100)
