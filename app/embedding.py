@@ -39,9 +39,11 @@ class QueryMemo:
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:
             missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
-        vecs = self.inner.encode_queries(missing) if missing else []  # (n_missing, dim)
+        if missing:
+            vecs = self.inner.encode_queries(missing)  # (n_missing, dim)
+            with self._lock:
+                self._memo.update(zip(missing, vecs, strict=True))
         with self._lock:
-            self._memo.update(zip(missing, vecs, strict=True))
             out = np.stack([self._memo[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
             while len(self._memo) > self._size:
                 self._memo.popitem(last=False)

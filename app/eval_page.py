@@ -50,12 +50,16 @@ def _form() -> None:
                 st.error(str(exc))
 
 
+def _three_decimals(columns) -> dict:
+    return {c: st.column_config.NumberColumn(format="%.3f") for c in columns}
+
+
 def _results(result: dict) -> None:
     st.subheader(
         f"{result['dataset']} ({result['split']}): {result['n_queries']} queries, {result['n_docs']} documents"
     )
     rows = evaluation.summary_rows(result)
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(rows, hide_index=True, width="stretch", column_config=_three_decimals(evaluation.HEADLINE))
     chart = pd.DataFrame(
         [{m: r[m] for m in evaluation.HEADLINE} for r in rows], index=[r["retriever"] for r in rows]
     )
@@ -82,7 +86,10 @@ def _results(result: dict) -> None:
         format_func=lambda w: w if w in ("all", evaluation.TIE) else f"{w} wins",
     )
     st.dataframe(
-        [r for r in per_query if show == "all" or r["wins"] == show], hide_index=True, width="stretch"
+        [r for r in per_query if show == "all" or r["wins"] == show],
+        hide_index=True,
+        width="stretch",
+        column_config=_three_decimals((left, right, "difference")),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import datetime
 
 from app.compare import movement
 from indexer.types import Hit
@@ -71,9 +72,9 @@ def hit_card(hit: Hit, snippet_html: str, k: int) -> str:
         f"{_move_html(movement(hit.rank, hit.prev_rank, k))}"
         f'<span class="e5-score" title="score">{hit.score:.4f}</span>'
         f'<span class="e5-lang" title="language of this chunk">{esc(hit.lang)}</span></div>'
-        f'<div class="e5-title">{esc(hit.title) or where}</div>'
+        f'<div class="e5-title" dir="auto">{esc(hit.title) or where}</div>'
         f'<div class="e5-path">{where}</div>'
-        f'<div class="e5-snippet">{snippet_html}</div>'
+        f'<div class="e5-snippet" dir="auto">{snippet_html}</div>'
         "</div>"
     )
 
@@ -91,7 +92,12 @@ def timing_line(timings_ms: dict[str, float]) -> str:
 
 def text_block(text: str, css_class: str = "e5-text") -> str:
     """A chunk's full text, escaped, line breaks kept."""
-    return f'<div class="{css_class}">{html.escape(text)}</div>'
+    return f'<div class="{css_class}" dir="auto">{html.escape(text)}</div>'
+
+
+def timestamp(seconds: float) -> str:
+    """A file's modification time, in the server's local time."""
+    return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M")
 
 
 def megabytes(n_bytes: int) -> str:

@@ -116,8 +116,9 @@ def _column(column: service.Column, k: int, filtered: bool) -> _Slots:
     if column.error:
         st.warning(column.error)
         return _Slots()
-    slots = _Slots(st.empty())
-    slots.timing.caption(render.timing_line(column.timings_ms))
+    timing = st.empty()
+    timing.caption(render.timing_line(column.timings_ms))
+    slots = _Slots(timing)
     if not column.hits:
         st.info("No results" + (" with these filters." if filtered else "."))
     for hit, snippet in zip(column.hits, column.snippets, strict=True):
@@ -140,8 +141,9 @@ def _mark_sentences(idx, key, request: service.Request, columns: dict, slots: di
         column = columns[mode]
         for slot, hit, snippet in zip(slots[mode].cards, column.hits, snippets, strict=True):
             slot.html(render.hit_card(hit, snippet, request.k))
-        if slots[mode].timing is not None:
-            slots[mode].timing.caption(render.timing_line({**column.timings_ms, "sentences": ms}))
+        timing = slots[mode].timing
+        if timing is not None:
+            timing.caption(render.timing_line({**column.timings_ms, "sentences": ms}))
 
 
 def _opened(idx) -> None:
@@ -173,7 +175,7 @@ def _opened(idx) -> None:
             "file type": doc["file_type"],
             "characters": doc["n_chars"],
             "file size": render.megabytes(doc["size"]),
-            "modified": doc["mtime"],
+            "modified": render.timestamp(doc["mtime"]),
             "id": doc["external_id"],
         }
         st.dataframe(
@@ -209,7 +211,7 @@ def show() -> None:
         st.error(errors.pop())
         return
     _agreement_row(columns)
-    slots = {}
+    slots: dict[str, _Slots] = {}
     for col, column in zip(st.columns(3, gap="medium"), columns.values(), strict=True):
         with col:
             slots[column.mode] = _column(column, ss.k, bool(lang or file_type or prefix))

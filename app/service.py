@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import streamlit as st
@@ -79,7 +79,7 @@ def reranker() -> tuple[Reranker | None, str | None]:
 
 def read_manifest_of(index_dir: Path) -> dict:
     """The manifest of the index at ``index_dir``; IndexStateError if there is none (yet)."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import DBAPIError
     from sqlalchemy.orm import Session
 
     from indexer.store import open_engine, read_manifest
@@ -93,7 +93,7 @@ def read_manifest_of(index_dir: Path) -> dict:
     try:
         with Session(engine) as session:
             manifest = read_manifest(session)
-    except SQLAlchemyError as exc:
+    except DBAPIError as exc:
         raise IndexStateError(
             f"{Layout(index_dir).db} is not a readable e5search index ({exc.orig})"
         ) from exc
@@ -192,7 +192,7 @@ def _analyzer():
 def _lexical(idx: Index, query: str, lang: str | None, hits: list[Hit]) -> list[list[Span]]:
     terms = idx.bm25.query_terms(query, lang)
     analyzer = _analyzer()
-    return [lexical_spans(h.text, terms, lambda w, lg=h.lang: analyzer.analyze(w, lg)) for h in hits]
+    return [lexical_spans(h.text, terms, partial(analyzer.analyze, lang=h.lang)) for h in hits]
 
 
 def _column(idx: Index, mode: SearchMode, request: Request) -> Column:

@@ -97,8 +97,14 @@ def test_search_fills_three_columns_with_the_expected_documents(monkeypatch, fak
     assert '<mark class="e5-lex">' in columns["BM25"][0]
     # per-stage latency under each column, agreement between the columns
     timings = [t for t in texts(at.caption) if "total" in t and " ms" in t]
-    assert len(timings) == 3 and "BM25 search" in timings[0] and "encode" in timings[1] and "fuse" in timings[2]
-    assert [m.label for m in at.metric] == ["BM25 ∩ Dense (E5)", "BM25 ∩ Hybrid (RRF)", "Dense (E5) ∩ Hybrid (RRF)"]
+    assert (
+        len(timings) == 3 and "BM25 search" in timings[0] and "encode" in timings[1] and "fuse" in timings[2]
+    )
+    assert [m.label for m in at.metric] == [
+        "BM25 ∩ Dense (E5)",
+        "BM25 ∩ Hybrid (RRF)",
+        "Dense (E5) ∩ Hybrid (RRF)",
+    ]
     assert all("shared" in m.value for m in at.metric)
     assert any(t.startswith("Kendall τ") for t in texts(at.caption))
 
@@ -130,10 +136,13 @@ def test_url_restores_query_and_settings(monkeypatch, fake_index):
     assert all("recipes/" in card for c in columns.values() for card in c)
 
 
-@pytest.mark.parametrize(("key", "value", "needle"), [
-    ("lang", "de", '<span class="e5-lang" title="language of this chunk">de</span>'),
-    ("file_type", "md", ".md"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "needle"),
+    [
+        ("lang", "de", '<span class="e5-lang" title="language of this chunk">de</span>'),
+        ("file_type", "md", ".md"),
+    ],
+)
 def test_filters_restrict_every_column(monkeypatch, fake_index, key, value, needle):
     at = search(start(monkeypatch, fake_index), "Kaffee coffee Bohnen beans")
     at.selectbox(key=key).set_value(value).run()
@@ -209,8 +218,15 @@ def test_rerank_shows_how_far_each_hit_moved(monkeypatch, fake_index, tiny_reran
     shown = column_cards(at)["BM25"]
     assert len(shown) == len(expected)
     for hit, card in zip(expected, shown, strict=True):
-        label = ("new" if hit.prev_rank > 5 else "=" if hit.prev_rank == hit.rank
-                 else f"▲{hit.prev_rank - hit.rank}" if hit.prev_rank > hit.rank else f"▼{hit.rank - hit.prev_rank}")
+        label = (
+            "new"
+            if hit.prev_rank > 5
+            else "="
+            if hit.prev_rank == hit.rank
+            else f"▲{hit.prev_rank - hit.rank}"
+            if hit.prev_rank > hit.rank
+            else f"▼{hit.rank - hit.prev_rank}"
+        )
         assert f">{label}</span>" in card, (label, card[:200])
         assert hit.doc_path in card
     assert any("rerank" in t for t in texts(at.caption) if "total" in t)
@@ -274,10 +290,13 @@ def test_remove_index_asks_for_confirmation(monkeypatch, tmp_path, corpus_copy):
     assert corpus_copy.joinpath("en_coffee.md").exists()  # the documents are not touched
 
 
-@pytest.mark.parametrize(("folder", "message"), [
-    ("/no/such/folder", "does not exist"),
-    (str(CORPUS / "en_coffee.md"), "is a file"),
-])
+@pytest.mark.parametrize(
+    ("folder", "message"),
+    [
+        ("/no/such/folder", "does not exist"),
+        (str(CORPUS / "en_coffee.md"), "is a file"),
+    ],
+)
 def test_bad_folder_gets_a_clear_message(monkeypatch, tmp_path, folder, message):
     at = to_index_page(start(monkeypatch, tmp_path / "index"))
     at.text_input(key="folder").input(folder).run()

@@ -23,8 +23,16 @@ from tests.app.conftest import CORPUS
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 QUERY = "How are coffee beans roasted?"
 EXPECTED = ("en_coffee.md", "recipes/espresso.md", "de_kaffee.txt")  # every column's top 3 holds one of these
 
@@ -73,9 +81,24 @@ def app_url(real_index: Path, default_model_path: Path, tiny_reranker: Path, tmp
     env = {**os.environ, "E5SEARCH_HOME": str(default_model_path.parents[1])}
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "e5search", "app", "--index", str(real_index), "--port", str(port), "--headless",
-         "--reranker", str(tiny_reranker)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "e5search",
+            "app",
+            "--index",
+            str(real_index),
+            "--port",
+            str(port),
+            "--headless",
+            "--reranker",
+            str(tiny_reranker),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -113,8 +136,11 @@ def test_search_rerank_and_screenshot_in_a_real_browser(app_url: str, tmp_path: 
     playwright = pytest.importorskip("playwright.sync_api")
     with playwright.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1600, "height": 1100},
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1600, "height": 1100},
         )
         try:
             page = context.new_page()
@@ -139,7 +165,9 @@ def test_search_rerank_and_screenshot_in_a_real_browser(app_url: str, tmp_path: 
 
             page.get_by_text("Rerank (cross-encoder)").click()
             page.wait_for_selector("[class^='e5-move-']", timeout=120_000)
-            page.wait_for_function("new URLSearchParams(location.search).get('rerank') === '1'", timeout=30_000)
+            page.wait_for_function(
+                "new URLSearchParams(location.search).get('rerank') === '1'", timeout=30_000
+            )
             page.wait_for_function("document.querySelectorAll('.e5-hit').length >= 9", timeout=60_000)
             assert "rerank" in " ".join(page.locator("[data-testid='stCaptionContainer']").all_inner_texts())
             _screenshot(page, ARTIFACTS / "app-search-rerank.png")

@@ -55,7 +55,12 @@ def test_other_scripts_are_words(word):
 def test_sentence_spans_cover_scripts_and_lines():
     text = "First sentence. Second one!\nA line\n\n日本語の文。次の文。"
     assert marked(text, highlight.sentence_spans(text)) == [
-        "First sentence.", "Second one!", "A line", "日本語の文。", "次の文。"]
+        "First sentence.",
+        "Second one!",
+        "A line",
+        "日本語の文。",
+        "次の文。",
+    ]
 
 
 def test_snippet_window_shows_the_focus():
@@ -99,17 +104,33 @@ def test_overlap_and_agreements():
     assert overlap(cols["A"], cols["B"]) == 2
     rows = agreements(cols)
     assert [(r.left, r.right, r.shared, r.k, r.tau) for r in rows] == [
-        ("A", "B", 2, 3, -1.0), ("A", "C", 0, 3, None), ("B", "C", 1, 3, None)]
+        ("A", "B", 2, 3, -1.0),
+        ("A", "C", 0, 3, None),
+        ("B", "C", 1, 3, None),
+    ]
 
 
 def test_movement_labels():
-    assert [movement(1, 4, 5), movement(4, 1, 5), movement(2, 2, 5), movement(1, 6, 5)] == ["▲3", "▼3", "=", "new"]
+    assert [movement(1, 4, 5), movement(4, 1, 5), movement(2, 2, 5), movement(1, 6, 5)] == [
+        "▲3",
+        "▼3",
+        "=",
+        "new",
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ URL state
 def test_url_state_round_trips():
-    state = urlstate.PageState(page="search", query="Wie entsteht Kaffee? & más", k=20, rerank=True, lang="de",
-                               file_type="md", path_prefix="docs/", opened=42)
+    state = urlstate.PageState(
+        page="search",
+        query="Wie entsteht Kaffee? & más",
+        k=20,
+        rerank=True,
+        lang="de",
+        file_type="md",
+        path_prefix="docs/",
+        opened=42,
+    )
     assert urlstate.from_params(urlstate.to_params(state)) == state
     assert urlstate.to_params(urlstate.PageState()) == {}
 
@@ -134,26 +155,43 @@ def test_progress_clock_gives_overall_fraction_and_eta():
 
 
 def test_hit_card_escapes_document_fields():
-    hit = Hit(rank=2, score=0.5, chunk_id=7, doc_path="a/<b>.md", title="<i>T</i>", text="x", lang="de",
-              heading_path=("<h1>",), prev_rank=5)
+    hit = Hit(
+        rank=2,
+        score=0.5,
+        chunk_id=7,
+        doc_path="a/<b>.md",
+        title="<i>T</i>",
+        text="x",
+        lang="de",
+        heading_path=("<h1>",),
+        prev_rank=5,
+    )
     html = render.hit_card(hit, "snippet", k=10)
     assert "&lt;b&gt;.md" in html and "&lt;i&gt;T&lt;/i&gt;" in html and "&lt;h1&gt;" in html
     assert "<i>" not in html and "▲3" in html
 
 
 def test_timing_line_orders_stages_and_totals():
-    line = render.timing_line({"encode_query": 12.34, "dense_search": 1.5, "hydrate": 3.0, "total": 17.0,
-                               "highlight": 2.0})
+    line = render.timing_line(
+        {"encode_query": 12.34, "dense_search": 1.5, "hydrate": 3.0, "total": 17.0, "highlight": 2.0}
+    )
     assert line == "encode 12 ms · dense search 1.5 ms · fetch 3.0 ms · highlight 2.0 ms · total 19 ms"
 
 
 def test_example_queries_are_read_beside_the_folder(tmp_path):
     (tmp_path / "docs").mkdir()
-    lines = [{"text": "Wie entsteht Kaffee?", "lang": "de", "expected": ["en_coffee.md"]}, "not json",
-             {"query": "tea", "note": "short"}, {"text": ""}]
+    lines = [
+        {"text": "Wie entsteht Kaffee?", "lang": "de", "expected": ["en_coffee.md"]},
+        "not json",
+        {"query": "tea", "note": "short"},
+        {"text": ""},
+    ]
     (tmp_path / "docs_queries.jsonl").write_text(
-        "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines), encoding="utf-8")
+        "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines), encoding="utf-8"
+    )
     assert service.example_queries(str(tmp_path / "docs")) == [
-        service.Example("Wie entsteht Kaffee?", "de", None, ("en_coffee.md",)), service.Example("tea", None, "short")]
+        service.Example("Wie entsteht Kaffee?", "de", None, ("en_coffee.md",)),
+        service.Example("tea", None, "short"),
+    ]
     assert service.example_queries(str(tmp_path / "elsewhere")) == []
     assert service.example_queries(None) == []
