@@ -20,23 +20,26 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from eval.run import RETRIEVERS
+    from eval.run import RETRIEVERS, parse_retrievers
 
     g = parser.add_argument_group("BEIR evaluation")
     g.add_argument("--dataset", type=Path, help="BEIR folder: corpus.jsonl[.gz], queries.jsonl, qrels/SPLIT.tsv")
     g.add_argument("--split", default="test", help="qrels split (default: %(default)s)")
-    g.add_argument("--retrievers", type=_csv, default=("bm25", "dense", "hybrid"),
+    g.add_argument("--retrievers", type=parse_retrievers, default=("bm25", "dense", "hybrid"),
                    help=f"comma-separated, from {','.join(RETRIEVERS)} (default: bm25,dense,hybrid)")
     g.add_argument("--model", help="embedding model: folder, hub id, or the default")
-    g.add_argument("--reranker", help="CrossEncoder folder or hub id, for the +rerank retrievers")
+    g.add_argument("--reranker", help="CrossEncoder folder or hub id for the +rerank retrievers "
+                   "(default: $E5SEARCH_RERANKER)")
     g.add_argument("--k", type=int, default=100, help="documents retrieved per query (default: %(default)s)")
     g.add_argument("--max-queries", type=int, help="evaluate a seeded sample of N queries")
     g.add_argument("--max-docs", type=int, help="corpus subset: judged docs of the kept queries + a sample")
     g.add_argument("--seed", type=int, default=0, help="for subsets, bootstrap and randomisation tests")
     g.add_argument("--allow-unknown-ids", action="store_true",
                    help="warn instead of failing when qrels name ids the dataset lacks")
-    g.add_argument("--json", dest="json_out", type=Path, help="write the full result as JSON here")
-    g.add_argument("--report", type=Path, help="write a Markdown report here (and a PNG chart beside it)")
+    g.add_argument("--json", dest="json_out", type=Path, metavar="OUT.json",
+                   help="write the full result (with per-query values) as JSON here")
+    g.add_argument("--report", type=Path, metavar="OUT.md",
+                   help="write a Markdown report here (and OUT.png, the chart, beside it)")
     g.add_argument("--cache-dir", type=Path, help="where eval indexes live (default: the e5search cache)")
     g.add_argument("--batch-size", type=int, default=32, help="encoder batch size (default: %(default)s)")
     g.add_argument("--device", help="torch device for the encoder (default: automatic)")
@@ -66,11 +69,13 @@ def run_dataset(args: argparse.Namespace) -> int:
     from eval.run import EvalConfig, evaluate_config
     from indexer.config import DEFAULT_MODEL
     from indexer.errors import ConfigError
+    from indexer.rerank import default_reranker
 
     if args.dataset is None:
         raise ConfigError("give --dataset DIR (a BEIR folder) or --suite multilingual --out DIR")
     config = EvalConfig(
-        split=args.split, retrievers=args.retrievers, model=args.model or DEFAULT_MODEL, reranker=args.reranker,
+        split=args.split, retrievers=args.retrievers, model=args.model or DEFAULT_MODEL,
+        reranker=args.reranker or default_reranker(),
         k=args.k, max_queries=args.max_queries, max_docs=args.max_docs, seed=args.seed,
         on_unknown="warn" if args.allow_unknown_ids else "error", batch_size=args.batch_size,
     )

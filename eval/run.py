@@ -132,11 +132,10 @@ def split_name(name: str) -> tuple[str, bool]:
 
 
 def cache_root() -> Path:
-    try:
-        from indexer.models import cache_home
-    except ImportError:
-        return Path(os.environ.get("E5SEARCH_HOME", "~/.cache/e5search")).expanduser()
-    return Path(cache_home())
+    """e5search's cache folder (``$E5SEARCH_HOME``, else ``~/.cache/e5search``); eval indexes go under it."""
+    from indexer.models import cache_home
+
+    return cache_home()
 
 
 def prepare_index(corpus: Corpus, dataset_name: str, encoder: TextEncoder, config: EvalConfig,
