@@ -88,7 +88,7 @@ def _settings_row(stats: dict, has_reranker: bool, why_not: str | None) -> None:
         "▲/▼ show how far a hit moved, 'new' that it was below the top k before",
     )
     if why_not:
-        rerank_col.caption("Reranking is off: no cross-encoder configured (hover ⓘ for how to add one).")
+        rerank_col.caption(f"Reranking is off: {why_not}")
 
 
 def _agreement_row(columns: dict[str, service.Column]) -> None:

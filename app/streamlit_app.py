@@ -20,7 +20,18 @@ PAGE_TITLES = {"search": "Search", "index": "Index", "evaluate": "Evaluation"}
 _PAGES = {"search": search_page.show, "index": index_page.show, "evaluate": eval_page.show}
 ANY = search_page.ANY
 # Widget values kept across pages (Streamlit forgets the value of a widget that a run does not draw).
-_KEPT = ("query", "k", "rerank", "lang", "file_type", "path_prefix", "opened", "folder", "target_index")
+_KEPT = (
+    "query",
+    "k",
+    "rerank",
+    "lang",
+    "file_type",
+    "path_prefix",
+    "opened",
+    "folder",
+    "target_index",
+    "eval_folder",
+)
 
 
 def _init_state() -> None:

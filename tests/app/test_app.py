@@ -317,3 +317,14 @@ def test_evaluation_page_scores_the_retrievers(monkeypatch, tmp_path):
     per_query = at.dataframe[1].value
     assert sorted(per_query["query id"]) == ["q1", "q2", "q3", "q4"]
     assert set(per_query["wins"]) <= {"bm25", "dense", "tie"}
+
+
+def test_switching_pages_keeps_the_search(monkeypatch, fake_index):
+    at = search(start(monkeypatch, fake_index), "coffee")
+    at.selectbox(key="k").set_value(5).run()
+    to_index_page(at)
+    at.radio(key="page").set_value("search").run()
+    assert at.text_input(key="query").value == "coffee"
+    assert at.selectbox(key="k").value == 5
+    assert all(1 <= len(c) <= 5 for c in column_cards(at).values())
+    assert len(column_cards(at)["Dense (E5)"]) == 5

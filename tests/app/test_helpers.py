@@ -195,3 +195,31 @@ def test_example_queries_are_read_beside_the_folder(tmp_path):
     ]
     assert service.example_queries(str(tmp_path / "elsewhere")) == []
     assert service.example_queries(None) == []
+
+
+def test_unreadable_folder_gets_a_clear_message(tmp_path, monkeypatch):
+    def denied(path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(indexing.os, "scandir", denied)
+    with pytest.raises(
+        indexing.ConfigError, match="cannot be read \\(Permission denied\\): fix its permissions"
+    ):
+        indexing.resolve_folder(str(tmp_path))
+    assert indexing.subfolders(tmp_path) == []
+
+
+def test_remove_index_deletes_only_index_files(tmp_path):
+    from indexer.build import build_index
+    from tests.fakes import FakeEncoder
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("Kaffee und Kuchen.\n", encoding="utf-8")
+    index_dir = tmp_path / "index"
+    build_index(tmp_path / "docs", index_dir, encoder=FakeEncoder())
+    (index_dir / "my-notes.txt").write_text("not part of the index", encoding="utf-8")
+    removed = indexing.remove_index(index_dir)
+    assert "index.sqlite" in removed and "my-notes.txt" not in removed
+    assert sorted(p.name for p in index_dir.iterdir()) == ["my-notes.txt"]
+    with pytest.raises(indexing.IndexStateError, match="nothing to remove"):
+        indexing.remove_index(tmp_path / "docs")
