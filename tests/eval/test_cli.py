@@ -48,3 +48,12 @@ def test_eval_needs_a_dataset_or_a_suite():
 def test_standalone_main_reports_errors_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture):
     assert cli.main(["--dataset", str(TINY), "--split", "train", "--cache-dir", str(tmp_path)]) == 2
     assert "splits present: dev, malformed, test, unknown" in capsys.readouterr().err
+
+
+def test_suite_from_the_command_line(data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    args = parse(["--suite", "multilingual", "--out", str(tmp_path / "suite"), "--data-root", str(data_root),
+                  "--parts", "bitext,sts", "--bitext-languages", "deu", "--cache-dir", str(tmp_path / "work")])
+    assert cli.run(args) == 0
+    assert "multilingual.md" in capsys.readouterr().out
+    result = json.loads((tmp_path / "suite" / "multilingual.json").read_text(encoding="utf-8"))
+    assert set(result) == {"config", "bitext", "sts"}
