@@ -8,6 +8,7 @@ import sys
 import unicodedata
 from collections import Counter
 
+import numpy as np
 import pytest
 import regex
 
@@ -89,8 +90,9 @@ def test_fast_split_agrees_with_exact_split() -> None:
     assert bm25_module._RE_W_DIFFERS.match(chr(0x10000)) and bm25_module._RE_W_DIFFERS.match(
         chr(sys.maxunicode)
     )
-    text = "a.1 1.a x'y 1'000 'quoted' e.g. ..a..b.. ,1,2, foo_bar_ __x__ naïve ΑΒΓ.δ"
-    assert bm25_module._words(text) == bm25_module._TOKEN.findall(text)
+    text = "a.1 1.a x'y 1'000 'quoted' e.g. ..a..b.. ,1,2, foo_bar_ __x__ naïve ΑΒΓ.δ – “ok”"
+    assert not bm25_module._NEEDS_SLOW_PATH.search(text)
+    assert bm25_module._TOKEN_RE.findall(text) == bm25_module._TOKEN.findall(text)
 
 
 # -- BM25 scores ---------------------------------------------------------------------------------------------------
@@ -251,3 +253,27 @@ def test_query_terms_are_deduplicated_across_languages() -> None:
     index = BM25Index.build(list(range(4)), ["cat"] * 4, ["en", "en", "de", "de"])
     terms = index.query_terms("cats cats", lang="en")
     assert len(terms) == len(set(terms)) and "cat" in terms
+
+
+def test_analyzer_shared_between_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"running{i} dogs{i % 97} houses{i % 13} the quick studies" for i in range(400)]
+    expected = [Analyzer().analyze(t, "en") for t in texts]
+    shared = Analyzer()
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(lambda t: shared.analyze(t, "en"), texts)) == expected
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_top_positions_matches_a_full_sort(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 5000))
+    scores = np.round(rng.random(n) * rng.integers(1, 20), 1)  # few distinct values: many ties
+    scores[rng.random(n) < rng.random()] = 0.0
+    for k in (1, 10, 100, n + 5):
+        expected = [i for i in np.lexsort((np.arange(n), -scores)) if scores[i] > 0][:k]
+        assert bm25_module._top_positions(scores, k).tolist() == expected
+    same = np.ones(1000)
+    assert bm25_module._top_positions(same, 10).tolist() == list(range(10))
+    assert bm25_module._top_positions(np.zeros(10), 3).tolist() == []
