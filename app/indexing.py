@@ -100,7 +100,9 @@ def index_folder(folder: Path, index_dir: Path, progress: Progress | None = None
     """Index ``folder`` into ``index_dir`` (incrementally) with the model the index records, or the default."""
     config = config_for(index_dir)
     encoder = service.load_encoder(config.model)
-    return build_index(folder, index_dir, config, encoder=encoder, progress=progress)
+    summary = build_index(folder, index_dir, config, encoder=encoder, progress=progress)
+    service.forget_indexes()  # the previous generation's files are gone: free what was loaded from them
+    return summary
 
 
 def source_of(index_dir: Path) -> Path | None:

@@ -104,7 +104,7 @@ def read_manifest_of(index_dir: Path) -> dict:
     return manifest
 
 
-@st.cache_resource(show_spinner="Opening the index ...", max_entries=8)
+@st.cache_resource(show_spinner="Opening the index ...", max_entries=4)
 def _load_index(
     index_dir: str, generation: int, model: ModelConfig, encoder_id: int, reranker_name: str | None
 ) -> Index:
