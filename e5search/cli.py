@@ -183,7 +183,8 @@ def cmd_app(args: argparse.Namespace) -> int:
         env["E5SEARCH_RERANKER"] = args.reranker
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", args.host,
            "--server.port", str(args.port), "--server.headless", str(args.headless).lower(),
-           "--browser.gatherUsageStats", "false"]
+           "--browser.gatherUsageStats", "false", "--client.showErrorDetails", "none",
+           "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none"]
     print(f"e5search app on http://{args.host}:{args.port} (index {args.index}); Ctrl-C stops it")
     return subprocess.call(cmd, env=env)
 
