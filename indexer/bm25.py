@@ -164,7 +164,7 @@ class _Pipeline:
     def __init__(
         self, stopwords: frozenset[str], stemmer: Stemmer.Stemmer | None, strip: Callable[[str], str] | None
     ):
-        self._stopwords = stopwords
+        self.stopwords = stopwords
         self._stemmer = stemmer
         self._strip = strip
         self._lock = threading.Lock()
@@ -173,7 +173,7 @@ class _Pipeline:
     def _compute(self, words: list[str]) -> list[str]:
         if self._strip is not None:
             words = [self._strip(w) for w in words]
-        words = ["" if w in self._stopwords else w for w in words]
+        words = ["" if w in self.stopwords else w for w in words]
         if self._stemmer is None:
             return words
         with self._lock:
@@ -226,18 +226,39 @@ class Analyzer:
 
     def analyze(self, text: str, lang: str) -> list[str]:
         """Terms of ``text`` in order: NFKC + casefold, split, per-language normalisation; CJK runs as bigrams."""
-        text = unicodedata.normalize("NFKC", text).casefold()
-        for apostrophe in _APOSTROPHES:
-            text = text.replace(apostrophe, "'")
+        tokens, has_ngrams = _split(text)
+        return self._terms(tokens, has_ngrams, lang)
+
+    def analyze_query(self, text: str, langs: Sequence[str]) -> list[str]:
+        """Distinct terms of ``text`` analysed under each of ``langs``, first-seen order.
+
+        A word that is a stopword in any of the languages is dropped from all: German analysis of an English
+        query would otherwise keep "the" and "of", and match them in every German chunk that quotes English.
+        """
+        tokens, has_ngrams = _split(text)
+        if len(langs) > 1:
+            drop = frozenset().union(*(self._pipeline(lang).stopwords for lang in langs))
+            tokens = [t for t in tokens if t not in drop]
+        return list(dict.fromkeys(t for lang in langs for t in self._terms(tokens, has_ngrams, lang)))
+
+    def _terms(self, tokens: list[str], has_ngrams: bool, lang: str) -> list[str]:
         pipeline = self._pipeline(lang)
-        if not _NEEDS_SLOW_PATH.search(text):  # most text: stdlib re splits it exactly as _TOKEN would
-            return pipeline.terms(_TOKEN_RE.findall(text))
-        if not _HAS_NGRAM.search(text):
-            return pipeline.terms(_TOKEN.findall(text))
+        if not has_ngrams:
+            return pipeline.terms(tokens)
         terms: list[str] = []
-        for token in _TOKEN.findall(text):
+        for token in tokens:
             terms.extend(_bigrams(token) if _HAS_NGRAM.match(token) else pipeline.terms([token]))
         return terms
+
+
+def _split(text: str) -> tuple[list[str], bool]:
+    """Normalised tokens of ``text`` (words, and runs of bigram scripts), and whether there are such runs."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    for apostrophe in _APOSTROPHES:
+        text = text.replace(apostrophe, "'")
+    if not _NEEDS_SLOW_PATH.search(text):  # most text: stdlib re splits it exactly as _TOKEN would
+        return _TOKEN_RE.findall(text), False
+    return _TOKEN.findall(text), bool(_HAS_NGRAM.search(text))
 
 
 @dataclass(frozen=True)
@@ -349,13 +370,8 @@ class BM25Index:
         return list(dict.fromkeys([*([lang] if lang else []), *self._query_langs])) or [UNDETERMINED]
 
     def query_terms(self, query: str, lang: str | None = None) -> list[str]:
-        """The deduplicated terms ``query`` is searched with (those absent from the index included)."""
-        analyze = self._analyzer.analyze
-        return list(
-            dict.fromkeys(
-                t for q_lang in self.query_languages_for(query, lang) for t in analyze(query, q_lang)
-            )
-        )
+        """The distinct terms ``query`` is searched with (those absent from the index included)."""
+        return self._analyzer.analyze_query(query, self.query_languages_for(query, lang))
 
     def _scores(self, term_ids: list[int]) -> np.ndarray:
         """BM25 score of every chunk: the sum of the precomputed per-term columns of the CSC matrix."""

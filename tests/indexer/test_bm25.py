@@ -249,6 +249,14 @@ def test_query_languages_follow_the_index_distribution(monkeypatch) -> None:
     assert index.query_languages_for("algo", lang="es") == ["es", "en", "de"]  # a given language is honoured
 
 
+def test_query_analysis_drops_a_stopword_of_any_language() -> None:
+    analyzer = Analyzer()
+    # Under German rules alone, "the" and "of" would stay; English says they are stopwords.
+    assert analyzer.analyze_query("The running of the dogs", ["de", "en"]) == ["running", "dog", "run"]
+    assert analyzer.analyze_query("The running of the dogs", ["en"]) == ["run", "dog"]
+    assert analyzer.analyze_query("Die Hunde und der Mann", ["en", "de"]) == ["hund", "mann"]
+
+
 def test_query_terms_are_deduplicated_across_languages() -> None:
     index = BM25Index.build(list(range(4)), ["cat"] * 4, ["en", "en", "de", "de"])
     terms = index.query_terms("cats cats", lang="en")
