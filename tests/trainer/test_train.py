@@ -1,0 +1,130 @@
+"""Training stages end to end on CPU with the tiny model: resume, prompts recorded, and every output model
+loads, indexes and searches through the product's own code (Encoder, build_index, Index, Reranker)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from indexer.config import ModelConfig
+from indexer.errors import ConfigError
+from trainer import runs
+from trainer.config import ContrastiveConfig, DistillConfig, MineConfig, RerankerConfig
+from trainer.data import Pair, TrainingDataError, read_pairs, write_pairs
+from trainer.train import train_contrastive, train_distill
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trainer"
+
+
+def _tiny(model: Path, **kw) -> ContrastiveConfig:
+    base = dict(model=str(model), batch_size=4, mini_batch_size=2, max_steps=2, learning_rate=1e-3, save_steps=50)
+    return ContrastiveConfig(**{**base, **kw})
+
+
+def _losses(output: Path) -> list[tuple[int, float]]:
+    return [(m["step"], m["loss"]) for m in runs.read_metrics(output) if "loss" in m]
+
+
+def _index_and_search(model_dir: Path, tmp_path: Path, reranker: Path | None = None):
+    from indexer.build import build_index
+    from indexer.encoder import Encoder
+    from indexer.index import Index
+
+    docs = tmp_path / "docs"
+    docs.mkdir(exist_ok=True)
+    for i, p in enumerate(read_pairs(FIXTURES / "pairs.jsonl")):
+        (docs / f"doc{i}.txt").write_text(p.passage + "\n", encoding="utf-8")
+    encoder = Encoder(ModelConfig(model=str(model_dir)))
+    index_dir = tmp_path / f"index-{model_dir.name}"
+    build_index(docs, index_dir, encoder=encoder)
+    index = Index.open(index_dir, encoder=encoder, reranker=str(reranker) if reranker else None)
+    try:
+        return index.search("How do bees make honey?", mode="hybrid", k=3, rerank=reranker is not None)
+    finally:
+        index.close()
+
+
+def test_resume_continues_the_same_run(tiny_model, pairs_path, tmp_path, monkeypatch):
+    config = _tiny(tiny_model, max_steps=6, save_steps=3)
+    train_contrastive(pairs_path, tmp_path / "whole", config)
+    whole = _losses(tmp_path / "whole")
+
+    class Crash(runs.MetricsJsonl):  # a job killed right after its step-3 checkpoint
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == 4:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "MetricsJsonl", Crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_contrastive(pairs_path, tmp_path / "resumed", config)
+    assert runs.last_checkpoint(tmp_path / "resumed").name == "checkpoint-3"
+    monkeypatch.undo()
+    train_contrastive(pairs_path, tmp_path / "resumed", config)
+    resumed = _losses(tmp_path / "resumed")
+    assert [s for s, _ in resumed] == [1, 2, 3, 4, 5, 6] == [s for s, _ in whole]
+    assert [v for _, v in resumed] == pytest.approx([v for _, v in whole], rel=1e-5)
+    assert not (tmp_path / "resumed" / runs.CHECKPOINTS).exists()  # cleaned up once finished
+
+
+def test_contrastive_writes_a_model_that_indexes_and_searches(tiny_model, pairs_path, tmp_path):
+    out = train_contrastive(pairs_path, tmp_path / "model", _tiny(tiny_model))
+    record = json.loads((out / runs.RECORD).read_text())
+    assert record["finished"] and record["scale"] == 100.0 and record["pairs"] == 16
+    assert record["loss"] == "CachedMultipleNegativesRankingLoss"
+    st = json.loads((out / "config_sentence_transformers.json").read_text())
+    assert st["prompts"] == {"query": "query: ", "passage": "passage: ", "document": "passage: "}
+    result = _index_and_search(out, tmp_path)
+    assert len(result.hits) == 3
+    # finished with this config and data: a second call is a no-op; another config is refused
+    assert train_contrastive(pairs_path, out, _tiny(tiny_model)) == out
+    with pytest.raises(ConfigError, match="another config"):
+        train_contrastive(pairs_path, out, _tiny(tiny_model, max_steps=3))
+
+
+def test_instruction_format_is_recorded_and_used_by_the_encoder(tiny_model, pairs_path, tmp_path):
+    from indexer.encoder import Encoder
+
+    config = _tiny(tiny_model, instruction="Given a question, retrieve passages that answer it", passage_prompt="")
+    out = train_contrastive(pairs_path, tmp_path / "instruct", config)
+    enc = Encoder(ModelConfig(model=str(out)))
+    assert enc.query_prompt == "Instruct: Given a question, retrieve passages that answer it\nQuery: "
+    assert enc.passage_prompt == ""
+
+
+def test_prefixed_data_is_refused(tiny_model, tmp_path):
+    path = tmp_path / "prefixed.jsonl"
+    write_pairs(path, [Pair("query: bees", "passage: honey"), Pair("query: cats", "passage: purr")])
+    with pytest.raises(TrainingDataError, match="starts with the prompt 'query: '"):
+        train_contrastive(path, tmp_path / "m", _tiny(tiny_model))
+
+
+def test_mine_reranker_distill_chain(tiny_model, pairs_path, tmp_path):
+    from trainer.stages import run_mine, run_reranker
+
+    mined = tmp_path / "mined.jsonl"
+    run_mine(pairs_path, mined, MineConfig(method="dense", model=str(tiny_model), num_negatives=2, range_min=0,
+                                           range_max=10, relative_margin=None))
+    ce = run_reranker(mined, tmp_path / "ce", RerankerConfig(model=str(tiny_model), max_steps=2, batch_size=4,
+                                                             num_negatives=2, max_length=64))
+    assert json.loads((ce / runs.RECORD).read_text())["examples"] == 16 * 3
+    scored = tmp_path / "scored.jsonl"
+    run_mine(pairs_path, scored, MineConfig(method="dense", model=str(tiny_model), num_negatives=2, range_min=0,
+                                            range_max=10, relative_margin=None, teacher=str(ce)))
+    assert all(len(p.teacher_scores) == 3 for p in read_pairs(scored))
+    out = train_distill(scored, tmp_path / "distilled", DistillConfig(
+        model=str(tiny_model), batch_size=4, mini_batch_size=2, max_steps=2, num_negatives=2, save_steps=50))
+    assert json.loads((out / runs.RECORD).read_text())["loss"] == "DistillKLInfoNCELoss"
+    result = _index_and_search(out, tmp_path, reranker=ce)
+    assert result.reranked and len(result.hits) == 3
+
+
+def test_distill_without_teacher_scores_says_how_to_get_them(tiny_model, pairs_path, tmp_path):
+    from trainer.stages import run_mine
+
+    mined = tmp_path / "mined.jsonl"
+    run_mine(pairs_path, mined, MineConfig(method="dense", model=str(tiny_model), num_negatives=1, range_min=0,
+                                           range_max=5, relative_margin=None))
+    with pytest.raises(TrainingDataError, match="train mine --teacher"):
+        train_distill(mined, tmp_path / "d", DistillConfig(model=str(tiny_model), batch_size=4, num_negatives=1))

@@ -1,0 +1,111 @@
+"""Cross-encoder rerankers trained with binary cross-entropy on positives and mined hard negatives.
+
+Starts from any model folder or hub id; from a bi-encoder folder (the default model) it takes the BERT backbone
+and adds a fresh one-logit classification head. The output is a standard CrossEncoder folder that
+``e5search search --reranker`` and :class:`indexer.rerank.Reranker` load directly. With ``lora_r > 0`` only a
+LoRA adapter (attention query/value) and the head are trained; they are merged into the saved model and also
+written on their own under ``adapter/`` (a few MB: what could ship in a repository and be re-applied to the
+default backbone at setup).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from trainer import runs
+from trainer.config import RerankerConfig, to_dict
+from trainer.data import Pair, TrainingDataError, file_sha256, read_pairs
+
+logger = logging.getLogger(__name__)
+
+
+def labelled_pairs(pairs: Sequence[Pair], num_negatives: int) -> dict[str, list]:
+    """(query, passage, 1) for each pair and (query, negative, 0) for its first ``num_negatives`` negatives."""
+    if num_negatives and any(len(p.negatives) < num_negatives for p in pairs):
+        raise TrainingDataError(f"num_negatives={num_negatives} but some records have fewer negatives; "
+                                "mine them with `e5search train mine` or lower --num-negatives")
+    cols: dict[str, list] = {"query": [], "passage": [], "label": []}
+    for p in pairs:
+        for text, label in [(p.passage, 1.0)] + [(n, 0.0) for n in p.negatives[:num_negatives]]:
+            cols["query"].append(p.query)
+            cols["passage"].append(text)
+            cols["label"].append(label)
+    return cols
+
+
+def _hf_model(model):
+    """The transformers model inside a CrossEncoder (its first module)."""
+    return model[0].auto_model if hasattr(model[0], "auto_model") else model[0].model
+
+
+def _fresh_pooler(model) -> None:
+    """The default model's rebuilt folder carries a zero pooler (mean pooling never used it); BERT's
+    classification head reads the pooler, so give it the usual N(0, 0.02) start instead of a dead one."""
+    import torch
+
+    bert = _hf_model(model)
+    pooler = getattr(getattr(bert, "bert", None), "pooler", None)
+    if pooler is not None and torch.count_nonzero(pooler.dense.weight) == 0:
+        torch.nn.init.normal_(pooler.dense.weight, std=bert.config.initializer_range)
+        logger.info("re-initialised the all-zero BERT pooler for the classification head")
+
+
+def _add_lora(model, config: RerankerConfig) -> None:
+    from peft import LoraConfig
+
+    model.add_adapter(LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=["query", "value"],
+                                 modules_to_save=["classifier", "pooler"], task_type="SEQ_CLS"))
+
+
+def _save_adapter(model, output: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.get_adapter_state_dict().items()}
+    (output / "adapter").mkdir(exist_ok=True)
+    save_file(state, str(output / "adapter" / "adapter_model.safetensors"))
+
+
+def train_reranker(pairs_path: str | Path, output: str | Path, config: RerankerConfig = RerankerConfig(),
+                   overwrite: bool = False, show_progress: bool = False) -> Path:
+    """Train a CrossEncoder on pairs (with ``negatives``) and write it to ``output``.
+
+    >>> train_reranker("mined.jsonl", "models/reranker", RerankerConfig(max_steps=500))  # doctest: +SKIP
+    """
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from sentence_transformers.cross_encoder.training_args import CrossEncoderTrainingArguments
+
+    from indexer.models import resolve_model
+
+    t0 = time.time()
+    output = Path(output).expanduser()
+    pairs = read_pairs(pairs_path)
+    identity = {"stage": "reranker", "config": to_dict(config), "data": str(pairs_path),
+                "data_sha256": file_sha256(pairs_path)}
+    done, checkpoint = runs.prepare(output, identity, overwrite)
+    if done:
+        return output
+    model = CrossEncoder(resolve_model(config.model), num_labels=1, max_length=config.max_length)
+    _fresh_pooler(model)
+    if config.lora_r:
+        _add_lora(model, config)
+    data = Dataset.from_dict(labelled_pairs(pairs, config.num_negatives))
+    args = CrossEncoderTrainingArguments(**runs.common_args(config, output, show_progress))
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=BinaryCrossEntropyLoss(model),
+                                  callbacks=[runs.MetricsJsonl(output / runs.METRICS)])
+    runs.quiet_stdout(trainer)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if trainer.is_world_process_zero():
+        if config.lora_r:
+            _save_adapter(model, output)
+            _hf_model(model).merge_adapter()
+            _hf_model(model).delete_adapter(model.active_adapters()[0])
+        model.save(str(output), create_model_card=False)
+        extra = {"base_model": config.model, "examples": len(data), "pairs": len(pairs),
+                 "loss": "BinaryCrossEntropyLoss"}
+        runs.finish(output, identity, extra, config.keep_checkpoints, t0)
+    return output
