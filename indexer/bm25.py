@@ -391,7 +391,7 @@ class BM25Index:
         else:
             rows = np.flatnonzero(scores > 0)
             rows = rows[np.isin(self._ids[rows], allowed)]
-            rows = rows[_top_positions(scores[rows], k)]
+            rows = rows[_top_of_positive(scores[rows], k)]
         return list(zip(self._ids[rows].tolist(), scores[rows].tolist(), strict=True))
 
     def search_terms(
@@ -453,30 +453,36 @@ class BM25Index:
         return cls(retriever, sidecar, Analyzer(config))
 
 
-def _top_positions(scores: np.ndarray, k: int, max_iter: int = 32) -> np.ndarray:
-    """Positions of the ``k`` highest positive ``scores``, best first; ties in position order (Lucene's doc order).
+def _top_positions(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest positive ``scores``, best first; ties in position order (Lucene's doc order)."""
+    rows = np.flatnonzero(scores > 0)
+    return rows[_top_of_positive(scores[rows], k)]
 
-    ``np.argpartition`` slows down a hundredfold on arrays full of equal values, and BM25 score arrays are mostly
-    zeros plus many ties: so first bisect for a threshold that keeps between k and 8k positions (one counting pass
-    over the array per step, a handful of steps), then sort just those.
+
+def _top_of_positive(values: np.ndarray, k: int, max_iter: int = 32) -> np.ndarray:
+    """Indices of the ``k`` largest of ``values`` (all positive), best first, ties by index.
+
+    ``np.argpartition`` slows down a hundredfold on arrays with many equal values, and BM25 scores tie a lot:
+    so bisect for a threshold that keeps between k and 4k values (one counting pass per step, a handful of
+    steps), then sort just those.
     """
-    low, high = 0.0, float(scores.max(initial=0.0))  # more than k scores are >= low (> 0 while low is 0)
-    if np.count_nonzero(scores > 0) <= k:
-        kept = np.flatnonzero(scores > 0)
+    if len(values) <= k:
+        kept = np.arange(len(values))
     else:
+        low, high = 0.0, float(values.max())  # more than 4k values are >= low (all of them while low is 0)
         threshold = high / 2
         for _ in range(max_iter):
-            n_kept = np.count_nonzero(scores >= threshold)
+            n_kept = np.count_nonzero(values >= threshold)
             if n_kept < k:
                 high, threshold = threshold, (low + threshold) / 2
-            elif n_kept > 8 * k:
+            elif n_kept > 4 * k:
                 low, threshold = threshold, (threshold + high) / 2
             else:
                 break
         else:  # ties too massive to bracket: keep all at or above the last threshold known to keep enough
-            threshold = low if low > 0 else np.nextafter(0.0, 1.0)
-        kept = np.flatnonzero(scores >= threshold)
-    return kept[np.lexsort((kept, -scores[kept]))[:k]]
+            threshold = low
+        kept = np.flatnonzero(values >= threshold)
+    return kept[np.argsort(-values[kept], kind="stable")[:k]]  # kept is ascending: stable keeps ties in order
 
 
 def _check_build_args(ids, texts, langs, k1, b, method, query_lang_share) -> None:
