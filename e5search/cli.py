@@ -285,10 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     from eval import cli as eval_cli
+    from trainer import cli as train_cli
 
-    p = sub.add_parser("eval", help="score retrievers on a BEIR-style dataset")
+    p = sub.add_parser("eval", help="score retrievers on a BEIR-style dataset, or run the multilingual suite")
     eval_cli.add_arguments(p)
     p.set_defaults(func=eval_cli.run)
+    p = sub.add_parser("train", help="train E5 models and rerankers: pairs, filter, contrastive, mine, distill, reranker")
+    train_cli.add_arguments(p)
+    p.set_defaults(func=train_cli.run)
     return parser
 
 
