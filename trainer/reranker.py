@@ -54,18 +54,19 @@ def _fresh_pooler(model) -> None:
 
 
 def _add_lora(model, config: RerankerConfig) -> None:
-    from peft import LoraConfig
+    """Wrap the transformers model in a PEFT LoRA model: only the adapter, pooler and head train."""
+    from peft import LoraConfig, get_peft_model
 
-    model.add_adapter(LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=["query", "value"],
-                                 modules_to_save=["classifier", "pooler"], task_type="SEQ_CLS"))
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=["query", "value"],
+                      modules_to_save=["classifier", "pooler"], task_type="SEQ_CLS")
+    model[0].model = get_peft_model(model[0].model, lora)
 
 
-def _save_adapter(model, output: Path) -> None:
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.get_adapter_state_dict().items()}
-    (output / "adapter").mkdir(exist_ok=True)
-    save_file(state, str(output / "adapter" / "adapter_model.safetensors"))
+def _merge_lora(model, output: Path) -> None:
+    """Save the adapter (+ head) alone under ``adapter/``, then fold it into the weights for a plain folder."""
+    peft_model = model[0].model
+    peft_model.save_pretrained(str(output / "adapter"))
+    model[0].model = peft_model.merge_and_unload()
 
 
 def train_reranker(pairs_path: str | Path, output: str | Path, config: RerankerConfig = RerankerConfig(),
@@ -101,9 +102,7 @@ def train_reranker(pairs_path: str | Path, output: str | Path, config: RerankerC
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if trainer.is_world_process_zero():
         if config.lora_r:
-            _save_adapter(model, output)
-            _hf_model(model).merge_adapter()
-            _hf_model(model).delete_adapter(model.active_adapters()[0])
+            _merge_lora(model, output)
         model.save(str(output), create_model_card=False)
         extra = {"base_model": config.model, "examples": len(data), "pairs": len(pairs),
                  "loss": "BinaryCrossEntropyLoss"}

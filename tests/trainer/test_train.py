@@ -128,3 +128,17 @@ def test_distill_without_teacher_scores_says_how_to_get_them(tiny_model, pairs_p
                                            range_max=5, relative_margin=None))
     with pytest.raises(TrainingDataError, match="train mine --teacher"):
         train_distill(mined, tmp_path / "d", DistillConfig(model=str(tiny_model), batch_size=4, num_negatives=1))
+
+
+def test_lora_reranker_saves_a_small_adapter_and_a_plain_folder(tiny_model, pairs_path, tmp_path):
+    from indexer.rerank import Reranker
+    from trainer.stages import run_mine, run_reranker
+
+    mined = tmp_path / "mined.jsonl"
+    run_mine(pairs_path, mined, MineConfig(method="dense", model=str(tiny_model), num_negatives=1, range_min=0,
+                                           range_max=5, relative_margin=None))
+    ce = run_reranker(mined, tmp_path / "ce", RerankerConfig(model=str(tiny_model), max_steps=1, batch_size=4,
+                                                             num_negatives=1, max_length=64, lora_r=4))
+    assert (ce / "adapter" / "adapter_config.json").is_file()
+    scores = Reranker(str(ce)).score("How do bees make honey?", ["Bees collect nectar.", "Кошки мурлычут."])
+    assert scores.shape == (2,)
