@@ -142,3 +142,21 @@ def test_lora_reranker_saves_a_small_adapter_and_a_plain_folder(tiny_model, pair
     assert (ce / "adapter" / "adapter_config.json").is_file()
     scores = Reranker(str(ce)).score("How do bees make honey?", ["Bees collect nectar.", "Кошки мурлычут."])
     assert scores.shape == (2,)
+
+
+def test_beir_dev_eval_every_n_steps_is_logged(tiny_model, pairs_path, tmp_path):
+    beir = tmp_path / "dev-beir"
+    (beir / "qrels").mkdir(parents=True)
+    pairs = read_pairs(pairs_path)
+    with open(beir / "corpus.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps({"_id": f"d{i}", "title": "", "text": p.passage}, ensure_ascii=False) + "\n"
+                     for i, p in enumerate(pairs))
+    with open(beir / "queries.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps({"_id": f"q{i}", "text": p.query}, ensure_ascii=False) + "\n"
+                     for i, p in enumerate(pairs))
+    (beir / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"q{i}\td{i}\t1\n" for i in range(len(pairs))))
+    out = train_contrastive(pairs_path, tmp_path / "m", _tiny(tiny_model, eval_beir=str(beir), eval_steps=1))
+    evals = [m for m in runs.read_metrics(out) if any(k.endswith("ndcg@10") for k in m)]
+    assert [m["step"] for m in evals] == [1, 2]
+    assert 0 < evals[-1]["eval_dev-beir-dev_cosine_ndcg@10"] <= 1
