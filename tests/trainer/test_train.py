@@ -160,3 +160,17 @@ def test_beir_dev_eval_every_n_steps_is_logged(tiny_model, pairs_path, tmp_path)
     evals = [m for m in runs.read_metrics(out) if any(k.endswith("ndcg@10") for k in m)]
     assert [m["step"] for m in evals] == [1, 2]
     assert 0 < evals[-1]["eval_dev-beir-dev_cosine_ndcg@10"] <= 1
+
+
+def test_per_task_instructions_are_applied_and_recorded(tiny_model, pairs_path, tmp_path):
+    pairs = read_pairs(pairs_path)
+    tasked = tmp_path / "tasked.jsonl"
+    write_pairs(tasked, [Pair(p.query, p.passage, task="qa" if i % 2 else "lookup") for i, p in enumerate(pairs)])
+    config = _tiny(tiny_model, instruction="Retrieve a passage", instructions={"qa": "Answer the question"})
+    out = train_contrastive(tasked, tmp_path / "m", config)
+    prompts = json.loads((out / "config_sentence_transformers.json").read_text())["prompts"]
+    assert prompts["query"] == "Instruct: Retrieve a passage\nQuery: "
+    assert prompts["query:qa"] == "Instruct: Answer the question\nQuery: "
+    assert prompts["query:lookup"] == prompts["query"]
+    with pytest.raises(ConfigError, match="instructions has no entry for it"):
+        train_contrastive(tasked, tmp_path / "m2", _tiny(tiny_model, instructions={"qa": "Answer the question"}))
