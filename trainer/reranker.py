@@ -85,8 +85,8 @@ def train_reranker(pairs_path: str | Path, output: str | Path, config: RerankerC
     t0 = time.time()
     output = Path(output).expanduser()
     pairs = read_pairs(pairs_path)
-    identity = {"stage": "reranker", "config": to_dict(config), "data": str(pairs_path),
-                "data_sha256": file_sha256(pairs_path)}
+    identity = {"stage": "reranker", "config": to_dict(config),
+                "data_sha256": file_sha256(pairs_path)}  # the content, not the path: a moved file still matches
     done, checkpoint = runs.prepare(output, identity, overwrite)
     if done:
         return output
@@ -104,7 +104,8 @@ def train_reranker(pairs_path: str | Path, output: str | Path, config: RerankerC
         if config.lora_r:
             _merge_lora(model, output)
         model.save(str(output), create_model_card=False)
-        extra = {"base_model": config.model, "examples": len(data), "pairs": len(pairs),
+        extra = {"data": str(pairs_path), "base_model": config.model, "examples": len(data),
+                 "pairs": len(pairs),
                  "loss": "BinaryCrossEntropyLoss"}
         runs.finish(output, identity, extra, config.keep_checkpoints, t0)
     return output

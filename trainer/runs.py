@@ -88,7 +88,7 @@ def prepare(output: Path, identity: dict[str, Any], overwrite: bool = False) -> 
     """
     identity = json.loads(json.dumps(identity, default=str))  # compare as it reads back from JSON
     record_path = output / RECORD
-    if overwrite and output.exists():
+    if overwrite and output.exists() and is_main_process():
         shutil.rmtree(output)
     if record_path.is_file():
         record = json.loads(record_path.read_text(encoding="utf-8"))

@@ -119,8 +119,8 @@ def _train(pairs_path: str | Path, output: str | Path, config: ContrastiveConfig
     t0 = time.time()
     output = Path(output).expanduser()
     pairs = read_pairs(pairs_path)
-    identity = {"stage": stage, "config": to_dict(config), "data": str(pairs_path),
-                "data_sha256": file_sha256(pairs_path)}
+    identity = {"stage": stage, "config": to_dict(config),
+                "data_sha256": file_sha256(pairs_path)}  # the content, not the path: a moved file still matches
     done, checkpoint = runs.prepare(output, identity, overwrite)
     if done:
         return output
@@ -150,7 +150,8 @@ def _train(pairs_path: str | Path, output: str | Path, config: ContrastiveConfig
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if trainer.is_world_process_zero():
         model.save(str(output), create_model_card=False)
-        extra = {"base_model": config.model, "base_model_path": resolve_model(config.model), "pairs": len(pairs),
+        extra = {"data": str(pairs_path), "base_model": config.model,
+                 "base_model_path": resolve_model(config.model), "pairs": len(pairs),
                  "prompts": model.prompts, "loss": type(loss).__name__, "scale": config.scale,
                  "world_size": args.world_size, "global_batch_size": config.batch_size * args.world_size}
         runs.finish(output, identity, extra, config.keep_checkpoints, t0)
