@@ -125,7 +125,8 @@ def _train(pairs_path: str | Path, output: str | Path, config: ContrastiveConfig
     if done:
         return output
     model = load_model(config.model)
-    if config.max_seq_length:
+    inference_length = model.max_seq_length
+    if config.max_seq_length:  # truncation for training only; the saved model keeps its own length
         model.max_seq_length = config.max_seq_length
     query, passage = model_prompts(model, config)
     check_no_prompts(pairs, [query, passage, *(model.prompts or {}).values()], pairs_path)
@@ -149,6 +150,7 @@ def _train(pairs_path: str | Path, output: str | Path, config: ContrastiveConfig
     runs.quiet_stdout(trainer)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if trainer.is_world_process_zero():
+        model.max_seq_length = inference_length
         model.save(str(output), create_model_card=False)
         extra = {"data": str(pairs_path), "base_model": config.model,
                  "base_model_path": resolve_model(config.model), "pairs": len(pairs),

@@ -69,16 +69,19 @@ def test_resume_continues_the_same_run(tiny_model, pairs_path, tmp_path, monkeyp
 
 
 def test_contrastive_writes_a_model_that_indexes_and_searches(tiny_model, pairs_path, tmp_path):
-    out = train_contrastive(pairs_path, tmp_path / "model", _tiny(tiny_model))
+    out = train_contrastive(pairs_path, tmp_path / "model", _tiny(tiny_model, max_seq_length=16))
     record = json.loads((out / runs.RECORD).read_text())
     assert record["finished"] and record["scale"] == 100.0 and record["pairs"] == 16
     assert record["loss"] == "CachedMultipleNegativesRankingLoss"
     st = json.loads((out / "config_sentence_transformers.json").read_text())
     assert st["prompts"] == {"query": "query: ", "passage": "passage: ", "document": "passage: "}
+    from sentence_transformers import SentenceTransformer
+
+    assert SentenceTransformer(str(out)).max_seq_length == 128  # training truncation is not saved
     result = _index_and_search(out, tmp_path)
     assert len(result.hits) == 3
     # finished with this config and data: a second call is a no-op; another config is refused
-    assert train_contrastive(pairs_path, out, _tiny(tiny_model)) == out
+    assert train_contrastive(pairs_path, out, _tiny(tiny_model, max_seq_length=16)) == out
     with pytest.raises(ConfigError, match="another config"):
         train_contrastive(pairs_path, out, _tiny(tiny_model, max_steps=3))
 
