@@ -39,7 +39,8 @@ def dense_run(model: str, queries: dict, docs: dict, k: int = 100) -> dict:
     from indexer.config import ModelConfig
     from indexer.encoder import Encoder
 
-    enc = Encoder(ModelConfig(model=model, batch_size=32))
+    # torch fp32, the backend the baseline was measured with (the encoder's "auto" is int8 ONNX on CPU)
+    enc = Encoder(ModelConfig(model=model, batch_size=32, backend="torch"))
     dids = list(docs)
     dv = enc.encode_passages([docs[d] for d in dids], show_progress=True)  # (n_docs, dim)
     qids = list(queries)
