@@ -36,11 +36,11 @@ def subset(data: Path, split: str, n_other: int, seed: int):
 
 
 def dense_run(model: str, queries: dict, docs: dict, k: int = 100) -> dict:
-    from indexer.config import ModelConfig
     from indexer.encoder import Encoder
+    from trainer.stages import torch_model_config
 
-    # torch fp32, the backend the baseline was measured with (the encoder's "auto" is int8 ONNX on CPU)
-    enc = Encoder(ModelConfig(model=model, batch_size=32, backend="torch"))
+    # torch fp32, the backend the baseline was measured with (the encoder may default to int8 ONNX on CPU)
+    enc = Encoder(torch_model_config(model, batch_size=32))
     dids = list(docs)
     dv = enc.encode_passages([docs[d] for d in dids], show_progress=True)  # (n_docs, dim)
     qids = list(queries)

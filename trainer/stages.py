@@ -66,11 +66,21 @@ def _write_report(output: Path, identity: dict[str, Any], report: dict[str, Any]
     return full
 
 
-def _encoder(model: str, max_seq_length: int | None, batch_size: int = 64):
+def torch_model_config(model: str, batch_size: int = 64):
+    """A ModelConfig that runs the model in torch fp32 (where the encoder offers other backends): the filter and
+    the miner see the model exactly as it was trained, and a training-time ``max_seq_length`` applies."""
+    import dataclasses
+
     from indexer.config import ModelConfig
+
+    extra = {"backend": "torch"} if "backend" in {f.name for f in dataclasses.fields(ModelConfig)} else {}
+    return ModelConfig(model=model, batch_size=batch_size, **extra)
+
+
+def _encoder(model: str, max_seq_length: int | None, batch_size: int = 64):
     from indexer.encoder import Encoder
 
-    enc = Encoder(ModelConfig(model=model, batch_size=batch_size))
+    enc = Encoder(torch_model_config(model, batch_size))
     if max_seq_length:
         enc.model.max_seq_length = max_seq_length
     return enc

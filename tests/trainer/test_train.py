@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from indexer.config import ModelConfig
 from indexer.errors import ConfigError
 from trainer import runs
 from trainer.config import ContrastiveConfig, DistillConfig, MineConfig, RerankerConfig
 from trainer.data import Pair, TrainingDataError, read_pairs, write_pairs
+from trainer.stages import torch_model_config
 from trainer.train import train_contrastive, train_distill
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trainer"
@@ -36,7 +36,7 @@ def _index_and_search(model_dir: Path, tmp_path: Path, reranker: Path | None = N
     docs.mkdir(exist_ok=True)
     for i, p in enumerate(read_pairs(FIXTURES / "pairs.jsonl")):
         (docs / f"doc{i}.txt").write_text(p.passage + "\n", encoding="utf-8")
-    encoder = Encoder(ModelConfig(model=str(model_dir), backend="torch"))
+    encoder = Encoder(torch_model_config(str(model_dir)))
     index_dir = tmp_path / f"index-{model_dir.name}"
     build_index(docs, index_dir, encoder=encoder)
     index = Index.open(index_dir, encoder=encoder, reranker=str(reranker) if reranker else None)
@@ -91,7 +91,7 @@ def test_instruction_format_is_recorded_and_used_by_the_encoder(tiny_model, pair
 
     config = _tiny(tiny_model, instruction="Given a question, retrieve passages that answer it", passage_prompt="")
     out = train_contrastive(pairs_path, tmp_path / "instruct", config)
-    enc = Encoder(ModelConfig(model=str(out), backend="torch"))
+    enc = Encoder(torch_model_config(str(out)))
     assert enc.query_prompt == "Instruct: Given a question, retrieve passages that answer it\nQuery: "
     assert enc.passage_prompt == ""
 
