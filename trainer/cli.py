@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 STAGES = ("pairs", "filter", "contrastive", "mine", "distill", "reranker")
@@ -161,7 +162,9 @@ def _run_stage(args: argparse.Namespace) -> Any:
         pairs = f"{args.output.rstrip('/')}.scored.jsonl"
         S.run_score(args.pairs, pairs, args.teacher, overwrite=args.overwrite, show_progress=show)
     cls = {"contrastive": C.ContrastiveConfig, "distill": C.DistillConfig, "reranker": C.RerankerConfig}[args.stage]
-    fn = {"contrastive": S.run_contrastive, "distill": S.run_distill, "reranker": S.run_reranker}[args.stage]
+    runners: dict[str, Callable[..., Any]] = {
+        "contrastive": S.run_contrastive, "distill": S.run_distill, "reranker": S.run_reranker}
+    fn = runners[args.stage]
     return str(fn(pairs, args.output, cls(**_given(args, cls)), args.overwrite, show))
 
 

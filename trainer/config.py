@@ -118,7 +118,9 @@ class ContrastiveConfig:
         _check(self.eval_steps >= 0, f"eval_steps={self.eval_steps}: must be >= 0 (0: no periodic eval)")
         _check(not (self.eval_steps and not self.eval_beir), "eval_steps is set but eval_beir is not: "
                "give a BEIR folder with a dev split, or set eval_steps=0")
-        for task, text in {None: self.instruction, **self.instructions}.items():
+        tasks: dict[str | None, str | None] = {None: self.instruction}
+        tasks.update(self.instructions)
+        for task, text in tasks.items():
             _check(text is None or bool(text.strip()), f"instruction for task {task!r} is empty")
         object.__setattr__(self, "instructions", dict(self.instructions))
 

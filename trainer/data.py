@@ -94,7 +94,7 @@ def parse_record(record: Any, where: str) -> Pair:
     if scores and len(scores) != 1 + len(negatives):
         raise TrainingDataError(f"{where}: {len(scores)} teacher_scores for 1 passage + {len(negatives)} negatives; "
                                 "give one score per candidate, positive first")
-    meta = {k: record.get(k) for k in ("task", "lang", "source", "id")}
+    meta: dict[str, Any] = {k: record.get(k) for k in ("task", "lang", "source", "id")}
     for key, value in meta.items():
         if value is not None and not isinstance(value, str):
             raise TrainingDataError(f"{where}: field {key!r} must be a string")
@@ -134,7 +134,7 @@ def _describe(shape: dict[str, Any]) -> str:
 
 
 def read_pairs(path: str | Path, limit: int | None = None) -> list[Pair]:
-    out = []
+    out: list[Pair] = []
     for pair in iter_pairs(path):
         if limit is not None and len(out) >= limit:
             break

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def torch_model_config(model: str, batch_size: int = 64):
 
     from indexer.config import ModelConfig
 
-    extra = {"backend": "torch"} if "backend" in {f.name for f in dataclasses.fields(ModelConfig)} else {}
+    extra: dict[str, Any] = {"backend": "torch"} if "backend" in {f.name for f in dataclasses.fields(ModelConfig)} else {}
     return ModelConfig(model=model, batch_size=batch_size, **extra)
 
 
@@ -250,6 +251,8 @@ def run_recipe(path: str | Path, show_progress: bool = False) -> dict[str, Any]:
                 run_score(pairs_path, scored, resolve(teacher), show_progress=show_progress)
                 pairs_path = scored
             cls = {"contrastive": ContrastiveConfig, "distill": DistillConfig, "reranker": RerankerConfig}[stage]
-            fn = {"contrastive": run_contrastive, "distill": run_distill, "reranker": run_reranker}[stage]
+            runners: dict[str, Callable[..., Any]] = {
+                "contrastive": run_contrastive, "distill": run_distill, "reranker": run_reranker}
+            fn = runners[stage]
             results[stage] = str(fn(pairs_path, output, from_dict(cls, section, where), overwrite, show_progress))
     return results

@@ -89,6 +89,7 @@ def beir_evaluator(config: ContrastiveConfig, query: str, passage: str):
 
     from trainer.pairs import doc_text, read_beir
 
+    assert config.eval_beir is not None
     corpus, queries, qrels = read_beir(config.eval_beir, config.eval_split)
     qids = sorted(q for q in qrels if q in queries and any(s > 0 for s in qrels[q].values()))
     qids = qids[: config.eval_max_queries]
@@ -134,7 +135,8 @@ def _train(pairs_path: str | Path, output: str | Path, config: ContrastiveConfig
     distill = isinstance(config, DistillConfig)
     data, prompts = build_datasets(pairs, config.num_negatives, by_task, passage, with_labels=distill)
     model.prompts = recorded_prompts(query, passage, by_task)  # checkpoints carry them too
-    loss = DistillKLInfoNCELoss.from_config(model, config) if distill else contrastive_loss(model, config)
+    loss = (DistillKLInfoNCELoss.from_config(model, config) if isinstance(config, DistillConfig)
+            else contrastive_loss(model, config))
     evaluator = beir_evaluator(config, by_task.get(DEFAULT_TASK, query), passage) if config.eval_beir else None
     args = SentenceTransformerTrainingArguments(
         **runs.common_args(config, output, show_progress),
