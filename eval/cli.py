@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--reranker", help="CrossEncoder folder or hub id for the +rerank retrievers "
                    "(default: $E5SEARCH_RERANKER)")
     g.add_argument("--k", type=int, default=100, help="documents retrieved per query (default: %(default)s)")
+    g.add_argument("--rerank-top", type=int, default=100,
+                   help="candidates the cross-encoder rescores (default: %(default)s)")
     g.add_argument("--max-queries", type=int, help="evaluate a seeded sample of N queries")
     g.add_argument("--max-docs", type=int, help="corpus subset: judged docs of the kept queries + a sample")
     g.add_argument("--seed", type=int, default=0, help="for subsets, bootstrap and randomisation tests")
@@ -76,7 +78,7 @@ def run_dataset(args: argparse.Namespace) -> int:
     config = EvalConfig(
         split=args.split, retrievers=args.retrievers, model=args.model or DEFAULT_MODEL,
         reranker=args.reranker or default_reranker(),
-        k=args.k, max_queries=args.max_queries, max_docs=args.max_docs, seed=args.seed,
+        k=args.k, rerank_top=args.rerank_top, max_queries=args.max_queries, max_docs=args.max_docs, seed=args.seed,
         on_unknown="warn" if args.allow_unknown_ids else "error", batch_size=args.batch_size,
     )
     result = evaluate_config(args.dataset, config, index_cache_dir=args.cache_dir, encoder=_encoder(args),

@@ -35,7 +35,7 @@ import numpy as np
 from eval.datasets import OnUnknown, corpus_hash, load_beir, subset, write_corpus
 from eval.metrics import DEFAULT_METRICS, PerQuery, by_rank, column, evaluate_run, mean
 from eval.significance import N_RESAMPLES, bootstrap_ci, paired_test
-from indexer.config import DEFAULT_MODEL, ChunkConfig, IndexConfig, ModelConfig
+from indexer.config import DEFAULT_MODEL, ChunkConfig, IndexConfig, ModelConfig, SearchConfig
 from indexer.encoder import TextEncoder
 from indexer.errors import ConfigError
 from indexer.types import Corpus, Qrels, Queries, Run
@@ -58,6 +58,7 @@ class EvalConfig:
     model: str = DEFAULT_MODEL
     reranker: str | None = None
     k: int = 100  # documents retrieved per query; Recall@100 and MAP@100 need 100
+    rerank_top: int = 100  # candidates the cross-encoder rescores in the +rerank retrievers (the app: 50)
     chunk_size: int = EVAL_CHUNK_SIZE
     max_queries: int | None = None
     max_docs: int | None = None
@@ -74,6 +75,8 @@ class EvalConfig:
             raise ConfigError(f"retrievers={list(self.retrievers)}: each retriever once")
         if self.k < 1:
             raise ConfigError(f"k={self.k}: must be >= 1 (100 for Recall@100 and MAP@100)")
+        if self.rerank_top < 1:
+            raise ConfigError(f"rerank_top={self.rerank_top}: must be >= 1")
         for name in ("max_queries", "max_docs"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -167,7 +170,8 @@ def run_retrievers(index_dir: Path, queries: Queries, config: EvalConfig, encode
         from indexer.rerank import NO_RERANKER
 
         raise ConfigError(NO_RERANKER)
-    idx = Index.open(index_dir, encoder=encoder, reranker=reranker if reranker is not None else config.reranker)
+    idx = Index.open(index_dir, encoder=encoder, reranker=reranker if reranker is not None else config.reranker,
+                     config=SearchConfig(rerank_top=config.rerank_top))
     runs: dict[str, Run] = {}
     seconds: dict[str, float] = {}
     try:

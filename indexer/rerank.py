@@ -28,7 +28,8 @@ def default_reranker() -> str | None:
 
 
 class Reranker:
-    def __init__(self, model: str, device: str | None = None, batch_size: int = 32, max_length: int = 512):
+    def __init__(self, model: str, device: str | None = None, batch_size: int = 32, max_length: int | None = None):
+        """``max_length``: input tokens per (query, passage); None takes the model folder's own (else 512)."""
         from sentence_transformers import CrossEncoder
 
         looks_like_path = model.startswith((".", "/", "~")) or os.sep in model
