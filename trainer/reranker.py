@@ -10,7 +10,9 @@ default backbone at setup).
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,3 +111,72 @@ def train_reranker(pairs_path: str | Path, output: str | Path, config: RerankerC
                  "loss": "BinaryCrossEntropyLoss"}
         runs.finish(output, identity, extra, config.keep_checkpoints, t0)
     return output
+
+
+# ------------------------------------------------------------------------------ the shippable delta
+REFERENCE_PAIRS = (  # a few languages and scripts; a rebuilt model must reproduce the exported scores
+    ("Vitamin D deficiency is associated with multiple sclerosis.",
+     "Low serum 25-hydroxyvitamin D levels were found in patients with multiple sclerosis."),
+    ("Vitamin D deficiency is associated with multiple sclerosis.",
+     "The Eiffel Tower was completed in 1889 for the World's Fair in Paris."),
+    ("Wie wirkt Koffein auf den Schlaf?", "Koffein verzögert das Einschlafen und verkürzt den Tiefschlaf."),
+    ("光合作用是如何进行的？", "植物利用光能把二氧化碳和水转化为葡萄糖和氧气。"),
+    ("Как работает вакцина?", "Вакцина обучает иммунную систему распознавать возбудителя."),
+)
+
+
+def peft_name(key: str) -> tuple[str, str]:
+    """A peft adapter key -> (the plain model's weight name, "A", "B" or "full").
+
+    >>> peft_name("base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight")
+    ('bert.encoder.layer.0.attention.self.query.weight', 'A')
+    """
+    key = re.sub(r"^base_model\.model\.", "", key)
+    key = key.replace("modules_to_save.default.", "").replace("modules_to_save.", "")
+    m = re.match(r"(.*)\.lora_([AB])(?:\.default)?\.weight$", key)
+    return (m.group(1) + ".weight", m.group(2)) if m else (key, "full")
+
+
+def export_delta(model_dir: str | Path, asset_dir: str | Path, extra: dict | None = None) -> dict:
+    """Write a LoRA run's adapter as ``indexer.default_reranker``'s delta (+ metadata with reference scores).
+
+    Checks that folding the delta into the backbone reproduces the trainer's merged weights (peft's
+    ``merge_and_unload``: the reference) before writing anything. Returns the metadata.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    from indexer.default_reranker import DELTA_FILE, META_FILE, apply_delta
+    from indexer.models import resolve_model
+
+    model_dir, asset_dir = Path(model_dir), Path(asset_dir)
+    adapter = json.loads((model_dir / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))
+    record = json.loads((model_dir / runs.RECORD).read_text(encoding="utf-8"))
+    scale = adapter["lora_alpha"] / adapter["r"]
+    delta = {}
+    for key, value in load_file(str(model_dir / "adapter" / "adapter_model.safetensors")).items():
+        name, kind = peft_name(key)
+        delta[name if kind == "full" else f"{name}.lora_{kind}"] = value.float().contiguous()
+    trained = CrossEncoder(str(model_dir), device="cpu")
+    base_name = record["config"]["model"]
+    base = CrossEncoder(resolve_model(base_name), num_labels=1, max_length=trained.max_seq_length, device="cpu")
+    with torch.no_grad():
+        merged = apply_delta(base[0].model.state_dict(), delta, scale)
+    want = trained[0].model.state_dict()
+    worst = max(float((merged[k] - want[k]).abs().max()) for k in want)
+    if set(merged) != set(want) or worst > 1e-5:
+        raise TrainingDataError(f"{model_dir}: the adapter does not reproduce the merged weights "
+                                f"(max |diff| {worst:.2e}); was it trained with --lora-r?")
+    scores = [float(s) for s in trained.predict(list(REFERENCE_PAIRS), show_progress_bar=False)]
+    meta = {"base_model": base_name, "lora_r": adapter["r"], "lora_alpha": adapter["lora_alpha"],
+            "lora_scale": scale, "lora_targets": sorted(adapter["target_modules"]),
+            "max_length": trained.max_seq_length, "merge_max_abs_diff": worst,
+            "training": {k: record.get(k) for k in ("config", "examples", "pairs", "loss", "first_loss", "last_loss",
+                                                   "seconds")},
+            **(extra or {}),
+            "reference": {"pairs": [list(p) for p in REFERENCE_PAIRS], "scores": scores}}
+    asset_dir.mkdir(parents=True, exist_ok=True)
+    save_file(dict(sorted(delta.items())), str(asset_dir / DELTA_FILE), metadata={"format": "pt"})
+    (asset_dir / META_FILE).write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return meta

@@ -147,6 +147,38 @@ def test_lora_reranker_saves_a_small_adapter_and_a_plain_folder(tiny_model, pair
     assert scores.shape == (2,)
 
 
+def test_exported_delta_rebuilds_the_merged_reranker(tiny_model, pairs_path, tmp_path):
+    """The shipped-delta path (export, then fold into the backbone without peft) against peft's own merge."""
+    from indexer.default_reranker import build_default_reranker, is_built
+    from indexer.errors import E5SearchError
+    from indexer.rerank import Reranker
+    from trainer.reranker import export_delta
+    from trainer.stages import run_mine, run_reranker
+
+    mined = tmp_path / "mined.jsonl"
+    run_mine(pairs_path, mined, MineConfig(method="dense", model=str(tiny_model), num_negatives=1, range_min=0,
+                                           range_max=5, relative_margin=None))
+    ce = run_reranker(mined, tmp_path / "ce", RerankerConfig(model=str(tiny_model), max_steps=2, batch_size=4,
+                                                             num_negatives=1, max_length=64, lora_r=4,
+                                                             learning_rate=1e-2))
+    meta = export_delta(ce, tmp_path / "asset")
+    assert meta["merge_max_abs_diff"] < 1e-5 and meta["lora_scale"] == 4.0  # alpha 16 / r 4
+    built = build_default_reranker(tmp_path / "built", asset_dir=tmp_path / "asset")  # verifies reference scores
+    assert is_built(built, tmp_path / "asset")
+    passages = ["Bees collect nectar.", "Кошки мурлычут.", "蜜蜂采蜜。"]
+    want = Reranker(str(ce)).score("How do bees make honey?", passages)
+    got = Reranker(str(built)).score("How do bees make honey?", passages)
+    assert got == pytest.approx(want, rel=1e-4, abs=1e-5)
+    stamp = (built / "model.safetensors").stat().st_mtime_ns
+    assert build_default_reranker(built, asset_dir=tmp_path / "asset") == built  # cached: not rebuilt
+    assert (built / "model.safetensors").stat().st_mtime_ns == stamp
+    meta["reference"]["scores"][0] += 1.0  # a delta that no longer matches its recorded scores is refused
+    (tmp_path / "asset" / "reranker.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(E5SearchError, match="differ from the recorded"):
+        build_default_reranker(tmp_path / "built", asset_dir=tmp_path / "asset")
+    assert is_built(built, tmp_path / "asset") is False
+
+
 def test_beir_dev_eval_every_n_steps_is_logged(tiny_model, pairs_path, tmp_path):
     beir = tmp_path / "dev-beir"
     (beir / "qrels").mkdir(parents=True)
