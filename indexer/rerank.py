@@ -1,7 +1,9 @@
 """Cross-encoder reranking over a retriever's top candidates.
 
-Any sentence-transformers ``CrossEncoder`` folder or hub id works. No cross-encoder ships with the product
-offline, so asking to rerank without one configured is an error, never a silent no-op.
+Any sentence-transformers ``CrossEncoder`` folder or hub id works. When the repository ships a reranker delta
+(``indexer/assets/reranker/``, see :mod:`indexer.default_reranker`), ``default_reranker()`` names it and it is
+rebuilt offline on first use; ``E5SEARCH_RERANKER`` overrides it (``none`` turns it off). Asking to rerank without
+any reranker is an error, never a silent no-op.
 """
 
 from __future__ import annotations
@@ -18,13 +20,19 @@ logger = logging.getLogger(__name__)
 
 NO_RERANKER = (
     "no reranker configured: pass --reranker with a sentence-transformers CrossEncoder folder or hub id "
-    "(or set E5SEARCH_RERANKER); e5search ships none offline"
+    "(or set E5SEARCH_RERANKER)"
 )
+OFF = ("none", "off")  # E5SEARCH_RERANKER values that turn the default reranker off
 
 
 def default_reranker() -> str | None:
-    """The reranker named by ``E5SEARCH_RERANKER``, if any."""
-    return os.environ.get("E5SEARCH_RERANKER") or None
+    """``E5SEARCH_RERANKER`` if set (``none``/``off``: no reranker), else the shipped default, if any."""
+    from indexer.default_reranker import DEFAULT_RERANKER, is_shipped
+
+    env = os.environ.get("E5SEARCH_RERANKER", "").strip()
+    if env.lower() in OFF:
+        return None
+    return env or (DEFAULT_RERANKER if is_shipped() else None)
 
 
 class Reranker:
@@ -32,6 +40,11 @@ class Reranker:
         """``max_length``: input tokens per (query, passage); None takes the model folder's own (else 512)."""
         from sentence_transformers import CrossEncoder
 
+        from indexer.default_reranker import DEFAULT_RERANKER, build_default_reranker
+
+        name = model
+        if model == DEFAULT_RERANKER:
+            model = str(build_default_reranker())  # once: rebuilt offline from the shipped delta, then cached
         looks_like_path = model.startswith((".", "/", "~")) or os.sep in model
         if looks_like_path and not os.path.isdir(os.path.expanduser(model)):
             raise ConfigError(f"reranker {model!r}: no such folder; give a CrossEncoder folder or hub id")
@@ -42,7 +55,7 @@ class Reranker:
                 f"reranker {model!r} could not be loaded ({exc}); offline, only local folders and models "
                 "already in the Hugging Face cache work"
             ) from exc
-        self.name = model
+        self.name = name
         self.batch_size = batch_size
 
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
