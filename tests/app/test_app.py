@@ -20,7 +20,7 @@ TIMEOUT = 60
 @pytest.fixture(autouse=True)
 def fake_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """Every index the app opens or builds uses the FakeEncoder; no reranker unless a test sets one."""
-    monkeypatch.delenv("E5SEARCH_RERANKER", raising=False)
+    monkeypatch.setenv("E5SEARCH_RERANKER", "none")  # also off when the repository ships a default reranker
     monkeypatch.setenv("E5SEARCH_HOME", str(tmp_path / "home"))  # the eval's index cache
     service.use_encoder(FakeEncoder())
     yield
