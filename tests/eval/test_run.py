@@ -157,6 +157,8 @@ def test_bad_configs_are_refused(tmp_path: Path):
         EvalConfig(retrievers=("bm25", "splade"))
     with pytest.raises(ConfigError, match="max_queries=0"):
         EvalConfig(max_queries=0)
+    with pytest.raises(ConfigError, match="rerank_top=0"):
+        EvalConfig(rerank_top=0)
     with pytest.raises(ConfigError, match="no reranker configured"):
         evaluate(TINY, retrievers=["dense+rerank"], index_cache_dir=tmp_path, encoder=FakeEncoder(dim=DIM))
 
