@@ -191,14 +191,21 @@ def _scan(source: Path, root: Path, known: dict[str, FileRow], encoder: TextEnco
 
 def _encode(texts: list[str], encoder: TextEncoder, cache: EmbeddingCache, batch_size: int,
             show_progress: bool, progress: Progress | None) -> tuple[np.ndarray, int]:
+    """Vectors of ``texts``: from the cache where known, else encoded longest first and cached group by group.
+
+    Sorting the whole to-do list by length (not just each model batch) keeps padding low; groups of several
+    batches per call keep per-call overhead low while every finished group is committed to the cache, so an
+    interrupted run resumes where it stopped.
+    """
     hashes = [text_hash(t) for t in texts]
     found = cache.get(hashes)
-    todo = sorted({h: i for i, h in enumerate(hashes) if h not in found}.values())
+    todo = sorted({h: i for i, h in enumerate(hashes) if h not in found}.values(), key=lambda i: -len(texts[i]))
+    group = 8 * batch_size
     bar = tqdm(total=len(todo), desc="encoding", unit="chunk", disable=not show_progress)
-    for start in range(0, len(todo), batch_size):
+    for start in range(0, len(todo), group):
         if progress:
             progress("encoding", start, len(todo))
-        part = todo[start : start + batch_size]
+        part = todo[start : start + group]
         vecs = encoder.encode_passages([texts[i] for i in part])  # (len(part), dim)
         cache.put([hashes[i] for i in part], vecs)
         found.update({hashes[i]: v for i, v in zip(part, vecs)})

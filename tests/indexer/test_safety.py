@@ -65,17 +65,18 @@ class FailingEncoder(FakeEncoder):
 
 
 def test_interrupted_encoding_resumes_from_cache(tmp_path: Path):
-    docs = {f"doc{i}.txt": f"Document number {i} talks about topic{i}." for i in range(6)}
+    docs = {f"doc{i}.txt": f"Document number {i} talks about topic{i}." for i in range(40)}
     corpus = write_docs(tmp_path / "docs", docs)
     config = IndexConfig(model=ModelConfig(batch_size=2))
     with pytest.raises(KeyboardInterrupt):
-        build_index(corpus, tmp_path / "idx", config, encoder=FailingEncoder(fail_after=4))
+        build_index(corpus, tmp_path / "idx", config, encoder=FailingEncoder(fail_after=32))
     with pytest.raises(IndexStateError, match="never completed|no index"):
         Index.open(tmp_path / "idx")
     enc = FakeEncoder()
     s = build_index(corpus, tmp_path / "idx", config, encoder=enc)
-    assert s.added == 6 and s.chunks == 6
-    assert sum(enc.calls) == s.chunks_encoded == 2  # 4 of 6 chunks came from the cache
+    assert s.added == 40 and s.chunks == 40
+    # batch size 2 -> groups of 16 chunks: the two groups finished before the interrupt came from the cache
+    assert sum(enc.calls) == s.chunks_encoded == 8
 
 
 def test_model_mismatch_is_refused(setup):
