@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -37,12 +38,45 @@ from indexer.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-# Numerics class of each backend: backends of one class give interchangeable vectors (cosine >= 0.999).
-# torch-bf16 is meant to be fp32-class (tests/indexer/test_encoder_backends.py checks it on a GPU); it is not
-# measured yet, which is why AUTO_GPU_BACKEND below stays "torch".
-NUMERICS = {"torch": "fp32", "torch-bf16": "fp32", "onnx-int8": "int8"}
-# Switch to "torch-bf16" once its speed and cosine are measured on a GPU.
-AUTO_GPU_BACKEND: EncoderBackend = "torch"
+@dataclasses.dataclass(frozen=True)
+class BackendSpec:
+    """What selection needs to know about a backend. Adding one: a spec here, its runner in
+    :func:`open_runner`, its name in ``indexer.config.EncoderBackend``, and (to make it a default) a place in
+    :data:`AUTO_CPU` / :data:`AUTO_GPU`."""
+
+    name: str
+    numerics: str  # backends of one class give interchangeable vectors (cosine >= 0.999 per text)
+    device: str  # "cpu", "cuda" or "any"
+    needs: tuple[str, ...] = ()  # importable modules it requires
+    install: str = ""  # how to get them
+
+    def missing(self) -> str | None:
+        """The first required module that cannot be imported, or ``None``."""
+        for module in self.needs:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                return module
+        return None
+
+
+BACKENDS: dict[str, BackendSpec] = {
+    spec.name: spec
+    for spec in (
+        BackendSpec("torch", numerics="fp32", device="any"),
+        BackendSpec("torch-bf16", numerics="fp32", device="cuda"),  # unmeasured on a GPU: auto does not pick it
+        BackendSpec(
+            "onnx-int8",
+            numerics="int8",
+            device="cpu",
+            needs=("onnxruntime", "onnx"),
+            install="pip install 'e5search[onnx]' (onnxruntime, onnx)",
+        ),
+    )
+}
+NUMERICS = {name: spec.numerics for name, spec in BACKENDS.items()}
+AUTO_CPU: tuple[str, ...] = ("onnx-int8", "torch")  # first available wins
+AUTO_GPU: tuple[str, ...] = ("torch",)  # the GPU path goes first here once it is measured
 GPU_BATCH_TOKENS = 32_768  # padded tokens per forward pass on GPU
 CPU_BATCH_TOKENS = 8_192  # on CPU, about what sentence-transformers' 32 texts of SciFact length make
 _PREPROCESS_GROUP = 64  # texts tokenised per sentence-transformers preprocess call
@@ -54,11 +88,7 @@ def fingerprint_for(model_fingerprint: str, backend: str) -> str:
 
 
 def has_onnxruntime() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return BACKENDS["onnx-int8"].missing() is None
 
 
 def wants_cuda(device: str | None) -> bool:
@@ -75,21 +105,22 @@ def choose_backend(requested: str, device: str | None) -> str:
 
     >>> choose_backend("auto", "cpu")  # "onnx-int8" with onnxruntime installed, else "torch"
     """
+    cuda = wants_cuda(device)
     if requested == "auto":
-        if wants_cuda(device):
-            return AUTO_GPU_BACKEND
-        return "onnx-int8" if has_onnxruntime() else "torch"
-    if requested == "onnx-int8" and not has_onnxruntime():
+        return next(b for b in (AUTO_GPU if cuda else AUTO_CPU) if BACKENDS[b].missing() is None)
+    spec = BACKENDS[requested]
+    missing = spec.missing()
+    if missing is not None:
         raise ConfigError(
-            "backend='onnx-int8' needs ONNX Runtime, which is not installed: pip install onnxruntime onnx "
-            "(the 'onnx' extra), or use backend='torch'"
+            f"backend={requested!r} needs {missing}, which is not installed: {spec.install}, "
+            "or use backend='torch' (--backend torch)"
         )
-    if requested == "onnx-int8" and wants_cuda(device):
-        raise ConfigError(f"backend='onnx-int8' runs on CPU only; device={device!r}: set device='cpu'")
-    if requested == "torch-bf16" and not wants_cuda(device):
+    if spec.device == "cpu" and cuda:
+        raise ConfigError(f"backend={requested!r} runs on CPU only; device={device!r}: set device='cpu'")
+    if spec.device == "cuda" and not cuda:
         raise ConfigError(
-            "backend='torch-bf16' is the GPU path and no CUDA device is in use: use backend='torch' on CPU "
-            "(its vectors are interchangeable with torch-bf16's)"
+            f"backend={requested!r} is a GPU path and no CUDA device is in use: use backend='torch' on CPU "
+            f"(its vectors are interchangeable with {requested!r}'s)"
         )
     return requested
 
@@ -98,16 +129,33 @@ def backend_for_index(config: ModelConfig, recorded: dict[str, Any] | None) -> M
     """The model config to encode with for an existing index whose manifest recorded ``recorded``.
 
     With ``backend='auto'`` it picks a backend whose vectors match the index's: an index built before backends
-    existed (no ``backend`` recorded) or with torch gets an fp32-class backend, an int8 index gets onnx-int8.
-    An explicit backend is kept; if its vectors differ, the fingerprint check refuses it with both names.
+    existed (no ``backend`` recorded) or with an fp32-class backend gets auto's fp32-class choice, an index of
+    another class gets the backend that built it. An explicit backend is kept; if its vectors differ, the
+    fingerprint check refuses it, naming both backends (:func:`mismatch_hint`).
     """
     if config.backend != "auto" or not recorded:
         return config
-    built_with = recorded.get("backend", "torch")
-    pinned: EncoderBackend = "onnx-int8" if NUMERICS.get(built_with) == "int8" else "torch"
-    if pinned == "torch" and wants_cuda(config.device):
-        pinned = AUTO_GPU_BACKEND
-    return dataclasses.replace(config, backend=pinned)
+    built_with = str(recorded.get("backend", "torch"))
+    numerics = NUMERICS.get(built_with, "fp32")
+    if numerics != "fp32":
+        pinned = built_with
+    else:
+        auto = choose_backend("auto", config.device)
+        pinned = auto if NUMERICS[auto] == "fp32" else "torch"
+    return dataclasses.replace(config, backend=cast(EncoderBackend, pinned))
+
+
+def mismatch_hint(recorded: dict[str, Any], model_fingerprint: str | None) -> str:
+    """When the model is the index's but the backend's numerics differ: the fix, for the refusal message."""
+    built_with = str(recorded.get("backend", "torch"))
+    recorded_model = recorded.get("model_fingerprint", recorded.get("fingerprint"))
+    if model_fingerprint is None or recorded_model != model_fingerprint:
+        return ""
+    return (
+        f" The model is the same but the index was encoded with backend {built_with!r}, whose vectors differ "
+        f"from this backend's beyond tolerance: pass --backend {built_with} (or --backend auto, which follows "
+        "the index), or index into a new --index folder with the backend you want."
+    )
 
 
 # ------------------------------------------------------------------------------------------- tokenisation
