@@ -3,17 +3,18 @@
 - ``torch``: the sentence-transformers model in fp32, length-sorted batches under a token budget, without
   sentence-transformers' per-call overhead. Same vectors as ``SentenceTransformer.encode`` (cosine > 0.99999).
 - ``onnx-int8``: the transformer exported to ONNX, attention and layer norms fused by ONNX Runtime's BERT
-  optimiser, weights quantised to int8 per channel, activations quantised per text at run time. CPU only; one
-  text per run, texts spread over one single-threaded run per core. Built once per model (see
-  :mod:`indexer.onnx_build`), never downloaded.
-- ``torch-bf16``: the GPU path (length-sorted batches under a token budget, bf16 autocast, SDPA attention).
-  Written for issue 6 but not yet measured on a GPU, so ``auto`` does not pick it.
-- ``auto``: ``onnx-int8`` on CPU when ONNX Runtime is installed, ``torch`` otherwise.
+  optimiser, weights quantised to uint8 per channel, activations quantised per text at run time, the
+  feed-forward down-projections left in fp32. CPU only; one text per run, texts spread over one
+  single-threaded run per core. Built once per model (see :mod:`indexer.onnx_build`), never downloaded.
+- ``torch-bf16``: a GPU path (length-sorted batches under a token budget, bf16 autocast, SDPA attention).
+  Not measured on a GPU, so ``auto`` does not pick it; :mod:`indexer.gpu_encode` is the measured GPU path, to be
+  registered here as one more :class:`BackendSpec`.
+- ``auto``: the first available of :data:`AUTO_CPU` (``onnx-int8``, ``torch``) or, on a GPU, :data:`AUTO_GPU`.
 
 Vectors of different backends must not be mixed in one index. The rule is numeric: backends whose vectors match
-fp32 within the issue's tolerance (cosine >= 0.999 per text) share the model's fingerprint; the others (int8,
-cosine ~0.995) add their name to it, so an index built with one refuses the other (see :func:`fingerprint_for`
-and :func:`backend_for_index`).
+fp32 within the issue's tolerance (cosine >= 0.999 per text) share the model's fingerprint; the others (int8:
+cosine >= 0.996 on short queries, ~0.999 median) add their name to it, so an index built with one refuses the
+other (see :func:`fingerprint_for`, :func:`backend_for_index` and :func:`mismatch_hint`).
 
 Non-goals: training, models whose sentence-transformers pipeline is more than Transformer -> mean/CLS pooling ->
 Normalize (they run through ``SentenceTransformer.encode`` on the ``torch`` backend).

@@ -264,7 +264,8 @@ def _versions() -> dict[str, str]:
 def ensure_int8_model(
     st_model, model_fingerprint: str, force: bool = False, show_progress: bool = False
 ) -> Path:
-    """Path of the int8 ONNX model for ``st_model``, built (about a minute, ~2 GB RAM) unless already cached.
+    """Path of the int8 ONNX model for ``st_model``, built unless already cached (measured: 34 s, peak RSS of
+    the building process ~6.5 GB; a process that only uses the artefact peaks at ~1.1 GB).
 
     >>> ensure_int8_model(SentenceTransformer(folder), folder_fingerprint(folder))  # doctest: +SKIP
     PosixPath('~/.cache/e5search/onnx/<fingerprint>-int8/model.onnx')
