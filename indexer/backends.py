@@ -6,7 +6,9 @@
   optimiser, weights quantised to uint8 per channel, activations quantised per text at run time, the
   feed-forward down-projections left in fp32. CPU only; one text per run, texts spread over one
   single-threaded run per core. Built once per model (see :mod:`indexer.onnx_build`), never downloaded.
-- ``torch-bf16``: a GPU path (length-sorted batches under a token budget, bf16 autocast, SDPA attention).
+- ``torch-bf16``: the GPU path: for mean-pooled BERT / XLM-R models, packed batches with no padding
+  (:class:`PackedRunner`, :mod:`indexer.gpu_encode`); for others, length-sorted padded batches under bf16
+  autocast.
   Not measured on a GPU, so ``auto`` does not pick it; :mod:`indexer.gpu_encode` is the measured GPU path, to be
   registered here as one more :class:`BackendSpec`.
 - ``auto``: the first available of :data:`AUTO_CPU` (``onnx-int8``, ``torch``) or, on a GPU, :data:`AUTO_GPU`.
@@ -333,4 +335,25 @@ def open_runner(st_model, backend: str, model_fingerprint: str, show_progress: b
 
         path = ensure_int8_model(st_model, model_fingerprint, show_progress=show_progress)
         return OnnxRunner(path, pooling)
+    if backend == "torch-bf16" and pooling == "mean":
+        try:
+            return PackedRunner(st_model)
+        except ValueError as exc:  # another architecture: the padded runner serves it
+            logger.info("packed GPU path unavailable (%s); padded bf16 batches instead", exc)
     return TorchRunner(st_model, pooling, bf16=backend == "torch-bf16")
+
+
+class PackedRunner:
+    """bf16 on a GPU with no padding at all (:class:`indexer.gpu_encode.GPUEncoder`): token-budget batches of
+    concatenated texts, attention per text on nested tensors, batches prepared on a CPU thread ahead of the GPU."""
+
+    def __init__(self, st_model):
+        import torch
+
+        from indexer.gpu_encode import GPUEncoder
+
+        self.encoder = GPUEncoder(st_model, dtype=torch.bfloat16, max_tokens=4 * GPU_BATCH_TOKENS, packed=True)
+
+    def embed(self, seqs: list[np.ndarray], show_progress: bool = False) -> np.ndarray:
+        vecs = self.encoder.encode_ids(seqs)  # (n, dim)
+        return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
