@@ -62,7 +62,7 @@ def main() -> None:
     reranker = CachingReranker(Reranker(args.reranker, max_length=args.max_length))
     config = EvalConfig(split=args.split, retrievers=("dense", "hybrid", "dense+rerank", "hybrid+rerank"),
                         reranker=args.reranker, rerank_top=args.rerank_top, max_queries=args.max_queries,
-                        seed=args.seed)
+                        seed=args.seed, backend="torch")  # fp32: the cached indexes these numbers came from
     t0 = time.time()
     result = evaluate_config(args.dataset, config, reranker=reranker)
     result["rerank_bench"] = {"pairs_scored": reranker.scored, "scoring_seconds": round(reranker.seconds, 1),

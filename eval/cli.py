@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", type=Path, help="where eval indexes live (default: the e5search cache)")
     g.add_argument("--batch-size", type=int, default=32, help="encoder batch size (default: %(default)s)")
     g.add_argument("--device", help="torch device for the encoder (default: automatic)")
+    g.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx-int8", "torch-bf16"],
+                   help="how the encoder runs the model (default: auto = int8 ONNX on CPU, else torch); part of "
+                   "the index cache key")
     s = parser.add_argument_group("multilingual suite")
     s.add_argument("--suite", choices=["multilingual"], help="run a suite instead of one dataset")
     s.add_argument("--out", type=Path, help="suite output folder (multilingual.md / .json)")
@@ -63,7 +66,8 @@ def _encoder(args: argparse.Namespace):
     from indexer.config import DEFAULT_MODEL, ModelConfig
     from indexer.encoder import Encoder
 
-    return Encoder(ModelConfig(model=args.model or DEFAULT_MODEL, batch_size=args.batch_size, device=args.device))
+    return Encoder(ModelConfig(model=args.model or DEFAULT_MODEL, batch_size=args.batch_size, device=args.device,
+                               backend=args.backend))
 
 
 def run_dataset(args: argparse.Namespace) -> int:
@@ -79,7 +83,7 @@ def run_dataset(args: argparse.Namespace) -> int:
         split=args.split, retrievers=args.retrievers, model=args.model or DEFAULT_MODEL,
         reranker=args.reranker or default_reranker(),
         k=args.k, rerank_top=args.rerank_top, max_queries=args.max_queries, max_docs=args.max_docs, seed=args.seed,
-        on_unknown="warn" if args.allow_unknown_ids else "error", batch_size=args.batch_size,
+        on_unknown="warn" if args.allow_unknown_ids else "error", batch_size=args.batch_size, backend=args.backend,
     )
     result = evaluate_config(args.dataset, config, index_cache_dir=args.cache_dir, encoder=_encoder(args),
                              show_progress=True)
@@ -105,6 +109,7 @@ def run_suite(args: argparse.Namespace) -> int:
         parts=args.parts, model=args.model or DEFAULT_MODEL, xling_languages=args.xling_languages,
         xling_queries=args.xling_queries, xling_docs=args.xling_docs, bitext_sentences=args.bitext_sentences,
         sts_languages=args.sts_languages, sts_pairs=args.sts_pairs, seed=args.seed, batch_size=args.batch_size,
+        backend=args.backend,
         **extra,
     )
     run(args.out, config, data_root=args.data_root, work_dir=args.cache_dir, encoder=_encoder(args),

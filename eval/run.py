@@ -35,10 +35,10 @@ import numpy as np
 from eval.datasets import OnUnknown, corpus_hash, load_beir, subset, write_corpus
 from eval.metrics import DEFAULT_METRICS, PerQuery, by_rank, column, evaluate_run, mean
 from eval.significance import N_RESAMPLES, bootstrap_ci, paired_test
-from indexer.config import DEFAULT_MODEL, ChunkConfig, IndexConfig, ModelConfig, SearchConfig
+from indexer.config import DEFAULT_MODEL, ChunkConfig, EncoderBackend, IndexConfig, ModelConfig, SearchConfig
 from indexer.encoder import TextEncoder
 from indexer.errors import ConfigError
-from indexer.types import Corpus, Qrels, Queries, Run
+from indexer.types import Corpus, Qrels, Queries, Run, SearchMode
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +66,10 @@ class EvalConfig:
     on_unknown: OnUnknown = "error"
     n_resamples: int = N_RESAMPLES
     batch_size: int = 32
+    backend: EncoderBackend = "auto"  # how the encoder runs the model: see indexer.backends
 
     def __post_init__(self) -> None:
+        ModelConfig(model=self.model, batch_size=self.batch_size, backend=self.backend)
         unknown = [r for r in self.retrievers if r not in RETRIEVERS]
         if unknown or not self.retrievers:
             raise ConfigError(f"retrievers={list(self.retrievers)}: choose from {', '.join(RETRIEVERS)}")
@@ -128,10 +130,10 @@ def parse_retrievers(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
-def split_name(name: str) -> tuple[str, bool]:
-    """``"hybrid+rerank"`` → ``("hybrid", True)``."""
+def split_name(name: str) -> tuple[SearchMode, bool]:
+    """``"hybrid+rerank"`` → ``("hybrid", True)``; ``name`` is one of :data:`RETRIEVERS`."""
     mode, _, suffix = name.partition("+")
-    return mode, suffix == "rerank"
+    return cast(SearchMode, mode), suffix == "rerank"
 
 
 def cache_root() -> Path:
@@ -152,7 +154,7 @@ def prepare_index(corpus: Corpus, dataset_name: str, encoder: TextEncoder, confi
     if not source.exists():  # content-addressed: an existing file is this corpus, left untouched
         write_corpus(corpus, source)
     index_config = IndexConfig(
-        model=ModelConfig(model=encoder.name, batch_size=config.batch_size),
+        model=ModelConfig(model=encoder.name, batch_size=config.batch_size, backend=config.backend),
         chunking=ChunkConfig(chunk_size=config.chunk_size),
     )
     summary = build_index(source, folder / "index", index_config, encoder=encoder, show_progress=show_progress)
@@ -176,9 +178,9 @@ def run_retrievers(index_dir: Path, queries: Queries, config: EvalConfig, encode
     seconds: dict[str, float] = {}
     try:
         for name in config.retrievers:
-            mode, rerank = split_name(name)  # EvalConfig validated the name
+            mode, rerank = split_name(name)
             t0 = time.perf_counter()
-            runs[name] = by_rank(idx.retriever(mode, rerank=rerank).search(queries, config.k))  # type: ignore[arg-type]
+            runs[name] = by_rank(idx.retriever(mode, rerank=rerank).search(queries, config.k))
             seconds[name] = time.perf_counter() - t0
             logger.info("%s: %d queries in %.1fs", name, len(queries), seconds[name])
     finally:
@@ -258,7 +260,8 @@ def evaluate(dataset_dir: str | Path, split: str = "test", retrievers: tuple[str
 def _load_encoder(config: EvalConfig) -> TextEncoder:
     from indexer.encoder import Encoder
 
-    return cast(TextEncoder, Encoder(ModelConfig(model=config.model, batch_size=config.batch_size)))
+    model = ModelConfig(model=config.model, batch_size=config.batch_size, backend=config.backend)
+    return cast(TextEncoder, Encoder(model))
 
 
 def _describe(config: EvalConfig, encoder: TextEncoder, reranker: Any, dataset_dir: Path, corpus: Corpus,

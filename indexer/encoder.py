@@ -3,6 +3,11 @@
 Call sites ask for ``encode_queries`` or ``encode_passages``; they never paste ``query: `` / ``passage: ``
 themselves. Prompts come from the model folder (``config_sentence_transformers.json``), falling back to the
 ``ModelConfig`` defaults (E5's prompts) when the folder records none.
+
+The model always loads through sentence-transformers (tokenizer, prompts, pooling, fingerprint); how its
+transformer runs is the backend's business (:mod:`indexer.backends`): by default int8 ONNX Runtime on CPU,
+fp32 torch otherwise. The backend is part of :meth:`Encoder.describe` and, when its vectors differ from fp32
+beyond tolerance, of the fingerprint.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
+from indexer.backends import NUMERICS, choose_backend, fingerprint_for, open_runner, token_ids
 from indexer.config import ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -102,9 +108,10 @@ class Encoder:
 
     >>> enc = Encoder(ModelConfig())               # the default model, rebuilt offline on first use
     >>> enc.encode_queries(["how are you"]).shape  # (1, 384)
+    >>> enc.describe()["backend"]                  # "onnx-int8" on CPU with onnxruntime installed
     """
 
-    def __init__(self, config: ModelConfig = ModelConfig()):
+    def __init__(self, config: ModelConfig = ModelConfig(), show_progress: bool = False):
         from indexer.models import resolve_model
 
         self.config = config
@@ -122,7 +129,9 @@ class Encoder:
         self.dim = int(get_dim() or 0)
         self.max_length = int(self.model.max_seq_length)
         folder = _model_folder(self.model)
-        self.fingerprint = folder_fingerprint(folder) if folder else f"hub:{config.model}"
+        self.model_fingerprint = folder_fingerprint(folder) if folder else f"hub:{config.model}"
+        self.backend, self._runner = _open_backend(self.model, config, self.model_fingerprint, show_progress)
+        self.fingerprint = fingerprint_for(self.model_fingerprint, self.backend)
 
     @property
     def tokenizer(self):
@@ -131,6 +140,9 @@ class Encoder:
     def _encode(self, texts: Sequence[str], prompt: str, show_progress: bool) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._runner is not None:
+            ids = token_ids(self.model, [prompt + t for t in texts])
+            return np.ascontiguousarray(self._runner.embed(ids, show_progress), dtype=np.float32)  # (n, dim)
         emb = self.model.encode(
             list(texts),
             prompt=prompt,
@@ -151,11 +163,35 @@ class Encoder:
         return {
             "model": self.name,
             "fingerprint": self.fingerprint,
+            "model_fingerprint": self.model_fingerprint,
+            "backend": self.backend,
+            "numerics": NUMERICS[self.backend],
             "dim": self.dim,
             "max_length": self.max_length,
             "query_prompt": self.query_prompt,
             "passage_prompt": self.passage_prompt,
         }
+
+
+def _open_backend(model, config: ModelConfig, model_fingerprint: str, show_progress: bool):
+    """(resolved backend, runner or None for ``SentenceTransformer.encode``); ``auto`` falls back to torch."""
+    backend = choose_backend(config.backend, config.device)
+    try:
+        return backend, open_runner(model, backend, model_fingerprint, show_progress)
+    except Exception as exc:
+        if config.backend != "auto" or backend == "torch":
+            raise
+        logger.warning("backend %s unavailable for %s (%s); using torch", backend, config.model, exc)
+        return "torch", open_runner(model, "torch", model_fingerprint)
+
+
+def prepare_encoder(config: ModelConfig = ModelConfig(), show_progress: bool = False) -> dict:
+    """Load the model and build what its backend needs (the int8 ONNX model for ``auto`` on CPU), for setup.
+
+    >>> prepare_encoder()["backend"]  # doctest: +SKIP
+    'onnx-int8'
+    """
+    return Encoder(config, show_progress=show_progress).describe()
 
 
 def write_json(path: Path, data: dict) -> None:

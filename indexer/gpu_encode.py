@@ -83,39 +83,47 @@ class GPUEncoder:
     def batches(self, texts: Sequence[str]) -> Iterator[Batch]:
         """Length-sorted token-budget batches, window by window (pinned CPU tensors)."""
         for start in range(0, len(texts), self.window):
-            ids = self._tokenize(texts[start:start + self.window])
-            lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-            order = np.argsort(-lengths, kind="stable")
-            i = 0
-            while i < len(order):
-                longest = int(lengths[order[i]])
-                if self.packed:  # fill the budget with real tokens
-                    cum = np.cumsum(lengths[order[i:]])
-                    n = max(1, int(np.searchsorted(cum, self.max_tokens, side="right")))
-                else:  # the budget counts padding too
-                    n = max(1, self.max_tokens // longest)
-                rows = order[i:i + n]
-                i += n
-                lens = lengths[rows]
-                if self.packed:
-                    flat = np.fromiter((t for r in rows for t in ids[r]), dtype=np.int64, count=int(lens.sum()))
-                    tensor = torch.from_numpy(flat)
-                else:
-                    width = -(-int(lens.max()) // 8) * 8
-                    grid = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-                    for j, r in enumerate(rows):
-                        grid[j, :lens[j]] = ids[r]
-                    tensor = torch.from_numpy(grid)
-                pin = self.device.type == "cuda"
-                yield Batch(index=_pin(torch.from_numpy(rows + start), pin), ids=_pin(tensor, pin),
-                            lengths=_pin(torch.from_numpy(lens.astype(np.int32)), pin))
+            yield from self._batches(self._tokenize(texts[start:start + self.window]), start)
+
+    def _batches(self, ids: Sequence[Sequence[int]], start: int = 0) -> Iterator[Batch]:
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(-lengths, kind="stable")
+        i = 0
+        while i < len(order):
+            longest = int(lengths[order[i]])
+            if self.packed:  # fill the budget with real tokens
+                cum = np.cumsum(lengths[order[i:]])
+                n = max(1, int(np.searchsorted(cum, self.max_tokens, side="right")))
+            else:  # the budget counts padding too
+                n = max(1, self.max_tokens // longest)
+            rows = order[i:i + n]
+            i += n
+            lens = lengths[rows]
+            if self.packed:
+                tensor = torch.from_numpy(np.concatenate([np.asarray(ids[r], dtype=np.int64) for r in rows]))
+            else:
+                width = -(-int(lens.max()) // 8) * 8
+                grid = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+                for j, r in enumerate(rows):
+                    grid[j, :lens[j]] = ids[r]
+                tensor = torch.from_numpy(grid)
+            pin = self.device.type == "cuda"
+            yield Batch(index=_pin(torch.from_numpy(rows + start), pin), ids=_pin(tensor, pin),
+                        lengths=_pin(torch.from_numpy(lens.astype(np.int32)), pin))
 
     # -- encoding (GPU) ---------------------------------------------------------------------------------------
-    @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """fp32 embeddings of ``texts`` (already prompted), in input order, L2-normalised if the model does."""
-        out = torch.empty((len(texts), self.dim), dtype=torch.float32, device=self.device)
-        for batch in _prefetch(self.batches(texts), depth=4):
+        return self._run(self.batches(texts), len(texts))
+
+    def encode_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """Like :meth:`encode`, for texts already tokenised (special tokens included, truncated)."""
+        return self._run(self._batches(ids), len(ids))
+
+    @torch.inference_mode()
+    def _run(self, batches: Iterator[Batch], n: int) -> np.ndarray:
+        out = torch.empty((n, self.dim), dtype=torch.float32, device=self.device)
+        for batch in _prefetch(batches, depth=4):
             index = batch.index.to(self.device, non_blocking=True)
             ids = batch.ids.to(self.device, non_blocking=True)
             lengths = batch.lengths.to(self.device, non_blocking=True)

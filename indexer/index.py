@@ -94,12 +94,18 @@ class Index:
     @property
     def encoder(self) -> TextEncoder:
         if self._encoder is None:
+            from indexer.backends import backend_for_index
             from indexer.encoder import Encoder
 
-            encoder = Encoder(self.index_config.model)
+            encoder = Encoder(backend_for_index(self.index_config.model, self.manifest.get("model")))
             _check_encoder(self.manifest, encoder)
             self._encoder = encoder
         return self._encoder
+
+    def use_encoder(self, encoder: TextEncoder) -> None:
+        """Search with ``encoder`` (checked against the index's model and backend) instead of the index's own."""
+        _check_encoder(self.manifest, encoder)
+        self._encoder = encoder
 
     @property
     def bm25(self):
@@ -318,12 +324,16 @@ class Index:
 
 
 def _check_encoder(manifest: dict, encoder: TextEncoder) -> None:
+    from indexer.backends import mismatch_hint
+
     model = manifest.get("model", {})
     if model.get("fingerprint") != encoder.fingerprint or model.get("dim") != encoder.dim:
+        hint = mismatch_hint(model, getattr(encoder, "model_fingerprint", None))
         raise IndexStateError(
             f"this index was built with model {model.get('model')!r} (fingerprint {model.get('fingerprint')}, "
             f"dim {model.get('dim')}); refusing to search it with {encoder.name!r} ({encoder.fingerprint}, "
-            f"dim {encoder.dim}). Use the index's own model (omit --model) or re-index with the new one"
+            f"dim {encoder.dim})."
+            + (hint or " Use the index's own model (omit --model) or re-index with the new one")
         )
 
 

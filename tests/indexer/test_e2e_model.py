@@ -124,3 +124,15 @@ def test_info(indexed, capsys):
     stats = json.loads(capsys.readouterr().out)
     assert stats["model"]["dim"] == 384 and stats["model"]["query_prompt"] == "query: "
     assert {"en", "de", "fr", "zh", "ja", "ar", "ru"} <= set(stats["document_languages"])
+
+
+def test_backend_flag_is_checked_against_the_index(indexed, capsys):
+    """The index was built with the default backend (int8 ONNX on CPU when onnxruntime is installed): the same
+    backend searches it, an fp32 one is refused with the fix named."""
+    pytest.importorskip("onnxruntime")
+    assert main(["info", "--index", str(indexed[1]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"]["backend"] == "onnx-int8"
+    hits = search(capsys, indexed[1], "how is bread baked in Germany", "dense", "--backend", "onnx-int8")
+    assert hits["hits"][0]["doc_path"] == "de_rhein_brot.txt"
+    assert main(["search", "x", "--index", str(indexed[1]), "--mode", "dense", "--backend", "torch"]) == 2
+    assert "pass --backend onnx-int8" in capsys.readouterr().err

@@ -79,3 +79,9 @@ def test_unsupported_pooling_is_refused(default_st):
 def test_tokenizer_errors_reach_the_caller(default_st):
     with pytest.raises(TypeError):
         GPUEncoder(default_st, dtype=torch.float32).encode(["passage: fine", None])  # type: ignore[list-item]
+
+
+def test_pretokenised_ids_give_the_same_vectors(default_st):
+    fast = GPUEncoder(default_st, dtype=torch.float32, max_tokens=600, window=3)
+    ids = default_st.tokenizer(SAMPLE, truncation=True, max_length=default_st.max_seq_length)["input_ids"]
+    assert np.allclose(fast.encode_ids(ids), fast.encode(SAMPLE), atol=1e-6)

@@ -1,0 +1,312 @@
+"""Build, check and cache the int8 ONNX model behind ``backend='onnx-int8'``, offline, once per model.
+
+Recipe (measured on a 2-core AVX2 CPU, see bench/results/encode.md): export the transformer to ONNX with eager
+attention (ONNX Runtime's BERT optimiser fuses that pattern into one Attention node; SDPA's export it does not),
+fuse attention, embeddings + layer norm, skip layer norm and bias GELU, then quantise dynamically: weights uint8
+per output channel, activations uint8 per tensor and run. Two measured choices make it accurate enough to be the
+default (cosine vs fp32 on 320 multilingual sentences, min / median: all-int8 s8 weights 0.988 / 0.996):
+- u8 x u8 instead of u8 x s8: AVX2 CPUs without VNNI multiply u8 x s8 with ``vpmaddubsw``, whose int16 pair
+  sums saturate (0.994 / 0.997);
+- the feed-forward down-projections (the MatMuls reading GELU's long-tailed output) stay fp32: per-tensor
+  uint8 of that activation was most of the remaining error (with both: 0.998 / 0.999).
+The result is checked against the torch model on multilingual probe texts before it is kept, and the fused
+graph is dropped for the plain one if the fusion broke it.
+
+Artefacts live in ``<cache>/onnx/<model fingerprint>-int8/`` (``model.onnx`` + ``build.json``), keyed by the
+model's content fingerprint, so a retrained model never reuses a stale export. The folder is built in a staging
+directory and renamed into place; ``build.json`` is written last. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.errors import ConfigError, E5SearchError
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 2  # bump when the recipe changes what it writes; older artefacts are then rebuilt
+RECORD = "build.json"
+OPSET = 17
+_GELU_DEPTH = 4  # producers walked back from a MatMul's input looking for a GELU
+MIN_PROBE_COSINE = 0.995  # measured (bench/results/encode.md): >= 0.998 on short multilingual texts
+PROBE_TEXTS = (
+    "query: how do plants turn sunlight into sugar",
+    "passage: Photosynthesis converts light energy into chemical energy stored in glucose.",
+    "passage: Die Photosynthese wandelt Lichtenergie in chemische Energie um.",
+    "passage: La photosynthèse transforme l'énergie lumineuse en énergie chimique.",
+    "passage: Фотосинтез превращает энергию света в химическую энергию.",
+    "passage: 光合作用将光能转化为储存在葡萄糖中的化学能。",
+    "passage: 光合成は光エネルギーを化学エネルギーに変換する。",
+    "passage: البناء الضوئي يحول الطاقة الضوئية إلى طاقة كيميائية.",
+)
+
+
+def onnx_home() -> Path:
+    from indexer.models import cache_home
+
+    return cache_home() / "onnx"
+
+
+def artefact_dir(model_fingerprint: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_fingerprint)
+    return onnx_home() / f"{safe}-int8"
+
+
+def find_int8_model(model_fingerprint: str) -> Path | None:
+    """The finished ``model.onnx`` for this model fingerprint, or ``None``."""
+    folder = artefact_dir(model_fingerprint)
+    try:
+        record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if record.get("format") != FORMAT or record.get("model_fingerprint") != model_fingerprint:
+        return None
+    path = folder / "model.onnx"
+    return path if path.is_file() else None
+
+
+@contextlib.contextmanager
+def _quiet_onnx_tools() -> Iterator[None]:
+    """ONNX Runtime's optimiser and quantiser log every node at INFO, some through the root logger (whose
+    module-level calls would also install a handler where none is configured): hold them to warnings."""
+    root = logging.getLogger()
+    noisy = [root] + [
+        logging.getLogger(n) for n in ("onnx_model", "onnx_model_bert", "fusion_base", "fusion_utils")
+    ]
+    levels = [lg.level for lg in noisy]
+    placeholder = logging.NullHandler() if not root.handlers else None
+    if placeholder is not None:
+        root.addHandler(placeholder)
+    for lg in noisy:
+        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for lg, level in zip(noisy, levels):
+            lg.setLevel(level)
+        if placeholder is not None:
+            root.removeHandler(placeholder)
+
+
+def _require_builders() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime.quantization  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(
+            f"building the int8 ONNX model needs onnx and onnxruntime ({exc}): pip install onnxruntime onnx, "
+            "or use backend='torch'"
+        ) from exc
+
+
+def _last_hidden(model):
+    """Wraps the transformer so the exported graph takes (input_ids, attention_mask) and returns token states."""
+    import torch
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    return LastHidden(model)
+
+
+def export_fp32(st_model, path: Path) -> None:
+    """The transformer as an fp32 ONNX graph with dynamic batch and sequence axes."""
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(st_model[0].auto_model).float().cpu().eval()
+    model.set_attn_implementation("eager")  # the pattern ONNX Runtime's attention fusion recognises
+    features = st_model.preprocess(
+        ["passage: a short text", "passage: a longer text, so the batch is padded"]
+    )
+    args = (features["input_ids"].cpu(), features["attention_mask"].cpu())
+    axes = {0: "batch", 1: "sequence"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _last_hidden(model),
+            args,
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["input_ids", "attention_mask"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
+        )
+
+
+def fuse(src: Path, dst: Path, config) -> dict[str, int]:
+    """ONNX Runtime's transformer fusions; returns how many of each fused operator it made."""
+    from onnxruntime.transformers import optimizer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = optimizer.optimize_model(
+            str(src),
+            model_type="bert",
+            num_heads=int(config.num_attention_heads),
+            hidden_size=int(config.hidden_size),
+            opt_level=0,
+        )
+    model.save_model_to_file(str(dst))
+    return {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
+
+
+def gelu_fed_matmuls(model) -> list[str]:
+    """Names of the MatMuls that read a GELU's output (the feed-forward down-projections), fused (``Gelu``,
+    ``BiasGelu``, ``FastGelu``) or not (the ``Erf`` pattern: ``x * 0.5 * (1 + erf(x / sqrt 2))``)."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+    names = []
+    for node in model.graph.node:
+        if node.op_type != "MatMul":
+            continue
+        frontier = [node.input[0]]
+        for _ in range(_GELU_DEPTH):  # the unfused pattern ends 3 nodes after the Erf
+            parents = [producer[t] for t in frontier if t in producer]
+            if any(p.op_type in ("Gelu", "BiasGelu", "FastGelu", "Erf") for p in parents):
+                names.append(node.name)
+                break
+            frontier = [t for p in parents if p.op_type in ("Mul", "Add", "Div") for t in p.input]
+    return names
+
+
+def quantize_int8(src: Path, dst: Path) -> list[str]:
+    """Dynamic int8 quantisation of ``src`` into ``dst``; returns the MatMuls kept in fp32."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    keep_fp32 = gelu_fed_matmuls(onnx.load(str(src), load_external_data=False))
+    quantize_dynamic(
+        str(src),
+        str(dst),
+        weight_type=QuantType.QUInt8,  # u8 x u8: no vpmaddubsw saturation on CPUs without VNNI
+        per_channel=True,
+        nodes_to_exclude=keep_fp32,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # fused nodes have no inferred types
+    )
+    return keep_fp32
+
+
+def probe_cosines(st_model, path: Path) -> np.ndarray:
+    """Cosine of the ONNX model's vectors with the torch model's on :data:`PROBE_TEXTS`."""
+    from indexer.backends import OnnxRunner, _ort_session, lean_pooling, token_ids
+
+    pooling = lean_pooling(st_model) or "mean"
+    ref = st_model.encode(list(PROBE_TEXTS), normalize_embeddings=True, convert_to_numpy=True)  # (n, dim)
+    got = OnnxRunner(path, pooling, workers=1).embed(token_ids(st_model, PROBE_TEXTS))  # (n, dim)
+    _ort_session.cache_clear()  # the staging file is about to move
+    return np.sum(ref * got, axis=1)
+
+
+def _build_in(staging: Path, st_model) -> dict[str, Any]:
+    """Export, fuse, quantise and check inside ``staging``; returns what goes into ``build.json``."""
+    fp32, fused = staging / "fp32.onnx", staging / "fused.onnx"
+    export_fp32(st_model, fp32)
+    stats: dict[str, int] = {}
+    try:
+        stats = fuse(fp32, fused, st_model[0].auto_model.config)
+    except Exception as exc:  # noqa: BLE001 - the fusions are an optimisation; the plain graph still works
+        logger.info("ONNX Runtime fusion failed (%s); quantising the plain graph", exc)
+    for source in ([fused] if fused.exists() else []) + [fp32]:
+        kept = quantize_int8(source, staging / "model.onnx")
+        cosines = probe_cosines(st_model, staging / "model.onnx")
+        if cosines.min() >= MIN_PROBE_COSINE:
+            break
+        logger.warning(
+            "int8 model from %s: probe cosine %.4f < %.2f", source.name, cosines.min(), MIN_PROBE_COSINE
+        )
+    else:
+        raise E5SearchError(
+            f"the int8 ONNX model does not reproduce this model (probe cosine {cosines.min():.4f} < "
+            f"{MIN_PROBE_COSINE}); use backend='torch'"
+        )
+    fp32.unlink()
+    fused.unlink(missing_ok=True)
+    return {
+        "fused_operators": stats if source == fused else {},
+        "matmuls_kept_fp32": len(kept),
+        "probe_cosine_min": round(float(cosines.min()), 5),
+        "probe_cosine_mean": round(float(cosines.mean()), 5),
+    }
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("onnxruntime", "onnx", "torch", "transformers", "sentence-transformers"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def ensure_int8_model(
+    st_model, model_fingerprint: str, force: bool = False, show_progress: bool = False
+) -> Path:
+    """Path of the int8 ONNX model for ``st_model``, built unless already cached (measured: 34 s, peak RSS of
+    the building process ~6.5 GB; a process that only uses the artefact peaks at ~1.1 GB).
+
+    >>> ensure_int8_model(SentenceTransformer(folder), folder_fingerprint(folder))  # doctest: +SKIP
+    PosixPath('~/.cache/e5search/onnx/<fingerprint>-int8/model.onnx')
+    """
+    found = None if force else find_int8_model(model_fingerprint)
+    if found is not None:
+        return found
+    _require_builders()
+    target = artefact_dir(model_fingerprint)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    logger.warning("building the int8 ONNX model for %s (once, about a minute)", model_fingerprint)
+    started = time.perf_counter()
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    try:
+        with _quiet_onnx_tools():
+            built = _build_in(staging, st_model)
+        record = {
+            "format": FORMAT,
+            "model_fingerprint": model_fingerprint,
+            "opset": OPSET,
+            "weights": "uint8 asymmetric per output channel; feed-forward down-projections kept fp32",
+            "activations": "uint8 dynamic per tensor, per run",
+            **built,
+            "versions": _versions(),
+            "built_at": datetime.now(timezone.utc).isoformat(),
+            "build_seconds": round(time.perf_counter() - started, 1),
+        }
+        (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")  # written last
+        if not force and find_int8_model(model_fingerprint) is not None:  # a concurrent build finished first
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info(
+        "built %s in %.0f s (probe cosine >= %.4f)",
+        target,
+        record["build_seconds"],
+        record["probe_cosine_min"],
+    )
+    return target / "model.onnx"
