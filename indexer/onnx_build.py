@@ -22,8 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -34,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from indexer.errors import ConfigError, E5SearchError
+from indexer.models import staged_folder
 
 logger = logging.getLogger(__name__)
 
@@ -275,11 +274,9 @@ def ensure_int8_model(
         return found
     _require_builders()
     target = artefact_dir(model_fingerprint)
-    target.parent.mkdir(parents=True, exist_ok=True)
     logger.warning("building the int8 ONNX model for %s (once, about a minute)", model_fingerprint)
     started = time.perf_counter()
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
-    try:
+    with staged_folder(target, lambda: find_int8_model(model_fingerprint) is not None, force) as staging:
         with _quiet_onnx_tools():
             built = _build_in(staging, st_model)
         record = {
@@ -294,15 +291,6 @@ def ensure_int8_model(
             "build_seconds": round(time.perf_counter() - started, 1),
         }
         (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")  # written last
-        if not force and find_int8_model(model_fingerprint) is not None:  # a concurrent build finished first
-            shutil.rmtree(staging, ignore_errors=True)
-        else:
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     logger.info(
         "built %s in %.0f s (probe cosine >= %.4f)",
         target,
