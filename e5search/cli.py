@@ -194,11 +194,19 @@ def cmd_app(args: argparse.Namespace) -> int:
     env = {**os.environ, "E5SEARCH_INDEX": str(Path(args.index).expanduser().resolve())}
     if args.reranker:
         env["E5SEARCH_RERANKER"] = args.reranker
+    # Streamlit itself always runs headless: its non-headless first run stops at an e-mail prompt on stdin
+    # (a crash without a terminal); the browser is opened here instead.
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", args.host,
-           "--server.port", str(args.port), "--server.headless", str(args.headless).lower(),
+           "--server.port", str(args.port), "--server.headless", "true",
            "--browser.gatherUsageStats", "false", "--client.showErrorDetails", "none",
            "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none"]
-    print(f"e5search app on http://{args.host}:{args.port} (index {args.index}); Ctrl-C stops it")
+    url = f"http://{args.host}:{args.port}"
+    print(f"e5search app on {url} (index {args.index}); Ctrl-C stops it")
+    if not args.headless:
+        import threading
+        import webbrowser
+
+        threading.Timer(3.0, webbrowser.open, args=(url,)).start()
     return subprocess.call(cmd, env=env)
 
 
