@@ -82,6 +82,7 @@ AUTO_CPU: tuple[str, ...] = ("onnx-int8", "torch")  # first available wins
 AUTO_GPU: tuple[str, ...] = ("torch",)  # the GPU path goes first here once it is measured
 GPU_BATCH_TOKENS = 32_768  # padded tokens per forward pass on GPU
 CPU_BATCH_TOKENS = 8_192  # on CPU, about what sentence-transformers' 32 texts of SciFact length make
+SOLO_THREADS = 4  # cores one lone text (a query) is split over; more only adds synchronisation
 _PREPROCESS_GROUP = 64  # texts tokenised per sentence-transformers preprocess call
 
 
@@ -211,13 +212,15 @@ class Runner(Protocol):
 
 
 @functools.lru_cache(maxsize=4)
-def _ort_session(path: str):
-    """One session per artefact and process. Single-threaded runs, no spin-waiting: parallelism comes from
-    running several texts at once, which scales better than splitting one small matrix product over cores."""
+def _ort_session(path: str, threads: int = 1):
+    """One session per artefact, thread count and process, without spin-waiting (on a shared machine spinning
+    threads take cores from everything else). Batches run one text per single-threaded call, several calls at
+    once: that scales better than splitting one text's small matrix products over cores. A lone text (a query)
+    has nothing to run beside it, so it gets a session that splits it over ``threads`` cores."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -229,20 +232,23 @@ class OnnxRunner:
     vector does not depend on the texts encoded with it (the embedding cache relies on that)."""
 
     def __init__(self, model_path: Path, pooling: str, workers: int | None = None):
-        self.session = _ort_session(str(model_path))
+        self.path = str(model_path)
+        self.session = _ort_session(self.path)
         self.pooling = pooling
         self.workers = workers or available_cpus()
         self._pool: ThreadPoolExecutor | None = None
 
-    def _one(self, ids: np.ndarray) -> np.ndarray:
+    def _one(self, ids: np.ndarray, session=None) -> np.ndarray:
         feeds = {"input_ids": ids[None, :], "attention_mask": np.ones((1, len(ids)), np.int64)}
-        hidden = self.session.run(None, feeds)[0][0]  # (seq, hidden)
+        hidden = (session or self.session).run(None, feeds)[0][0]  # (seq, hidden)
         return pool(hidden, self.pooling)
 
     def embed(self, seqs: list[np.ndarray], show_progress: bool = False) -> np.ndarray:
         from tqdm.auto import tqdm
 
         assert seqs, "callers handle the empty batch"
+        if len(seqs) == 1 and self.workers > 1:  # a query: split it over the cores (same numbers, less latency)
+            return self._one(seqs[0], _ort_session(self.path, min(self.workers, SOLO_THREADS)))[None, :]
         longest_first = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))  # balances the workers
         if len(seqs) > 1 and self.workers > 1:
             if self._pool is None:

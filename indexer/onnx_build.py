@@ -7,8 +7,11 @@ per output channel, activations uint8 per tensor and run. Two measured choices m
 default (cosine vs fp32 on 320 multilingual sentences, min / median: all-int8 s8 weights 0.988 / 0.996):
 - u8 x u8 instead of u8 x s8: AVX2 CPUs without VNNI multiply u8 x s8 with ``vpmaddubsw``, whose int16 pair
   sums saturate (0.994 / 0.997);
-- the feed-forward down-projections (the MatMuls reading GELU's long-tailed output) stay fp32: per-tensor
-  uint8 of that activation was most of the remaining error (with both: 0.998 / 0.999).
+- the feed-forward down-projections (the MatMuls reading GELU's long-tailed output) are not int8: per-tensor
+  uint8 of that activation was most of the remaining error (with both: 0.998 / 0.999). Where their weights are
+  exactly 4-bit already (the default model is rebuilt from Q4_0 blocks of 32), they are stored as ONNX Runtime's
+  ``MatMulNBits`` with fp32 compute: the same numbers in an eighth of the bytes, which matters for short texts
+  (a query's MatMuls are bound by reading weights). Any other model keeps them fp32.
 The result is checked against the torch model on multilingual probe texts before it is kept, and the fused
 graph is dropped for the plain one if the fusion broke it.
 
@@ -36,10 +39,11 @@ from indexer.models import staged_folder
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 2  # bump when the recipe changes what it writes; older artefacts are then rebuilt
+FORMAT = 3  # bump when the recipe changes what it writes; older artefacts are then rebuilt
 RECORD = "build.json"
 OPSET = 17
 _GELU_DEPTH = 4  # producers walked back from a MatMul's input looking for a GELU
+Q4_BLOCK = 32  # Q4_0's block length
 MIN_PROBE_COSINE = 0.995  # measured (bench/results/encode.md): >= 0.998 on short multilingual texts
 PROBE_TEXTS = (
     "query: how do plants turn sunlight into sugar",
@@ -205,6 +209,52 @@ def quantize_int8(src: Path, dst: Path) -> list[str]:
     return keep_fp32
 
 
+def exact_q4_weights(model, names: list[str], block: int = Q4_BLOCK) -> list[str]:
+    """The MatMuls among ``names`` whose (K, N) weight is exactly symmetric 4-bit in blocks of ``block`` along K
+    (Q4_0: per block ``d = w[argmax |w|] / -8`` and every ``w / d`` an integer in [-8, 7]), i.e. whose
+    ``MatMulNBits`` form loses nothing."""
+    from onnx import numpy_helper
+
+    weights = {t.name: t for t in model.graph.initializer}
+    exact = []
+    for node in model.graph.node:
+        if node.name not in names or node.input[1] not in weights:
+            continue
+        w = numpy_helper.to_array(weights[node.input[1]]).astype(np.float32)  # (K, N)
+        if w.ndim != 2 or w.shape[0] % block:
+            continue
+        blocks = w.reshape(-1, block, w.shape[1])  # (K / block, block, N)
+        peak = np.take_along_axis(blocks, np.abs(blocks).argmax(axis=1)[:, None, :], axis=1)  # (K / block, 1, N)
+        d = peak / -8.0
+        q = np.divide(blocks, d, out=np.zeros_like(blocks), where=d != 0)
+        levels = np.rint(q)
+        if np.all((levels >= -8) & (levels <= 7)) and np.array_equal(levels * d, blocks):
+            exact.append(node.name)
+    return exact
+
+
+def store_q4(path: Path, names: list[str]) -> int:
+    """Rewrite the MatMuls ``names`` of the model at ``path`` as 4-bit ``MatMulNBits`` (fp32 compute), in place.
+    Returns how many were rewritten: 0 when ONNX Runtime's weight-only quantiser is unavailable."""
+    if not names:
+        return 0
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    except ImportError as exc:  # it needs onnx-ir (the ``onnx`` extra installs it)
+        logger.info("4-bit weights skipped (%s); the down-projections stay fp32", exc)
+        return 0
+    import onnx
+
+    model = onnx.load(str(path))
+    others = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in names]
+    quantizer = MatMulNBitsQuantizer(  # it takes every MatMul not excluded, whatever nodes_to_include says
+        model, bits=4, block_size=Q4_BLOCK, is_symmetric=True, accuracy_level=1, nodes_to_exclude=others
+    )
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(path), use_external_data_format=False)
+    return sum(node.op_type == "MatMulNBits" for node in quantizer.model.model.graph.node)
+
+
 def probe_cosines(st_model, path: Path) -> np.ndarray:
     """Cosine of the ONNX model's vectors with the torch model's on :data:`PROBE_TEXTS`."""
     from indexer.backends import OnnxRunner, _ort_session, lean_pooling, token_ids
@@ -218,6 +268,8 @@ def probe_cosines(st_model, path: Path) -> np.ndarray:
 
 def _build_in(staging: Path, st_model) -> dict[str, Any]:
     """Export, fuse, quantise and check inside ``staging``; returns what goes into ``build.json``."""
+    import onnx
+
     fp32, fused = staging / "fp32.onnx", staging / "fused.onnx"
     export_fp32(st_model, fp32)
     stats: dict[str, int] = {}
@@ -227,6 +279,7 @@ def _build_in(staging: Path, st_model) -> dict[str, Any]:
         logger.info("ONNX Runtime fusion failed (%s); quantising the plain graph", exc)
     for source in ([fused] if fused.exists() else []) + [fp32]:
         kept = quantize_int8(source, staging / "model.onnx")
+        packed = store_q4(staging / "model.onnx", exact_q4_weights(onnx.load(str(source)), kept))
         cosines = probe_cosines(st_model, staging / "model.onnx")
         if cosines.min() >= MIN_PROBE_COSINE:
             break
@@ -242,7 +295,8 @@ def _build_in(staging: Path, st_model) -> dict[str, Any]:
     fused.unlink(missing_ok=True)
     return {
         "fused_operators": stats if source == fused else {},
-        "matmuls_kept_fp32": len(kept),
+        "matmuls_kept_fp32": len(kept) - packed,
+        "matmuls_exact_4bit": packed,
         "probe_cosine_min": round(float(cosines.min()), 5),
         "probe_cosine_mean": round(float(cosines.mean()), 5),
     }
@@ -283,7 +337,8 @@ def ensure_int8_model(
             "format": FORMAT,
             "model_fingerprint": model_fingerprint,
             "opset": OPSET,
-            "weights": "uint8 asymmetric per output channel; feed-forward down-projections kept fp32",
+            "weights": "uint8 asymmetric per output channel; feed-forward down-projections exact 4-bit "
+            "(MatMulNBits, fp32 compute) where lossless, else fp32",
             "activations": "uint8 dynamic per tensor, per run",
             **built,
             "versions": _versions(),

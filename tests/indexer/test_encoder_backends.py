@@ -94,6 +94,53 @@ def test_feed_forward_down_projections_are_found_fused_or_not(tiny, tmp_path):
         assert len(found) == 2 and all("output/dense" in n for n in found), (name, found)
 
 
+def test_down_projections_go_4bit_only_where_that_is_lossless(tiny, tmp_path):
+    """Layer 0's down-projection rounded to Q4_0 (blocks of 32 along the input) is found exact and rewritten as
+    MatMulNBits without changing the vectors; layer 1's random weights are not touched."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx_ir")
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from indexer.backends import OnnxRunner, token_ids
+    from indexer.onnx_build import exact_q4_weights, export_fp32, fuse, quantize_int8, store_q4
+
+    st = SentenceTransformer(str(tiny), device="cpu")
+    dense = st[0].auto_model.encoder.layer[0].output.dense  # weight (out, in): Q4_0 blocks run along "in"
+    with torch.no_grad():
+        blocks = dense.weight.view(dense.weight.shape[0], -1, 32)  # (out, in / 32, 32)
+        d = blocks.gather(2, blocks.abs().argmax(2, keepdim=True)) / -8.0  # (out, in / 32, 1)
+        dense.weight.copy_(((blocks / d).round().clamp(-8, 7) * d).view_as(dense.weight))
+    export_fp32(st, tmp_path / "plain.onnx")
+    fuse(tmp_path / "plain.onnx", tmp_path / "fused.onnx", st[0].auto_model.config)
+    kept = quantize_int8(tmp_path / "fused.onnx", tmp_path / "int8.onnx")
+    exact = exact_q4_weights(onnx.load(str(tmp_path / "fused.onnx")), kept)
+    assert len(kept) == 2 and exact == [n for n in kept if "layer.0/" in n], (kept, exact)
+
+    (tmp_path / "q4.onnx").write_bytes((tmp_path / "int8.onnx").read_bytes())
+    assert store_q4(tmp_path / "q4.onnx", exact) == 1
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "q4.onnx")).graph.node]
+    assert ops.count("MatMulNBits") == 1 and ops.count("MatMul") == 1  # layer 1's stays a plain fp32 MatMul
+    ids = token_ids(st, MULTILINGUAL)
+    before = OnnxRunner(tmp_path / "int8.onnx", "mean", workers=1).embed(ids)
+    after = OnnxRunner(tmp_path / "q4.onnx", "mean", workers=1).embed(ids)
+    np.testing.assert_allclose(after, before, atol=1e-5)
+
+
+def test_a_lone_text_split_over_cores_gets_the_same_vector(tiny, tiny_home, monkeypatch):
+    """A single text (a query) runs on a multi-threaded session; its vector equals the one from a batch."""
+    from indexer.backends import OnnxRunner, token_ids
+    from indexer.encoder import Encoder
+
+    monkeypatch.setenv("E5SEARCH_HOME", str(tiny_home))
+    enc = Encoder(ModelConfig(model=str(tiny), backend="onnx-int8", device="cpu"))
+    runner = OnnxRunner(Path(enc._runner.path), "mean", workers=2)
+    ids = token_ids(enc.model, MULTILINGUAL)
+    together = runner.embed(ids)
+    for i in (0, len(ids) - 1):  # a short text and the long one
+        np.testing.assert_array_equal(runner.embed([ids[i]])[0], together[i])
+
+
 # ------------------------------------------------------------------------------------- a tiny random BERT
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -147,8 +194,9 @@ def test_int8_artefact_is_built_once_and_reused(tiny, tiny_home, monkeypatch):
     folder = ob.artefact_dir(enc.model_fingerprint)
     assert folder.parent.parent == tiny_home and (folder / "model.onnx").is_file()
     record = (folder / ob.RECORD).read_text()
-    assert '"probe_cosine_min"' in record and '"format": 2' in record
-    assert '"matmuls_kept_fp32": 2' in record  # the tiny model's two feed-forward down-projections
+    assert '"probe_cosine_min"' in record and '"format": 3' in record
+    assert '"matmuls_kept_fp32": 2' in record  # the tiny model's two feed-forward down-projections (random
+    assert '"matmuls_exact_4bit": 0' in record  # weights: not 4-bit, so they stay fp32)
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no staging leftovers
     got = enc.encode_passages(MULTILINGUAL)
     assert _cosines(got, _reference(tiny, MULTILINGUAL)).min() > 0.98
