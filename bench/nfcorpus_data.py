@@ -31,38 +31,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import random
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from bench.rerank_data import mined_sample
 from trainer.config import MineConfig
 from trainer.data import Pair, write_pairs
-from trainer.mining import mine_hard_negatives
-from trainer.pairs import doc_text, from_beir_qrels, read_beir
+from trainer.pairs import doc_text, read_beir
 
 logger = logging.getLogger("nfcorpus_data")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nfcorpus-beir"
 DEPTH = 100  # min-max normalisation window per retriever
-
-
-def mined_sample(folder: Path, config: MineConfig, max_queries: int, seed: int) -> tuple[list[Pair], dict]:
-    pairs = list(from_beir_qrels(folder, "train"))
-    corpus = [doc_text(d) for d in read_beir(folder, None)[0].values()]
-    mined, counts = mine_hard_negatives(pairs, config, extra_corpus=corpus)
-    by_query: dict[str, list[Pair]] = defaultdict(list)
-    for p in mined:
-        by_query[p.query].append(p)
-    rng = random.Random(seed)
-    queries = sorted(by_query)
-    if max_queries and len(queries) > max_queries:
-        queries = sorted(rng.sample(queries, max_queries))
-    out = [rng.choice(by_query[q]) for q in queries]
-    rng.shuffle(out)
-    return out, {"train_pairs": len(pairs), "train_queries": len({p.query for p in pairs}),
-                 "queries_with_negatives": len(by_query), "kept": len(out), "mining": counts}
 
 
 def _minmax_top(scores: np.ndarray, depth: int) -> np.ndarray:
@@ -172,7 +153,7 @@ def main() -> None:
     folder = Path(args.data)
     config = MineConfig(method="bm25", num_negatives=args.num_negatives, range_min=args.range_min,
                         range_max=args.range_max, relative_margin=None, seed=args.seed)
-    pairs, report = mined_sample(folder, config, args.max_queries, args.seed)
+    pairs, report = mined_sample(folder, config, args.max_queries, args.seed, shuffle=True)
     corpus, queries, qrels = read_beir(folder, "train")
     doc_of = {}
     for did, doc in corpus.items():

@@ -24,7 +24,10 @@ from trainer.mining import mine_hard_negatives
 from trainer.pairs import doc_text, from_beir_qrels, read_beir
 
 
-def mined_sample(folder: str, config: MineConfig, max_queries: int, seed: int) -> tuple[list[Pair], dict]:
+def mined_sample(folder: str | Path, config: MineConfig, max_queries: int, seed: int,
+                 shuffle: bool = False) -> tuple[list[Pair], dict]:
+    """Every train-qrels pair mined against the whole corpus (so no positive of a query becomes its negative),
+    then one positive per query for a seeded sample of ``max_queries`` queries (0: all), optionally shuffled."""
     pairs = list(from_beir_qrels(folder, "train"))
     corpus = [doc_text(d) for d in read_beir(folder, None)[0].values()]
     mined, counts = mine_hard_negatives(pairs, config, extra_corpus=corpus)
@@ -36,7 +39,10 @@ def mined_sample(folder: str, config: MineConfig, max_queries: int, seed: int) -
     if max_queries and len(queries) > max_queries:
         queries = sorted(rng.sample(queries, max_queries))
     out = [rng.choice(by_query[q]) for q in queries]  # one positive per query: more queries for the same budget
-    return out, {"dataset": Path(folder).name, "train_pairs": len(pairs), "queries_with_negatives": len(by_query),
+    if shuffle:
+        rng.shuffle(out)
+    return out, {"dataset": Path(folder).name, "train_pairs": len(pairs),
+                 "train_queries": len({p.query for p in pairs}), "queries_with_negatives": len(by_query),
                  "kept": len(out), "mining": counts}
 
 
