@@ -274,9 +274,14 @@ def main() -> None:
     Path(args.out).write_text(report, encoding="utf-8")
 
 
+def paired_ratios(base: list[dict], row: list[dict], key: str) -> str:
+    """Median (min-max) over rounds of baseline time / row time, each round against its own baseline run."""
+    ratios = [b[key] / r[key] for b, r in zip(base, row)]
+    spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
+    return f"{np.median(ratios):.2f}{spread}"
+
+
 def render(rows, speed, latency, ml_emb, quality, n_tokens, args, n_ml) -> str:
-    base_wall = np.median([s["wall_s"] for s in speed[BASELINE]])
-    base_cpu = np.median([s["cpu_s"] for s in speed[BASELINE]])
     loads = [s["load"] for r in rows for s in speed[r]]
     lines = [
         f"# Encoding benchmark ({date.today()})",
@@ -287,7 +292,9 @@ def render(rows, speed, latency, ml_emb, quality, n_tokens, args, n_ml) -> str:
         "(machine shared with other jobs: wall times are noisy, CPU seconds steadier).",
         "",
         f"Speed: {args.speed_docs} SciFact abstracts ({n_tokens:,} tokens with prompt and special tokens), "
-        f"{args.rounds} rounds interleaved, median shown (all rounds in brackets).",
+        f"{args.rounds} rounds interleaved, median shown (all rounds in brackets). × baseline: the median over "
+        "rounds of the ratio to the baseline's run in the same round (lowest-highest in brackets), so a round "
+        "that ran while the machine was slow compares with a baseline that ran about then too.",
         "",
         "| row | texts/s | tokens/s | × baseline (wall) | × baseline (CPU s) | query p50 / p95 ms (CPU p50) "
         "| nDCG@10 subset | Δ nDCG (points) | cosine vs fp32 min / p1 / median | peak RSS MB |",
@@ -295,8 +302,9 @@ def render(rows, speed, latency, ml_emb, quality, n_tokens, args, n_ml) -> str:
     ]
     for r in rows:
         wall = np.median([s["wall_s"] for s in speed[r]])
-        cpu = np.median([s["cpu_s"] for s in speed[r]])
         rounds = ", ".join(f"{args.speed_docs / s['wall_s']:.2f}" for s in speed[r])
+        by_wall = paired_ratios(speed[BASELINE], speed[r], "wall_s")
+        by_cpu = paired_ratios(speed[BASELINE], speed[r], "cpu_s")
         lat = latency[r]
         cos = np.sum(ml_emb[r]["passages"] * ml_emb[BASELINE]["passages"], axis=1)
         nd = f"{quality[r]:.4f}" if r in quality else "-"
@@ -305,8 +313,8 @@ def render(rows, speed, latency, ml_emb, quality, n_tokens, args, n_ml) -> str:
         )
         rss = max(s["peak_rss_mb"] for s in speed[r])
         lines.append(
-            f"| {r} | {args.speed_docs / wall:.2f} ({rounds}) | {n_tokens / wall:,.0f} | {base_wall / wall:.2f} "
-            f"| {base_cpu / cpu:.2f} | {lat['p50_ms']:.1f} / {lat['p95_ms']:.1f} ({lat['cpu_p50_ms']:.1f}) | {nd} "
+            f"| {r} | {args.speed_docs / wall:.2f} ({rounds}) | {n_tokens / wall:,.0f} | {by_wall} "
+            f"| {by_cpu} | {lat['p50_ms']:.1f} / {lat['p95_ms']:.1f} ({lat['cpu_p50_ms']:.1f}) | {nd} "
             f"| {delta} | {cos.min():.4f} / {np.percentile(cos, 1):.4f} / {np.median(cos):.4f} | {rss:,.0f} |"
         )
     lines += [

@@ -1,12 +1,14 @@
 """The indexing job: scan a folder, read and chunk what changed, encode, and switch to the new index atomically.
 
-Flow: scan → read + chunk (changed files only) → detect languages → encode (through the embedding cache) →
+Flow: scan → read + chunk (changed files only) → detect languages → encode (through the embedding cache;
+reading runs on a thread ahead of encoding, :mod:`indexer.pipeline`) →
 one SQLite transaction that rewrites the changed documents, writes the next generation of FAISS and BM25 files
 and bumps the generation in the manifest. See :mod:`indexer.layout` for why that is crash-safe.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -32,12 +34,15 @@ from indexer.errors import ConfigError, IndexStateError, SkipFile
 from indexer.langdetect import detect_languages
 from indexer.layout import Layout
 from indexer.loaders import is_supported, read_documents
+from indexer.pipeline import CachedEncoding, read_ahead
 from indexer.store import ChunkRow, DocumentRow, FileRow, open_engine, read_manifest, utcnow, write_manifest
 from indexer.types import ChunkDraft, Document
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+READ_AHEAD_FILES = 256  # files read and chunked ahead of the encoder
+ENCODE_GROUP_BATCHES = 8  # model batches per encoder call: fewer calls, and each group is committed to the cache
 
 
 @dataclass
@@ -140,7 +145,7 @@ def _body_budget(encoder: TextEncoder, config: IndexConfig) -> int:
 
 
 def _prepare(path: Path, rel: str, st: os.stat_result, digest: str, is_new: bool, root: Path,
-             encoder: TextEncoder, config: IndexConfig) -> _Prepared:
+             tokenizer, budget: int, config: IndexConfig) -> _Prepared:
     prep = _Prepared(rel, st.st_size, st.st_mtime, digest, is_new)
     if not is_supported(path):
         prep.reason = f"unsupported file type {path.suffix or '(none)'!r}"
@@ -150,11 +155,10 @@ def _prepare(path: Path, rel: str, st: os.stat_result, digest: str, is_new: bool
     except SkipFile as exc:
         prep.reason = exc.reason
         return prep
-    budget = _body_budget(encoder, config)
     for doc in docs:
-        chunks = chunk_document(doc, encoder.tokenizer, config.chunking, budget)
+        chunks = chunk_document(doc, tokenizer, config.chunking, budget)
         langs = detect_languages([c.text for c in chunks])
-        passages = [passage_text(doc.title, c.heading_path, c.text, encoder.tokenizer,
+        passages = [passage_text(doc.title, c.heading_path, c.text, tokenizer,
                                  config.chunking.max_title_tokens) for c in chunks]
         prep.docs.append((doc, chunks, langs, passages))
     if not any(chunks for _, chunks, _, _ in prep.docs):
@@ -162,62 +166,62 @@ def _prepare(path: Path, rel: str, st: os.stat_result, digest: str, is_new: bool
     return prep
 
 
+@dataclass
+class _Scan:
+    """What reading the folder found besides the files to (re)write."""
+
+    seen: set[str] = field(default_factory=set)  # relative paths present in the folder
+    touched: dict[str, float] = field(default_factory=dict)  # content-identical files: their new mtimes
+    unchanged: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable files
+
+
 def _scan(source: Path, root: Path, known: dict[str, FileRow], encoder: TextEncoder, config: IndexConfig,
-          summary: IndexSummary, show_progress: bool, progress: Progress | None) -> tuple[list[_Prepared], set[str], dict[str, float]]:
-    """Returns files to (re)write, relative paths seen, and mtimes to refresh for content-identical files."""
+          found: _Scan, show_progress: bool) -> Iterator[tuple[int, int, _Prepared | None]]:
+    """Yields ``(files done, files in all, the file read or None)`` per file; runs on the read-ahead thread,
+    with its own copy of the tokenizer (a fast tokenizer used from two threads at once can fail with
+    "Already borrowed" when their truncation settings differ)."""
+    budget = _body_budget(encoder, config)
+    tokenizer = copy.deepcopy(encoder.tokenizer)
     files = list(_walk(source))
-    prepared, seen, touched = [], set(), {}
     for i, path in enumerate(tqdm(files, desc="reading", unit="file", disable=not show_progress)):
-        if progress:
-            progress("reading", i, len(files))
         rel = path.relative_to(root).as_posix()
-        seen.add(rel)
+        found.seen.add(rel)
+        prep = None
         try:
             st = path.stat()
             old = known.get(rel)
             if old is not None and old.size == st.st_size and old.mtime == st.st_mtime:
-                summary.unchanged += 1
-                continue
-            digest = _file_hash(path)
+                found.unchanged += 1
+            else:
+                digest = _file_hash(path)
+                if old is not None and old.content_hash == digest:
+                    found.unchanged += 1
+                    found.touched[rel] = st.st_mtime
+                else:
+                    prep = _prepare(path, rel, st, digest, old is None, root, tokenizer, budget, config)
         except OSError as exc:
-            summary.skipped.append({"path": rel, "reason": f"cannot read: {exc.strerror or exc}"})
-            continue
-        if old is not None and old.content_hash == digest:
-            summary.unchanged += 1
-            touched[rel] = st.st_mtime
-            continue
-        prepared.append(_prepare(path, rel, st, digest, old is None, root, encoder, config))
-    if progress:
-        progress("reading", len(files), len(files))
-    return prepared, seen, touched
+            found.skipped.append({"path": rel, "reason": f"cannot read: {exc.strerror or exc}"})
+        yield i + 1, len(files), prep
+    if not files:
+        yield 0, 0, None
 
 
-def _encode(texts: list[str], encoder: TextEncoder, cache: EmbeddingCache, batch_size: int,
-            show_progress: bool, progress: Progress | None) -> tuple[np.ndarray, int]:
-    """Vectors of ``texts``: from the cache where known, else encoded longest first and cached group by group.
+def _read_and_encode(scan: Iterator[tuple[int, int, _Prepared | None]], encoding: CachedEncoding, overlap: bool,
+                     progress: Progress | None) -> list[_Prepared]:
+    """Files read (on the read-ahead thread if ``overlap``), their chunks encoded here as groups fill up.
 
-    Sorting the whole to-do list by length (not just each model batch) keeps padding low; groups of several
-    batches per call keep per-call overhead low while every finished group is committed to the cache, so an
-    interrupted run resumes where it stopped.
+    Overlap pays only where the encoder leaves the CPU free (a GPU): on CPU the int8 and torch backends already
+    keep every core busy, and a reader thread beside them made indexing ~5 % slower (bench/results/index.md).
     """
-    hashes = [text_hash(t) for t in texts]
-    found = cache.get(hashes)
-    todo = sorted({h: i for i, h in enumerate(hashes) if h not in found}.values(), key=lambda i: -len(texts[i]))
-    group = 8 * batch_size
-    bar = tqdm(total=len(todo), desc="encoding", unit="chunk", disable=not show_progress)
-    for start in range(0, len(todo), group):
+    prepared = []
+    for done, total, prep in read_ahead(scan, depth=READ_AHEAD_FILES) if overlap else scan:
+        if prep is not None:
+            prepared.append(prep)
+            encoding.add([t for _, _, _, texts in prep.docs for t in texts])
         if progress:
-            progress("encoding", start, len(todo))
-        part = todo[start : start + group]
-        vecs = encoder.encode_passages([texts[i] for i in part])  # (len(part), dim)
-        cache.put([hashes[i] for i in part], vecs)
-        found.update({hashes[i]: v for i, v in zip(part, vecs)})
-        bar.update(len(part))
-    bar.close()
-    if progress:
-        progress("encoding", len(todo), len(todo))
-    out = np.stack([found[h] for h in hashes]) if hashes else np.zeros((0, encoder.dim), np.float32)
-    return out.astype(np.float32), len(todo)
+            progress("reading", done, total)
+    return prepared
 
 
 def _insert_file(session: Session, prep: _Prepared, vectors: dict[str, np.ndarray]) -> tuple[list[int], list[np.ndarray]]:
@@ -373,22 +377,23 @@ def build_index(source: str | Path, index_dir: str | Path, config: IndexConfig =
         _check_compatible(manifest, encoder, config)
         layout.remove_other_generations(keep=manifest.get("generation", 0))
 
-        prepared, seen, touched = _scan(source, root, known, encoder, config, summary, show_progress, progress)
-        scope = "" if source == root else source.relative_to(root).as_posix()
-        removed = [p for p in known if _in_scope(p, scope, source.is_file()) and p not in seen]
-        summary.added = sum(1 for p in prepared if p.is_new and not p.reason)
-        summary.updated = sum(1 for p in prepared if not p.is_new and not p.reason)
-        summary.removed = len(removed)
-        summary.skipped += [{"path": p.rel, "reason": p.reason} for p in prepared if p.reason]
-
-        texts = [t for p in prepared for _, _, _, ts in p.docs for t in ts]
         cache = EmbeddingCache(layout.cache_db, encoder.fingerprint, encoder.dim)
         try:
-            vecs, summary.chunks_encoded = _encode(texts, encoder, cache, config.model.batch_size,
-                                                   show_progress, progress)
-            vectors = {text_hash(t): v for t, v in zip(texts, vecs)}
+            found = _Scan()
+            batch = config.model.batch_size
+            encoding = CachedEncoding(encoder, cache, ENCODE_GROUP_BATCHES * batch, show_progress, first_group=batch)
+            scan = _scan(source, root, known, encoder, config, found, show_progress)
+            prepared = _read_and_encode(scan, encoding, bool(getattr(encoder, "on_gpu", False)), progress)
+            vectors = encoding.finish(progress)
+            summary.chunks_encoded = encoding.encoded
+            scope = "" if source == root else source.relative_to(root).as_posix()
+            removed = [p for p in known if _in_scope(p, scope, source.is_file()) and p not in found.seen]
+            summary.added = sum(1 for p in prepared if p.is_new and not p.reason)
+            summary.updated = sum(1 for p in prepared if not p.is_new and not p.reason)
+            summary.removed, summary.unchanged = len(removed), found.unchanged
+            summary.skipped += found.skipped + [{"path": p.rel, "reason": p.reason} for p in prepared if p.reason]
             with Session(engine) as session, session.begin():
-                for rel, mtime in touched.items():
+                for rel, mtime in found.touched.items():
                     session.query(FileRow).filter(FileRow.path == rel).update({"mtime": mtime})
                 if prepared or removed or not manifest.get("generation"):
                     gen = _write(session, layout, manifest, prepared, removed, vectors, encoder, config, root,

@@ -137,6 +137,11 @@ class Encoder:
     def tokenizer(self):
         return self.model.tokenizer
 
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the model computes on a GPU (then the CPU is free to read the next files meanwhile)."""
+        return self.model.device.type == "cuda"  # ONNX Runtime runs on CPU, with the model kept there
+
     def _encode(self, texts: Sequence[str], prompt: str, show_progress: bool) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)

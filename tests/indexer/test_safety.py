@@ -69,14 +69,14 @@ def test_interrupted_encoding_resumes_from_cache(tmp_path: Path):
     corpus = write_docs(tmp_path / "docs", docs)
     config = IndexConfig(model=ModelConfig(batch_size=2))
     with pytest.raises(KeyboardInterrupt):
-        build_index(corpus, tmp_path / "idx", config, encoder=FailingEncoder(fail_after=32))
+        build_index(corpus, tmp_path / "idx", config, encoder=FailingEncoder(fail_after=14))
     with pytest.raises(IndexStateError, match="never completed|no index"):
         Index.open(tmp_path / "idx")
     enc = FakeEncoder()
     s = build_index(corpus, tmp_path / "idx", config, encoder=enc)
     assert s.added == 40 and s.chunks == 40
-    # batch size 2 -> groups of 16 chunks: the two groups finished before the interrupt came from the cache
-    assert sum(enc.calls) == s.chunks_encoded == 8
+    # batch size 2 -> groups of 2, 4, 8, then 16 chunks: the 14 encoded before the interrupt come from the cache
+    assert sum(enc.calls) == s.chunks_encoded == 40 - 14
 
 
 def test_model_mismatch_is_refused(setup):
