@@ -171,7 +171,7 @@ def cached_embed(name: str, model_fp: str, payload: dict, tmp: Path) -> dict[str
     """The row's embeddings of ``payload``, computed once per (row, model, texts) and kept in the cache."""
     from indexer.models import cache_home
 
-    files = () if name in PLAIN else ("encoder.py", "backends.py", "onnx_build.py")
+    files = () if name in PLAIN else ("encoder.py", "backends.py", "onnx_build.py", "ct2_build.py")
     code = [(ROOT / "indexer" / f).read_text(encoding="utf-8") for f in files]
     key = hashlib.sha256(
         json.dumps([name, model_fp, code, payload], ensure_ascii=False).encode()
@@ -217,12 +217,12 @@ def hardware() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", default=f"{BASELINE},st-fp32-1t,torch,onnx-int8")
+    ap.add_argument("--rows", default=f"{BASELINE},st-fp32-1t,torch,onnx-int8,ct2-int8")
     ap.add_argument("--speed-docs", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--queries", type=int, default=100, help="single-query latency sample")
     ap.add_argument("--eval-docs", type=int, default=1500)
-    ap.add_argument("--eval-rows", default=f"{BASELINE},onnx-int8", help="rows whose nDCG is computed")
+    ap.add_argument("--eval-rows", default=f"{BASELINE},onnx-int8,ct2-int8", help="rows whose nDCG is computed")
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "encode.md"))
     for name in ("--worker", "--task", "--texts", "--outfile"):

@@ -12,6 +12,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from indexer.config import BACKEND_CHOICES
+
 logger = logging.getLogger(__name__)
 
 
@@ -45,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", type=Path, help="where eval indexes live (default: the e5search cache)")
     g.add_argument("--batch-size", type=int, default=32, help="encoder batch size (default: %(default)s)")
     g.add_argument("--device", help="torch device for the encoder (default: automatic)")
-    g.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx-int8", "torch-bf16"],
-                   help="how the encoder runs the model (default: auto = int8 ONNX on CPU, else torch); part of "
+    g.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
+                   help="how the encoder runs the model (default: auto, see `e5search index --help`); part of "
                    "the index cache key")
     s = parser.add_argument_group("multilingual suite")
     s.add_argument("--suite", choices=["multilingual"], help="run a suite instead of one dataset")

@@ -2,6 +2,8 @@
 
 - ``torch``: the sentence-transformers model in fp32, length-sorted batches under a token budget, without
   sentence-transformers' per-call overhead. Same vectors as ``SentenceTransformer.encode`` (cosine > 0.99999).
+- ``ct2-int8``: the transformer converted by CTranslate2 to int8 weights, activations quantised per token at run
+  time (:mod:`indexer.ct2_build`). CPU only; run like ``onnx-int8``. The fastest CPU path measured here.
 - ``onnx-int8``: the transformer exported to ONNX, attention and layer norms fused by ONNX Runtime's BERT
   optimiser, weights quantised to uint8 per channel, activations quantised per text at run time, the
   feed-forward down-projections left in fp32. CPU only; one text per run, texts spread over one
@@ -11,7 +13,8 @@
   autocast.
   Not measured on a GPU, so ``auto`` does not pick it; :mod:`indexer.gpu_encode` is the measured GPU path, to be
   registered here as one more :class:`BackendSpec`.
-- ``auto``: the first available of :data:`AUTO_CPU` (``onnx-int8``, ``torch``) or, on a GPU, :data:`AUTO_GPU`.
+- ``auto``: the first available of :data:`AUTO_CPU` (``ct2-int8``, ``onnx-int8``, ``torch``) or, on a GPU,
+  :data:`AUTO_GPU`; if one cannot serve the model (its build fails), the next.
 
 Vectors of different backends must not be mixed in one index. The rule is numeric: backends whose vectors match
 fp32 within the issue's tolerance (cosine >= 0.999 per text) share the model's fingerprint; the others (int8:
@@ -69,6 +72,13 @@ BACKENDS: dict[str, BackendSpec] = {
         BackendSpec("torch", numerics="fp32", device="any"),
         BackendSpec("torch-bf16", numerics="fp32", device="cuda"),  # unmeasured on a GPU: auto does not pick it
         BackendSpec(
+            "ct2-int8",
+            numerics="int8",
+            device="cpu",
+            needs=("ctranslate2",),
+            install="pip install 'e5search[ct2]' (ctranslate2)",
+        ),
+        BackendSpec(
             "onnx-int8",
             numerics="int8",
             device="cpu",
@@ -78,7 +88,7 @@ BACKENDS: dict[str, BackendSpec] = {
     )
 }
 NUMERICS = {name: spec.numerics for name, spec in BACKENDS.items()}
-AUTO_CPU: tuple[str, ...] = ("onnx-int8", "torch")  # first available wins
+AUTO_CPU: tuple[str, ...] = ("ct2-int8", "onnx-int8", "torch")  # first available wins
 AUTO_GPU: tuple[str, ...] = ("torch",)  # the GPU path goes first here once it is measured
 GPU_BATCH_TOKENS = 32_768  # padded tokens per forward pass on GPU
 CPU_BATCH_TOKENS = 8_192  # on CPU, about what sentence-transformers' 32 texts of SciFact length make
@@ -104,14 +114,19 @@ def wants_cuda(device: str | None) -> bool:
     return torch.cuda.is_available()
 
 
+def auto_candidates(device: str | None) -> list[str]:
+    """The backends ``auto`` may use here, installed ones only, best first (torch always comes last)."""
+    return [b for b in (AUTO_GPU if wants_cuda(device) else AUTO_CPU) if BACKENDS[b].missing() is None]
+
+
 def choose_backend(requested: str, device: str | None) -> str:
     """Resolve ``auto`` and check that an explicit choice can run here.
 
-    >>> choose_backend("auto", "cpu")  # "onnx-int8" with onnxruntime installed, else "torch"
+    >>> choose_backend("auto", "cpu")  # "ct2-int8" with ctranslate2 installed, else "onnx-int8" or "torch"
     """
-    cuda = wants_cuda(device)
     if requested == "auto":
-        return next(b for b in (AUTO_GPU if cuda else AUTO_CPU) if BACKENDS[b].missing() is None)
+        return auto_candidates(device)[0]
+    cuda = wants_cuda(device)
     spec = BACKENDS[requested]
     missing = spec.missing()
     if missing is not None:
@@ -227,32 +242,33 @@ def _ort_session(path: str, threads: int = 1):
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
-class OnnxRunner:
-    """ONNX Runtime on CPU, one unpadded text per run: int8 activations are quantised per run, so a text's
-    vector does not depend on the texts encoded with it (the embedding cache relies on that)."""
+class _PerTextRunner:
+    """One unpadded text per run, texts spread over one single-threaded run per core; a lone text (a query) has
+    nothing to run beside it, so it goes to a runtime that splits it over up to :data:`SOLO_THREADS` cores.
+    Activations are quantised per run, so a text's vector does not depend on the texts encoded with it (the
+    embedding cache relies on that). Subclasses say how one text runs."""
 
-    def __init__(self, model_path: Path, pooling: str, workers: int | None = None):
-        self.path = str(model_path)
-        self.session = _ort_session(self.path)
+    def __init__(self, pooling: str, workers: int | None = None):
         self.pooling = pooling
         self.workers = workers or available_cpus()
         self._pool: ThreadPoolExecutor | None = None
 
-    def _one(self, ids: np.ndarray, session=None) -> np.ndarray:
-        feeds = {"input_ids": ids[None, :], "attention_mask": np.ones((1, len(ids)), np.int64)}
-        hidden = (session or self.session).run(None, feeds)[0][0]  # (seq, hidden)
-        return pool(hidden, self.pooling)
+    def _hidden(self, ids: np.ndarray, solo: bool) -> np.ndarray:  # (seq,) -> (seq, hidden)
+        raise NotImplementedError
+
+    def _one(self, ids: np.ndarray, solo: bool = False) -> np.ndarray:
+        return pool(self._hidden(ids, solo), self.pooling)
 
     def embed(self, seqs: list[np.ndarray], show_progress: bool = False) -> np.ndarray:
         from tqdm.auto import tqdm
 
         assert seqs, "callers handle the empty batch"
         if len(seqs) == 1 and self.workers > 1:  # a query: split it over the cores (same numbers, less latency)
-            return self._one(seqs[0], _ort_session(self.path, min(self.workers, SOLO_THREADS)))[None, :]
+            return self._one(seqs[0], solo=True)[None, :]
         longest_first = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))  # balances the workers
         if len(seqs) > 1 and self.workers > 1:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="e5search-ort")
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="e5search-encode")
             vecs = self._pool.map(self._one, (seqs[i] for i in longest_first))
         else:
             vecs = map(self._one, (seqs[i] for i in longest_first))
@@ -260,6 +276,43 @@ class OnnxRunner:
         out = np.empty((len(seqs), done[0].shape[0]), np.float32)
         out[longest_first] = np.stack(done)  # (n, hidden)
         return out
+
+
+class OnnxRunner(_PerTextRunner):
+    """ONNX Runtime on CPU (:mod:`indexer.onnx_build`)."""
+
+    def __init__(self, model_path: Path, pooling: str, workers: int | None = None):
+        super().__init__(pooling, workers)
+        self.path = str(model_path)
+        self.session = _ort_session(self.path)
+
+    def _hidden(self, ids: np.ndarray, solo: bool) -> np.ndarray:
+        session = _ort_session(self.path, min(self.workers, SOLO_THREADS)) if solo else self.session
+        feeds = {"input_ids": ids[None, :], "attention_mask": np.ones((1, len(ids)), np.int64)}
+        return session.run(None, feeds)[0][0]  # (seq, hidden)
+
+
+class Ct2Runner(_PerTextRunner):
+    """CTranslate2 on CPU (:mod:`indexer.ct2_build`): int8 weights, activations quantised per token and run."""
+
+    def __init__(self, model_path: Path, pooling: str, workers: int | None = None):
+        import ctranslate2
+
+        super().__init__(pooling, workers)
+        self.path = str(model_path)
+        # one replica per worker thread, each on one core; its calls release the GIL
+        self.encoder = ctranslate2.Encoder(self.path, device="cpu", compute_type="int8", intra_threads=1,
+                                           inter_threads=self.workers)
+        self._solo: Any = None
+
+    def _hidden(self, ids: np.ndarray, solo: bool) -> np.ndarray:
+        if solo and self._solo is None:
+            import ctranslate2
+
+            self._solo = ctranslate2.Encoder(self.path, device="cpu", compute_type="int8", inter_threads=1,
+                                             intra_threads=min(self.workers, SOLO_THREADS))
+        out = (self._solo if solo else self.encoder).forward_batch([ids.tolist()])
+        return np.asarray(out.last_hidden_state)[0]  # (seq, hidden)
 
 
 class TorchRunner:
@@ -341,6 +394,10 @@ def open_runner(st_model, backend: str, model_fingerprint: str, show_progress: b
 
         path = ensure_int8_model(st_model, model_fingerprint, show_progress=show_progress)
         return OnnxRunner(path, pooling)
+    if backend == "ct2-int8":
+        from indexer.ct2_build import ensure_ct2_model
+
+        return Ct2Runner(ensure_ct2_model(st_model, model_fingerprint, show_progress=show_progress), pooling)
     if backend == "torch-bf16" and pooling == "mean":
         try:
             return PackedRunner(st_model)

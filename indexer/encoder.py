@@ -179,15 +179,21 @@ class Encoder:
 
 
 def _open_backend(model, config: ModelConfig, model_fingerprint: str, show_progress: bool):
-    """(resolved backend, runner or None for ``SentenceTransformer.encode``); ``auto`` falls back to torch."""
+    """(resolved backend, runner or None for ``SentenceTransformer.encode``). ``auto`` falls back along its list
+    (say ``ct2-int8`` -> ``onnx-int8`` -> ``torch``) when a backend cannot serve this model; an explicit one raises."""
+    from indexer.backends import auto_candidates
+
     backend = choose_backend(config.backend, config.device)
-    try:
-        return backend, open_runner(model, backend, model_fingerprint, show_progress)
-    except Exception as exc:
-        if config.backend != "auto" or backend == "torch":
-            raise
-        logger.warning("backend %s unavailable for %s (%s); using torch", backend, config.model, exc)
-        return "torch", open_runner(model, "torch", model_fingerprint)
+    candidates = auto_candidates(config.device) if config.backend == "auto" else [backend]
+    for i, backend in enumerate(candidates):
+        try:
+            return backend, open_runner(model, backend, model_fingerprint, show_progress)
+        except Exception as exc:
+            if i + 1 == len(candidates):
+                raise
+            logger.warning("backend %s unavailable for %s (%s); trying %s", backend, config.model, exc,
+                           candidates[i + 1])
+    raise AssertionError("unreachable: candidates is never empty")
 
 
 def prepare_encoder(config: ModelConfig = ModelConfig(), show_progress: bool = False) -> dict:

@@ -1,0 +1,136 @@
+"""Build, check and cache the CTranslate2 int8 model behind ``backend='ct2-int8'``, offline, once per model.
+
+CTranslate2 (OpenNMT) runs BERT / XLM-R encoders with int8 weights (per output row) and int8 activations
+quantised per token at run time. On our 2-core AVX2 CPU it encodes SciFact abstracts ~1.2x faster than the
+ONNX Runtime int8 model at the same accuracy (bench/results/encode.md): every matrix product, the feed-forward
+down-projections included, is int8, because per-token scales absorb the long tail of GELU's output that a
+per-tensor scale cannot (the reason :mod:`indexer.onnx_build` keeps those in higher precision).
+
+The transformer is saved with ``save_pretrained`` into a staging folder and converted with CTranslate2's own
+Transformers converter; the result is checked against the torch model on multilingual probe texts before it is
+kept. Artefacts live in ``<cache>/ct2/<model fingerprint>-int8/`` (the converted model + ``build.json``, written
+last), keyed by the model's content fingerprint. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.errors import ConfigError, E5SearchError
+from indexer.models import staged_folder
+from indexer.onnx_build import MIN_PROBE_COSINE, PROBE_TEXTS
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1  # bump when the recipe changes what it writes; older artefacts are then rebuilt
+RECORD = "build.json"
+MODEL_DIR = "model"
+
+
+def artefact_dir(model_fingerprint: str) -> Path:
+    from indexer.models import cache_home
+
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_fingerprint)
+    return cache_home() / "ct2" / f"{safe}-int8"
+
+
+def find_ct2_model(model_fingerprint: str) -> Path | None:
+    """The finished converted model folder for this model fingerprint, or ``None``."""
+    folder = artefact_dir(model_fingerprint)
+    try:
+        record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if record.get("format") != FORMAT or record.get("model_fingerprint") != model_fingerprint:
+        return None
+    path = folder / MODEL_DIR
+    return path if (path / "model.bin").is_file() else None
+
+
+def probe_cosines(st_model, path: Path) -> np.ndarray:
+    """Cosine of the converted model's vectors with the torch model's on the probe texts."""
+    from indexer.backends import Ct2Runner, lean_pooling, token_ids
+
+    pooling = lean_pooling(st_model) or "mean"
+    ref = st_model.encode(list(PROBE_TEXTS), normalize_embeddings=True, convert_to_numpy=True)  # (n, dim)
+    got = Ct2Runner(path, pooling, workers=1).embed(token_ids(st_model, PROBE_TEXTS))  # (n, dim)
+    return np.sum(ref * got, axis=1)
+
+
+def _convert(st_model, staging: Path) -> dict[str, Any]:
+    """Save, convert and check inside ``staging``; returns what goes into ``build.json``."""
+    from ctranslate2.converters import TransformersConverter
+
+    source = staging / "transformers"
+    st_model[0].auto_model.save_pretrained(source)
+    st_model.tokenizer.save_pretrained(source)
+    config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    # transformers 5 dropped this field from BERT-like configs (absolute positions are all it has left); the
+    # converter still reads it
+    config.setdefault("position_embedding_type", "absolute")
+    (source / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    try:
+        TransformersConverter(str(source)).convert(str(staging / MODEL_DIR), quantization="int8")
+    except Exception as exc:  # an architecture or a config CTranslate2 does not know
+        raise ConfigError(
+            f"CTranslate2 cannot convert this model ({type(exc).__name__}: {exc}); use backend='onnx-int8' or 'torch'"
+        ) from exc
+    shutil.rmtree(source)
+    cosines = probe_cosines(st_model, staging / MODEL_DIR)
+    if cosines.min() < MIN_PROBE_COSINE:
+        raise E5SearchError(
+            f"the CTranslate2 int8 model does not reproduce this model (probe cosine {cosines.min():.4f} < "
+            f"{MIN_PROBE_COSINE}); use backend='onnx-int8' or 'torch'"
+        )
+    return {"probe_cosine_min": round(float(cosines.min()), 5), "probe_cosine_mean": round(float(cosines.mean()), 5)}
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("ctranslate2", "torch", "transformers", "sentence-transformers"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def ensure_ct2_model(st_model, model_fingerprint: str, force: bool = False, show_progress: bool = False) -> Path:
+    """Path of the converted int8 model for ``st_model``, built unless already cached (measured for the default
+    model: ~20 s, once).
+
+    >>> ensure_ct2_model(SentenceTransformer(folder), folder_fingerprint(folder))  # doctest: +SKIP
+    PosixPath('~/.cache/e5search/ct2/<fingerprint>-int8/model')
+    """
+    found = None if force else find_ct2_model(model_fingerprint)
+    if found is not None:
+        return found
+    target = artefact_dir(model_fingerprint)
+    logger.warning("building the CTranslate2 int8 model for %s (once, under a minute)", model_fingerprint)
+    started = time.perf_counter()
+    with staged_folder(target, lambda: find_ct2_model(model_fingerprint) is not None, force) as staging:
+        built = _convert(st_model, staging)
+        record = {
+            "format": FORMAT,
+            "model_fingerprint": model_fingerprint,
+            "weights": "int8 per output row (CTranslate2 quantization='int8')",
+            "activations": "int8 dynamic per token, per run",
+            **built,
+            "versions": _versions(),
+            "built_at": datetime.now(timezone.utc).isoformat(),
+            "build_seconds": round(time.perf_counter() - started, 1),
+        }
+        (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")  # written last
+    logger.info("built %s in %.0f s (probe cosine >= %.4f)", target, record["build_seconds"],
+                record["probe_cosine_min"])
+    return target / MODEL_DIR
