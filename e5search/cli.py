@@ -253,7 +253,8 @@ def _add_backend_flag(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--backend", choices=BACKEND_CHOICES,
                    help="how the encoder runs the model (default: auto = int8 ONNX Runtime on CPU when installed, "
-                   "else torch; an existing index keeps the backend it was built with)")
+                   "else torch; ct2-int8 is faster and ~1.5 nDCG points less accurate; an existing index keeps the "
+                   "backend it was built with)")
 
 
 def build_parser() -> argparse.ArgumentParser:
