@@ -249,6 +249,8 @@ class _PerTextRunner:
     Activations are quantised per run, so a text's vector does not depend on the texts encoded with it (the
     embedding cache relies on that). Subclasses say how one text runs."""
 
+    revision = ""  # the artefact's format: part of the embedding cache's key
+
     def __init__(self, pooling: str, workers: int | None = None):
         self.pooling = pooling
         self.workers = workers or available_cpus()
@@ -391,14 +393,19 @@ def open_runner(st_model, backend: str, model_fingerprint: str, show_progress: b
             "this model has another pipeline: use backend='torch'"
         )
     if backend == "onnx-int8":
-        from indexer.onnx_build import ensure_int8_model
+        from indexer.onnx_build import FORMAT, ensure_int8_model
 
         path = ensure_int8_model(st_model, model_fingerprint, show_progress=show_progress)
-        return OnnxRunner(path, pooling)
+        runner = OnnxRunner(path, pooling)
+        runner.revision = f"onnx-format{FORMAT}"
+        return runner
     if backend == "ct2-int8":
+        from indexer.ct2_build import FORMAT as CT2_FORMAT
         from indexer.ct2_build import ensure_ct2_model
 
-        return Ct2Runner(ensure_ct2_model(st_model, model_fingerprint, show_progress=show_progress), pooling)
+        ct2 = Ct2Runner(ensure_ct2_model(st_model, model_fingerprint, show_progress=show_progress), pooling)
+        ct2.revision = f"ct2-format{CT2_FORMAT}"
+        return ct2
     if backend == "torch-bf16" and pooling == "mean":
         try:
             return PackedRunner(st_model)

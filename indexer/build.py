@@ -377,7 +377,9 @@ def build_index(source: str | Path, index_dir: str | Path, config: IndexConfig =
         _check_compatible(manifest, encoder, config)
         layout.remove_other_generations(keep=manifest.get("generation", 0))
 
-        cache = EmbeddingCache(layout.cache_db, encoder.fingerprint, encoder.dim)
+        # keyed by the exact numerics (an int8 artefact's format too), so a run never resumes from vectors an
+        # older build of the same backend made
+        cache = EmbeddingCache(layout.cache_db, getattr(encoder, "cache_key", encoder.fingerprint), encoder.dim)
         try:
             found = _Scan()
             batch = config.model.batch_size

@@ -138,6 +138,13 @@ class Encoder:
         return self.model.tokenizer
 
     @property
+    def cache_key(self) -> str:
+        """The fingerprint plus the int8 artefact's format: embeddings cached by an older build of the same backend
+        (whose vectors may differ) are not reused."""
+        revision = getattr(self._runner, "revision", "")
+        return f"{self.fingerprint}@{revision}" if revision else self.fingerprint
+
+    @property
     def on_gpu(self) -> bool:
         """Whether the model computes on a GPU (then the CPU is free to read the next files meanwhile)."""
         return self.model.device.type == "cuda"  # ONNX Runtime runs on CPU, with the model kept there

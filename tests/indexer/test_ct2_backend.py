@@ -79,6 +79,7 @@ def test_ct2_artefact_is_built_once_and_reused(tiny, ct2_home, monkeypatch):
     monkeypatch.setattr(ctranslate2.converters, "TransformersConverter", no_rebuild)
     enc = Encoder(ModelConfig(model=str(tiny), backend="ct2-int8", device="cpu"))
     assert enc.backend == "ct2-int8" and enc.fingerprint == f"{enc.model_fingerprint}+ct2-int8"
+    assert enc.cache_key == f"{enc.fingerprint}@ct2-format{cb.FORMAT}"
     assert enc.describe()["numerics"] == "int8"
     folder = cb.artefact_dir(enc.model_fingerprint)
     assert folder.parent.parent == ct2_home and (folder / cb.MODEL_DIR / "model.bin").is_file()

@@ -191,6 +191,7 @@ def test_int8_artefact_is_built_once_and_reused(tiny, tiny_home, monkeypatch):
     monkeypatch.setattr(ob, "export_fp32", no_rebuild)
     enc = Encoder(ModelConfig(model=str(tiny), device="cpu"))  # auto
     assert enc.backend == "onnx-int8" and enc.fingerprint == f"{enc.model_fingerprint}+onnx-int8"
+    assert enc.cache_key == f"{enc.fingerprint}@onnx-format{ob.FORMAT}"  # embeddings cached per artefact format
     folder = ob.artefact_dir(enc.model_fingerprint)
     assert folder.parent.parent == tiny_home and (folder / "model.onnx").is_file()
     record = (folder / ob.RECORD).read_text()

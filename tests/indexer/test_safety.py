@@ -79,6 +79,20 @@ def test_interrupted_encoding_resumes_from_cache(tmp_path: Path):
     assert sum(enc.calls) == s.chunks_encoded == 40 - 14
 
 
+def test_a_new_build_of_the_backend_does_not_resume_from_old_vectors(tmp_path: Path):
+    """Same fingerprint, another artefact format (an int8 recipe changed): the cached vectors are not reused."""
+    docs = {f"doc{i}.txt": f"Document number {i} talks about topic{i}." for i in range(10)}
+    corpus = write_docs(tmp_path / "docs", docs)
+    config = IndexConfig(model=ModelConfig(batch_size=2))
+    old = FailingEncoder(fail_after=6)
+    old.cache_key = f"{old.fingerprint}@format1"
+    with pytest.raises(KeyboardInterrupt):
+        build_index(corpus, tmp_path / "idx", config, encoder=old)
+    new = FakeEncoder()
+    new.cache_key = f"{new.fingerprint}@format2"
+    assert build_index(corpus, tmp_path / "idx", config, encoder=new).chunks_encoded == 10 == sum(new.calls)
+
+
 def test_model_mismatch_is_refused(setup):
     corpus, idx, _ = setup
     other = FakeEncoder(dim=32)
