@@ -1,7 +1,7 @@
 """The indexing job: scan a folder, read and chunk what changed, encode, and switch to the new index atomically.
 
-Flow: scan → read + chunk (changed files only) → detect languages → encode (through the embedding cache;
-reading runs on a thread ahead of encoding, :mod:`indexer.pipeline`) →
+Flow: scan → read + chunk (changed files only) → detect languages → encode (through the embedding cache, a group
+of chunks at a time as files are read; with a GPU encoder reading runs on a thread beside it, :mod:`indexer.pipeline`) →
 one SQLite transaction that rewrites the changed documents, writes the next generation of FAISS and BM25 files
 and bumps the generation in the manifest. See :mod:`indexer.layout` for why that is crash-safe.
 """
@@ -211,8 +211,9 @@ def _read_and_encode(scan: Iterator[tuple[int, int, _Prepared | None]], encoding
                      progress: Progress | None) -> list[_Prepared]:
     """Files read (on the read-ahead thread if ``overlap``), their chunks encoded here as groups fill up.
 
-    Overlap pays only where the encoder leaves the CPU free (a GPU): on CPU the int8 and torch backends already
-    keep every core busy, and a reader thread beside them made indexing ~5 % slower (bench/results/index.md).
+    Overlap pays only where the encoder leaves the CPU free (a GPU; bench/index.py --off-cpu shows it): on CPU the
+    int8 and torch backends already keep every core busy, and a reader thread beside them made indexing ~5 %
+    slower (2 cores, 3 paired rounds of 120 SciFact documents).
     """
     prepared = []
     for done, total, prep in read_ahead(scan, depth=READ_AHEAD_FILES) if overlap else scan:
