@@ -24,11 +24,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from indexer.errors import ConfigError, E5SearchError
 from indexer.models import staged_folder
-from indexer.onnx_build import MIN_PROBE_COSINE, PROBE_TEXTS
+from indexer.onnx_build import MIN_PROBE_COSINE, artefact_folder, finished_artefact, package_versions, probe
 
 logger = logging.getLogger(__name__)
 
@@ -40,31 +38,12 @@ MODEL_DIR = "model"
 def artefact_dir(model_fingerprint: str) -> Path:
     from indexer.models import cache_home
 
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_fingerprint)
-    return cache_home() / "ct2" / f"{safe}-int8"
+    return artefact_folder(cache_home() / "ct2", model_fingerprint)
 
 
 def find_ct2_model(model_fingerprint: str) -> Path | None:
     """The finished converted model folder for this model fingerprint, or ``None``."""
-    folder = artefact_dir(model_fingerprint)
-    try:
-        record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if record.get("format") != FORMAT or record.get("model_fingerprint") != model_fingerprint:
-        return None
-    path = folder / MODEL_DIR
-    return path if (path / "model.bin").is_file() else None
-
-
-def probe_cosines(st_model, path: Path) -> np.ndarray:
-    """Cosine of the converted model's vectors with the torch model's on the probe texts."""
-    from indexer.backends import Ct2Runner, lean_pooling, token_ids
-
-    pooling = lean_pooling(st_model) or "mean"
-    ref = st_model.encode(list(PROBE_TEXTS), normalize_embeddings=True, convert_to_numpy=True)  # (n, dim)
-    got = Ct2Runner(path, pooling, workers=1).embed(token_ids(st_model, PROBE_TEXTS))  # (n, dim)
-    return np.sum(ref * got, axis=1)
+    return finished_artefact(artefact_dir(model_fingerprint), FORMAT, model_fingerprint, MODEL_DIR)
 
 
 def _convert(st_model, staging: Path) -> dict[str, Any]:
@@ -86,25 +65,15 @@ def _convert(st_model, staging: Path) -> dict[str, Any]:
             f"CTranslate2 cannot convert this model ({type(exc).__name__}: {exc}); use backend='onnx-int8' or 'torch'"
         ) from exc
     shutil.rmtree(source)
-    cosines = probe_cosines(st_model, staging / MODEL_DIR)
+    from indexer.backends import Ct2Runner
+
+    cosines = probe(st_model, Ct2Runner, staging / MODEL_DIR)
     if cosines.min() < MIN_PROBE_COSINE:
         raise E5SearchError(
             f"the CTranslate2 int8 model does not reproduce this model (probe cosine {cosines.min():.4f} < "
             f"{MIN_PROBE_COSINE}); use backend='onnx-int8' or 'torch'"
         )
     return {"probe_cosine_min": round(float(cosines.min()), 5), "probe_cosine_mean": round(float(cosines.mean()), 5)}
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("ctranslate2", "torch", "transformers", "sentence-transformers"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            continue
-    return out
 
 
 def ensure_ct2_model(st_model, model_fingerprint: str, force: bool = False, show_progress: bool = False) -> Path:
@@ -128,7 +97,7 @@ def ensure_ct2_model(st_model, model_fingerprint: str, force: bool = False, show
             "weights": "int8 per output row (CTranslate2 quantization='int8')",
             "activations": "int8 dynamic per token, per run",
             **built,
-            "versions": _versions(),
+            "versions": package_versions("ctranslate2", "torch", "transformers", "sentence-transformers"),
             "built_at": datetime.now(timezone.utc).isoformat(),
             "build_seconds": round(time.perf_counter() - started, 1),
         }

@@ -63,22 +63,31 @@ def onnx_home() -> Path:
     return cache_home() / "onnx"
 
 
-def artefact_dir(model_fingerprint: str) -> Path:
+def artefact_folder(home: Path, model_fingerprint: str) -> Path:
+    """``<home>/<fingerprint>-int8``, the fingerprint made safe for a file name (shared with :mod:`indexer.ct2_build`)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_fingerprint)
-    return onnx_home() / f"{safe}-int8"
+    return home / f"{safe}-int8"
 
 
-def find_int8_model(model_fingerprint: str) -> Path | None:
-    """The finished ``model.onnx`` for this model fingerprint, or ``None``."""
-    folder = artefact_dir(model_fingerprint)
+def finished_artefact(folder: Path, fmt: int, model_fingerprint: str, check: str) -> Path | None:
+    """``folder / check`` if ``folder``'s build record says format ``fmt`` of this model (a build writes its record
+    last, so a record means a finished build), else ``None``."""
     try:
         record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if record.get("format") != FORMAT or record.get("model_fingerprint") != model_fingerprint:
+    if record.get("format") != fmt or record.get("model_fingerprint") != model_fingerprint:
         return None
-    path = folder / "model.onnx"
-    return path if path.is_file() else None
+    return folder / check if (folder / check).exists() else None
+
+
+def artefact_dir(model_fingerprint: str) -> Path:
+    return artefact_folder(onnx_home(), model_fingerprint)
+
+
+def find_int8_model(model_fingerprint: str) -> Path | None:
+    """The finished ``model.onnx`` for this model fingerprint, or ``None``."""
+    return finished_artefact(artefact_dir(model_fingerprint), FORMAT, model_fingerprint, "model.onnx")
 
 
 @contextlib.contextmanager
@@ -255,15 +264,23 @@ def store_q4(path: Path, names: list[str]) -> int:
     return sum(node.op_type == "MatMulNBits" for node in quantizer.model.model.graph.node)
 
 
+def probe(st_model, runner_class, path: Path) -> np.ndarray:
+    """Cosine of a runner's vectors (``runner_class(path, pooling, workers=1)``) with the torch model's on
+    :data:`PROBE_TEXTS`."""
+    from indexer.backends import lean_pooling, token_ids
+
+    ref = st_model.encode(list(PROBE_TEXTS), normalize_embeddings=True, convert_to_numpy=True)  # (n, dim)
+    runner = runner_class(path, lean_pooling(st_model) or "mean", workers=1)
+    return np.sum(ref * runner.embed(token_ids(st_model, PROBE_TEXTS)), axis=1)  # (n,)
+
+
 def probe_cosines(st_model, path: Path) -> np.ndarray:
     """Cosine of the ONNX model's vectors with the torch model's on :data:`PROBE_TEXTS`."""
-    from indexer.backends import OnnxRunner, _ort_session, lean_pooling, token_ids
+    from indexer.backends import OnnxRunner, _ort_session
 
-    pooling = lean_pooling(st_model) or "mean"
-    ref = st_model.encode(list(PROBE_TEXTS), normalize_embeddings=True, convert_to_numpy=True)  # (n, dim)
-    got = OnnxRunner(path, pooling, workers=1).embed(token_ids(st_model, PROBE_TEXTS))  # (n, dim)
+    cosines = probe(st_model, OnnxRunner, path)
     _ort_session.cache_clear()  # the staging file is about to move
-    return np.sum(ref * got, axis=1)
+    return cosines
 
 
 def _build_in(staging: Path, st_model) -> dict[str, Any]:
@@ -302,11 +319,12 @@ def _build_in(staging: Path, st_model) -> dict[str, Any]:
     }
 
 
-def _versions() -> dict[str, str]:
+def package_versions(*packages: str) -> dict[str, str]:
+    """Installed versions of ``packages`` (missing ones left out), for a build record."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("onnxruntime", "onnx", "torch", "transformers", "sentence-transformers"):
+    for pkg in packages:
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -341,7 +359,7 @@ def ensure_int8_model(
             "(MatMulNBits, fp32 compute) where lossless, else fp32",
             "activations": "uint8 dynamic per tensor, per run",
             **built,
-            "versions": _versions(),
+            "versions": package_versions("onnxruntime", "onnx", "torch", "transformers", "sentence-transformers"),
             "built_at": datetime.now(timezone.utc).isoformat(),
             "build_seconds": round(time.perf_counter() - started, 1),
         }
