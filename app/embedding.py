@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from app.highlight import sentence_spans
-from indexer.encoder import TextEncoder
+from indexer.encoding.encoder import TextEncoder
 
 MAX_SENTENCES = 16  # per hit; a longer chunk keeps its first sentences
 

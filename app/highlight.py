@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import regex
 
-from indexer.chunking import sentence_starts
+from indexer.ingest.chunking import sentence_starts
 
 Span = tuple[int, int]  # [start, end) character offsets
 

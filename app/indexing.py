@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app import service
-from indexer.build import IndexSummary, Progress, build_index
+from indexer.build.job import IndexSummary, build_index
 from indexer.config import IndexConfig
 from indexer.errors import ConfigError, E5SearchError, IndexStateError
-from indexer.layout import CACHE_NAME, Layout
-from indexer.store import DB_NAME
+from indexer.storage.layout import CACHE_NAME, Layout
+from indexer.storage.store import DB_NAME
+from indexer.types import Progress
 
 STAGES = ("reading", "encoding", "writing")
 _STAGE_TEXT = {"reading": "files read", "encoding": "chunks encoded", "writing": "writing the index"}

@@ -24,11 +24,11 @@ import streamlit as st
 from app.embedding import QueryMemo, best_sentences
 from app.highlight import Span, lexical_spans, make_snippet, to_html
 from indexer.config import IndexConfig, ModelConfig
-from indexer.encoder import TextEncoder
+from indexer.encoding.encoder import TextEncoder
 from indexer.errors import E5SearchError, IndexStateError
-from indexer.index import Filters, Index
-from indexer.layout import Layout
-from indexer.rerank import NO_RERANKER, Reranker, default_reranker
+from indexer.retrieval.rerank import NO_RERANKER, Reranker, default_reranker
+from indexer.search.index import Filters, Index
+from indexer.storage.layout import Layout
 from indexer.types import Hit, SearchMode
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def app_index_dir() -> Path:
 def load_encoder(model: ModelConfig) -> TextEncoder:
     if _encoder_override is not None:
         return QueryMemo(_encoder_override)
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
 
     return QueryMemo(Encoder(model))
 
@@ -82,7 +82,7 @@ def read_manifest_of(index_dir: Path) -> dict:
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.orm import Session
 
-    from indexer.store import open_engine, read_manifest
+    from indexer.storage.store import open_engine, read_manifest
 
     if not Layout(index_dir).exists():
         raise IndexStateError(
@@ -184,7 +184,7 @@ class Column:
 
 @cache
 def _analyzer():
-    from indexer.bm25 import Analyzer
+    from indexer.retrieval.analysis import Analyzer
 
     return Analyzer()
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     from app import service
-    from indexer.build import build_index
+    from indexer.build.job import build_index
 
     queries = [json.loads(line)["text"] for line in
                (ROOT / "data" / "sample_queries.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]

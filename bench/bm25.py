@@ -34,8 +34,9 @@ import Stemmer
 from rank_bm25 import BM25Okapi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from indexer.bm25 import Analyzer, BM25Index  # noqa: E402
-from indexer.langdetect import detect_language, detect_languages  # noqa: E402
+from indexer.ingest.langdetect import detect_language, detect_languages
+from indexer.retrieval.analysis import Analyzer
+from indexer.retrieval.bm25 import BM25Index
 
 PYSERINI = {"scifact": 0.679, "nfcorpus": 0.322}  # BM25 flat, k1=0.9 b=0.4 (Pyserini BEIR regressions)
 K = 100

@@ -73,7 +73,8 @@ def _load(name: str):
         import torch
         from sentence_transformers import SentenceTransformer
 
-        from indexer.models import DEFAULT_MODEL, resolve_model
+        from indexer.config import DEFAULT_MODEL
+        from indexer.models.resolve import resolve_model
 
         if PLAIN[name]:
             torch.set_num_threads(PLAIN[name])
@@ -83,7 +84,7 @@ def _load(name: str):
             lambda q: model.encode([q], prompt="query: ", normalize_embeddings=True),
             {"backend": "sentence-transformers fp32", "threads": __import__("torch").get_num_threads()},
         )
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
 
     enc = Encoder(ModelConfig(backend=name, device="cpu"))
     return enc.encode_passages, lambda q: enc.encode_queries([q]), enc.describe()
@@ -169,7 +170,7 @@ def ntrex_sample(per_lang: int = 20) -> list[str]:
 
 def cached_embed(name: str, model_fp: str, payload: dict, tmp: Path) -> dict[str, np.ndarray]:
     """The row's embeddings of ``payload``, computed once per (row, model, texts) and kept in the cache."""
-    from indexer.models import cache_home
+    from indexer.cache import cache_home
 
     files = () if name in PLAIN else ("encoder.py", "backends.py", "onnx_build.py", "ct2_build.py")
     code = [(ROOT / "indexer" / f).read_text(encoding="utf-8") for f in files]
@@ -234,9 +235,10 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from eval.datasets import load_beir, subset
-    from indexer.backends import token_ids
-    from indexer.encoder import folder_fingerprint
-    from indexer.models import DEFAULT_MODEL, resolve_model
+    from indexer.config import DEFAULT_MODEL
+    from indexer.encoding.encoder import folder_fingerprint
+    from indexer.models.resolve import resolve_model
+    from indexer.tokens import token_ids
 
     rows = args.rows.split(",")
     docs = scifact_docs()

@@ -96,7 +96,7 @@ def main() -> int:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from indexer.gpu_encode import GPUEncoder
+    from indexer.encoding.gpu_encode import GPUEncoder
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"

@@ -48,7 +48,7 @@ def make_encoder(fake: bool):
 
         return FakeEncoder(dim=384, max_length=512)
     from indexer.config import ModelConfig
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
 
     return Encoder(ModelConfig())
 
@@ -77,9 +77,9 @@ def throughput(n_docs: int, encoder) -> dict:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from indexer.build import build_index
-    from indexer.index import Index
-    from indexer.store import ChunkRow
+    from indexer.build.job import build_index
+    from indexer.search.index import Index
+    from indexer.storage.store import ChunkRow
 
     with tempfile.TemporaryDirectory() as tmp:
         docs = Path(tmp) / "docs"
@@ -112,7 +112,7 @@ def peak_memory(n_docs: int, fake: bool) -> float:
 
 
 def latency(n_chunks: int, fake: bool, n_queries: int = 200) -> list[dict]:
-    from indexer.dense import DenseIndex
+    from indexer.retrieval.dense import DenseIndex
 
     rng = np.random.default_rng(0)
     vecs = rng.standard_normal((n_chunks, 384)).astype(np.float32)

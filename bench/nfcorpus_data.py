@@ -57,8 +57,8 @@ class HybridTeacher:
     """Doc-level BM25 and dense score matrices for a set of queries, read from an eval index (best chunk per doc)."""
 
     def __init__(self, index_dir: Path, queries: list[str], model: str, bm25_weight: float):
-        from indexer.encoder import Encoder
-        from indexer.index import Index
+        from indexer.encoding.encoder import Encoder
+        from indexer.search.index import Index
         from trainer.stages import torch_model_config
 
         encoder = Encoder(torch_model_config(model, batch_size=64))

@@ -24,7 +24,7 @@ import numpy as np
 from eval.datasets import load_beir
 from eval.metrics import evaluate_run, mean
 from indexer.config import DEFAULT_MODEL, ModelConfig
-from indexer.encoder import Encoder
+from indexer.encoding.encoder import Encoder
 
 logger = logging.getLogger("protocol_gap")
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from eval.report import results_table, write_json, write_report
 from eval.run import EvalConfig, evaluate_config
-from indexer.rerank import Reranker
+from indexer.retrieval.rerank import Reranker
 
 
 class CachingReranker:

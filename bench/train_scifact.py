@@ -36,7 +36,7 @@ def subset(data: Path, split: str, n_other: int, seed: int):
 
 
 def dense_run(model: str, queries: dict, docs: dict, k: int = 100) -> dict:
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
     from trainer.stages import torch_model_config
 
     # torch fp32, the backend the baseline was measured with (the encoder may default to int8 ONNX on CPU)
@@ -51,7 +51,7 @@ def dense_run(model: str, queries: dict, docs: dict, k: int = 100) -> dict:
 
 
 def rerank(run: dict, queries: dict, docs: dict, reranker: str, top: int) -> dict:
-    from indexer.rerank import Reranker
+    from indexer.retrieval.rerank import Reranker
 
     ce = Reranker(reranker, batch_size=32)
     out = {}

@@ -86,7 +86,7 @@ def main() -> int:
     import torch
     from accelerate import Accelerator
 
-    from indexer.models import load_model
+    from indexer.models.resolve import load_model
 
     if not torch.cuda.is_available() and not args.allow_cpu:
         logger.info("no CUDA device: nothing measured (use --allow-cpu for a code-path smoke test)")

@@ -21,14 +21,14 @@ def _index_config(args: argparse.Namespace):
     import dataclasses
 
     from indexer.config import ChunkConfig, IndexConfig, ModelConfig
-    from indexer.layout import Layout
+    from indexer.storage.layout import Layout
 
     base = IndexConfig()
     index_dir = Path(args.index).expanduser()
     if Layout(index_dir).exists():
         from sqlalchemy.orm import Session
 
-        from indexer.store import open_engine, read_manifest
+        from indexer.storage.store import open_engine, read_manifest
 
         engine = open_engine(index_dir)
         with Session(engine) as session:
@@ -58,9 +58,9 @@ def _index_config(args: argparse.Namespace):
 
 def cmd_setup(args: argparse.Namespace) -> int:
     from indexer.config import ModelConfig
-    from indexer.default_reranker import build_default_reranker, is_shipped
-    from indexer.encoder import prepare_encoder
-    from indexer.models import build_default_model
+    from indexer.encoding.encoder import prepare_encoder
+    from indexer.models.default_model import build_default_model
+    from indexer.models.default_reranker import build_default_reranker, is_shipped
 
     path = build_default_model(force=args.force, show_progress=True)
     print(f"default model ready: {path}")
@@ -72,7 +72,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from indexer.build import build_index
+    from indexer.build.job import build_index
 
     summary = build_index(args.path, args.index, _index_config(args), show_progress=not (args.json or args.quiet))
     if args.json:
@@ -91,16 +91,16 @@ def _open_index(args: argparse.Namespace):
     import dataclasses
 
     from indexer.config import SearchConfig
-    from indexer.index import Index
-    from indexer.rerank import default_reranker
+    from indexer.retrieval.rerank import default_reranker
+    from indexer.search.index import Index
 
     reranker = getattr(args, "reranker", None) or default_reranker()
     config = SearchConfig(rrf_k=getattr(args, "rrf_k", 60))
     index = Index.open(args.index, reranker=reranker, config=config)
     model, backend = getattr(args, "model", None), getattr(args, "backend", None)
     if model or backend:
-        from indexer.backends import backend_for_index
-        from indexer.encoder import Encoder
+        from indexer.encoding.backends import backend_for_index
+        from indexer.encoding.encoder import Encoder
 
         wanted = dataclasses.replace(index.index_config.model, model=model or index.index_config.model.model,
                                      backend=backend or "auto")
@@ -136,7 +136,7 @@ def _read_queries(path: Path) -> list[tuple[str, str]]:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from indexer.errors import ConfigError
-    from indexer.index import Filters
+    from indexer.search.index import Filters
 
     if (args.query is None) == (args.queries is None):
         raise ConfigError("give either a QUERY or --queries FILE.jsonl (one of them)")
@@ -158,7 +158,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from indexer.index import Index
+    from indexer.search.index import Index
 
     stats = Index.open(args.index).stats()
     if args.json:
@@ -214,9 +214,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: build the default model if needed, index the sample corpus, open the app."""
     import importlib.util
 
-    from indexer.build import build_index
+    from indexer.build.job import build_index
     from indexer.config import IndexConfig
-    from indexer.models import build_default_model
+    from indexer.models.default_model import build_default_model
 
     print("1/3 default model ...", flush=True)
     print(f"    {build_default_model(show_progress=True)}")
@@ -225,7 +225,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"    {s.added} added, {s.updated} updated, {s.removed} removed, {s.unchanged} unchanged, "
           f"{len(s.skipped)} skipped, {s.chunks} chunks in {s.seconds:.1f}s")
     if args.no_app or importlib.util.find_spec("streamlit") is None:
-        from indexer.index import Index
+        from indexer.search.index import Index
 
         print("3/3 example search (install the app extra for the web UI)")
         index = Index.open(args.index)

@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from indexer.encoder import TextEncoder
+from indexer.encoding.encoder import TextEncoder
 from indexer.errors import E5SearchError
 
 logger = logging.getLogger(__name__)

@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _encoder(args: argparse.Namespace):
     from indexer.config import DEFAULT_MODEL, ModelConfig
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
 
     return Encoder(ModelConfig(model=args.model or DEFAULT_MODEL, batch_size=args.batch_size, device=args.device,
                                backend=args.backend))
@@ -77,7 +77,7 @@ def run_dataset(args: argparse.Namespace) -> int:
     from eval.run import EvalConfig, evaluate_config
     from indexer.config import DEFAULT_MODEL
     from indexer.errors import ConfigError
-    from indexer.rerank import default_reranker
+    from indexer.retrieval.rerank import default_reranker
 
     if args.dataset is None:
         raise ConfigError("give --dataset DIR (a BEIR folder) or --suite multilingual --out DIR")

@@ -36,7 +36,7 @@ from eval.datasets import OnUnknown, corpus_hash, load_beir, subset, write_corpu
 from eval.metrics import DEFAULT_METRICS, PerQuery, by_rank, column, evaluate_run, mean
 from eval.significance import N_RESAMPLES, bootstrap_ci, paired_test
 from indexer.config import DEFAULT_MODEL, ChunkConfig, EncoderBackend, IndexConfig, ModelConfig, SearchConfig
-from indexer.encoder import TextEncoder
+from indexer.encoding.encoder import TextEncoder
 from indexer.errors import ConfigError
 from indexer.types import Corpus, Qrels, Queries, Run, SearchMode
 
@@ -138,7 +138,7 @@ def split_name(name: str) -> tuple[SearchMode, bool]:
 
 def cache_root() -> Path:
     """e5search's cache folder (``$E5SEARCH_HOME``, else ``~/.cache/e5search``); eval indexes go under it."""
-    from indexer.models import cache_home
+    from indexer.cache import cache_home
 
     return cache_home()
 
@@ -146,7 +146,7 @@ def cache_root() -> Path:
 def prepare_index(corpus: Corpus, dataset_name: str, encoder: TextEncoder, config: EvalConfig,
                   cache_dir: Path | None = None, show_progress: bool = False) -> Path:
     """Index ``corpus`` with ``encoder`` into a cache folder keyed by content, model and chunking; returns it."""
-    from indexer.build import build_index
+    from indexer.build.job import build_index
 
     key = f"{dataset_name}-{corpus_hash(corpus)}-{encoder.fingerprint}-c{config.chunk_size}"
     folder = (cache_dir or cache_root() / "eval") / key
@@ -166,10 +166,10 @@ def prepare_index(corpus: Corpus, dataset_name: str, encoder: TextEncoder, confi
 def run_retrievers(index_dir: Path, queries: Queries, config: EvalConfig, encoder: TextEncoder,
                    reranker: Any = None) -> tuple[dict[str, Run], dict[str, float]]:
     """Each retriever's run over ``queries`` and its wall time in seconds."""
-    from indexer.index import Index
+    from indexer.search.index import Index
 
     if config.needs_reranker and reranker is None and config.reranker is None:
-        from indexer.rerank import NO_RERANKER
+        from indexer.retrieval.rerank import NO_RERANKER
 
         raise ConfigError(NO_RERANKER)
     idx = Index.open(index_dir, encoder=encoder, reranker=reranker if reranker is not None else config.reranker,
@@ -258,7 +258,7 @@ def evaluate(dataset_dir: str | Path, split: str = "test", retrievers: tuple[str
 
 
 def _load_encoder(config: EvalConfig) -> TextEncoder:
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
 
     model = ModelConfig(model=config.model, batch_size=config.batch_size, backend=config.backend)
     return cast(TextEncoder, Encoder(model))

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 
 from eval.bitext import Prompt, encode
-from indexer.encoder import TextEncoder
+from indexer.encoding.encoder import TextEncoder
 from indexer.errors import E5SearchError
 
 logger = logging.getLogger(__name__)

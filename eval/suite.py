@@ -20,7 +20,7 @@ from typing import Literal, cast
 from eval import bitext, ddtp, sts
 from eval.run import EvalConfig, evaluate_config
 from indexer.config import DEFAULT_MODEL, EncoderBackend, ModelConfig
-from indexer.encoder import TextEncoder
+from indexer.encoding.encoder import TextEncoder
 from indexer.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def run_suite(out_dir: str | Path, config: SuiteConfig = SuiteConfig(), *, data_
     data_root = Path(data_root) if data_root else default_data_root()
     work_dir = Path(work_dir) if work_dir else cache_root() / "eval-suite"
     if encoder is None:
-        from indexer.encoder import Encoder
+        from indexer.encoding.encoder import Encoder
 
         model = ModelConfig(model=config.model, batch_size=config.batch_size, backend=config.backend)
         encoder = cast(TextEncoder, Encoder(model))

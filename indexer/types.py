@@ -6,15 +6,23 @@ metric can exchange results without adapters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 # BEIR formats: corpus[doc_id] = {"title": ..., "text": ...}; queries[qid] = text;
 # qrels[qid][doc_id] = relevance; run[qid][doc_id] = score.
 Corpus = dict[str, dict[str, str]]
+
+
 Queries = dict[str, str]
+
+
 Qrels = dict[str, dict[str, int]]
+
+
 Run = dict[str, dict[str, float]]
+
 
 SearchMode = Literal["dense", "bm25", "hybrid"]
 
@@ -100,3 +108,9 @@ class SearchResult:
             "hits": [h.to_json() for h in self.hits],
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
         }
+
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+Ranked = list[tuple[int, float]]  # (chunk id, score), best first

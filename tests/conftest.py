@@ -17,7 +17,7 @@ def default_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Tests that resolve ``DEFAULT_MODEL`` themselves should ``monkeypatch.setenv("E5SEARCH_HOME", ...)`` to
     ``default_model_path.parents[1]`` so they find this folder instead of building another.
     """
-    from indexer.models import build_default_model, is_default_model_built
+    from indexer.models.default_model import build_default_model, is_default_model_built
 
     if os.environ.get("E5SEARCH_HOME", "").strip() or is_default_model_built():
         return build_default_model()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from indexer.encoder import TextEncoder
+from indexer.encoding.encoder import TextEncoder
 from trainer.config import FilterConfig
 from trainer.data import Pair
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from indexer.encoder import TextEncoder
+from indexer.encoding.encoder import TextEncoder
 from trainer.config import MineConfig
 from trainer.data import Pair
 
@@ -42,8 +42,8 @@ def _dense_ranked(queries: list[str], corpus: list[str], encoder: TextEncoder, d
 
 
 def _bm25_ranked(queries: list[str], corpus: list[str], depth: int, show_progress: bool) -> list[Ranked]:
-    from indexer.bm25 import BM25Index
-    from indexer.langdetect import detect_languages
+    from indexer.ingest.langdetect import detect_languages
+    from indexer.retrieval.bm25 import BM25Index
 
     index = BM25Index.build(list(range(len(corpus))), corpus, detect_languages(corpus), show_progress=show_progress)
     return [index.search(q, depth) for q in queries]
@@ -123,7 +123,7 @@ def add_teacher_scores(pairs: Sequence[Pair], teacher: str, batch_size: int = 32
     """Score (query, passage) and (query, negative_i) with a CrossEncoder: ``teacher_scores``, positive first."""
     from tqdm.auto import tqdm
 
-    from indexer.rerank import Reranker
+    from indexer.retrieval.rerank import Reranker
 
     ce = Reranker(teacher, batch_size=batch_size)
     out = []

@@ -19,8 +19,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from indexer.chunking import passage_text
 from indexer.errors import ConfigError
+from indexer.ingest.chunking import passage_text
 from trainer.config import CleanConfig
 from trainer.data import Pair, iter_pairs
 
@@ -142,8 +142,8 @@ def from_index(index_dir: str | Path) -> Iterator[Pair]:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from indexer.layout import Layout
-    from indexer.store import ChunkRow, DocumentRow, open_engine
+    from indexer.storage.layout import Layout
+    from indexer.storage.store import ChunkRow, DocumentRow, open_engine
 
     index_dir = Path(index_dir).expanduser()
     if not Layout(index_dir).exists():
@@ -171,7 +171,7 @@ def _norm(text: str) -> str:
 
 def clean_pairs(pairs: Iterable[Pair], config: CleanConfig = CleanConfig()) -> tuple[list[Pair], dict[str, int]]:
     """Whitespace-normalise texts and drop pairs that fail the heuristics. Returns (kept, counts by reason)."""
-    from indexer.langdetect import detect_language
+    from indexer.ingest.langdetect import detect_language
 
     counts: Counter[str] = Counter()
     seen: set[tuple[str, str]] = set()

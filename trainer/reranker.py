@@ -82,7 +82,7 @@ def train_reranker(pairs_path: str | Path, output: str | Path, config: RerankerC
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
     from sentence_transformers.cross_encoder.training_args import CrossEncoderTrainingArguments
 
-    from indexer.models import resolve_model
+    from indexer.models.resolve import resolve_model
 
     t0 = time.time()
     output = Path(output).expanduser()
@@ -147,8 +147,8 @@ def export_delta(model_dir: str | Path, asset_dir: str | Path, extra: dict | Non
     from safetensors.torch import load_file, save_file
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    from indexer.default_reranker import DELTA_FILE, META_FILE, apply_delta
-    from indexer.models import resolve_model
+    from indexer.models.default_reranker import DELTA_FILE, META_FILE, apply_delta
+    from indexer.models.resolve import resolve_model
 
     model_dir, asset_dir = Path(model_dir), Path(asset_dir)
     adapter = json.loads((model_dir / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))

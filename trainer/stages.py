@@ -79,7 +79,7 @@ def torch_model_config(model: str, batch_size: int = 64):
 
 
 def _encoder(model: str, max_seq_length: int | None, batch_size: int = 64):
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
 
     enc = Encoder(torch_model_config(model, batch_size))
     if max_seq_length:

@@ -114,7 +114,7 @@ def _train(pairs_path: str | Path, output: str | Path, config: ContrastiveConfig
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
 
-    from indexer.models import load_model, resolve_model
+    from indexer.models.resolve import load_model, resolve_model
     from trainer.losses import DistillKLInfoNCELoss, contrastive_loss
 
     t0 = time.time()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.build import build_index
+from indexer.build.job import build_index
 from tests.fakes import FakeEncoder
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "app"

@@ -8,8 +8,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import service
-from indexer.index import Index
-from indexer.layout import Layout
+from indexer.search.index import Index
+from indexer.storage.layout import Layout
 from tests.app.conftest import BEIR, CORPUS
 from tests.fakes import FakeEncoder
 

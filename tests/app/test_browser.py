@@ -65,9 +65,9 @@ def _wait_until_serving(url: str, server: subprocess.Popen, timeout_s: float = 1
 
 @pytest.fixture(scope="module")
 def real_index(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Path:
-    from indexer.build import build_index
+    from indexer.build.job import build_index
     from indexer.config import ModelConfig
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
 
     index_dir = tmp_path_factory.mktemp("browser") / "index"
     build_index(CORPUS, index_dir, encoder=Encoder(ModelConfig(model=str(default_model_path))))

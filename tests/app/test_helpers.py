@@ -9,7 +9,7 @@ import pytest
 
 from app import highlight, indexing, render, service, urlstate
 from app.compare import agreements, kendall_tau, movement, overlap
-from indexer.bm25 import Analyzer
+from indexer.retrieval.analysis import Analyzer
 from indexer.types import Hit
 
 ANALYZER = Analyzer()
@@ -210,7 +210,7 @@ def test_unreadable_folder_gets_a_clear_message(tmp_path, monkeypatch):
 
 
 def test_remove_index_deletes_only_index_files(tmp_path):
-    from indexer.build import build_index
+    from indexer.build.job import build_index
     from tests.fakes import FakeEncoder
 
     (tmp_path / "docs").mkdir()

@@ -26,7 +26,7 @@ import pytest
 from eval.datasets import load_beir
 from eval.run import EvalConfig, evaluate, parse_retrievers, split_name
 from indexer.errors import ConfigError
-from indexer.langdetect import detect_language
+from indexer.ingest.langdetect import detect_language
 from tests.fakes import FakeEncoder
 
 TINY = Path(__file__).resolve().parents[1] / "fixtures" / "beir_tiny"

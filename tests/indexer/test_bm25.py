@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import regex
 
-from indexer import bm25 as bm25_module
-from indexer.bm25 import Analyzer, AnalyzerConfig, BM25Index
+import indexer.retrieval.analysis as analysis
+import indexer.retrieval.bm25 as bm25
 from indexer.errors import ConfigError, IndexStateError, QueryError
+from indexer.retrieval.analysis import Analyzer, AnalyzerConfig
+from indexer.retrieval.bm25 import BM25Index
 
 # -- analyser ------------------------------------------------------------------------------------------------------
 
@@ -85,14 +87,14 @@ def test_fast_split_agrees_with_exact_split() -> None:
         char = chr(code_point)
         if 0xD800 <= code_point < 0xE000 or unicodedata.normalize("NFKC", char) != char:
             continue
-        if not bm25_module._RE_W_DIFFERS.match(char):
+        if not analysis._RE_W_DIFFERS.match(char):
             assert bool(re_w.match(char)) == bool(regex_w.match(char)), hex(code_point)
-    assert bm25_module._RE_W_DIFFERS.match(chr(0x10000)) and bm25_module._RE_W_DIFFERS.match(
+    assert analysis._RE_W_DIFFERS.match(chr(0x10000)) and analysis._RE_W_DIFFERS.match(
         chr(sys.maxunicode)
     )
     text = "a.1 1.a x'y 1'000 'quoted' e.g. ..a..b.. ,1,2, foo_bar_ __x__ naïve ΑΒΓ.δ – “ok”"
-    assert not bm25_module._NEEDS_SLOW_PATH.search(text)
-    assert bm25_module._TOKEN_RE.findall(text) == bm25_module._TOKEN.findall(text)
+    assert not analysis._NEEDS_SLOW_PATH.search(text)
+    assert analysis._TOKEN_RE.findall(text) == analysis._TOKEN.findall(text)
 
 
 # -- BM25 scores ---------------------------------------------------------------------------------------------------
@@ -208,7 +210,7 @@ def test_load_refuses_missing_or_foreign_index(tmp_path) -> None:
     with pytest.raises(IndexStateError, match="build the index"):
         BM25Index.load(tmp_path)
     BM25Index.build([1], ["cat"], ["en"]).save(tmp_path)
-    sidecar = tmp_path / bm25_module.SIDECAR
+    sidecar = tmp_path / bm25.SIDECAR
     sidecar.write_text(sidecar.read_text().replace('"version": 1', '"version": 99'))
     with pytest.raises(IndexStateError, match="rebuild"):
         BM25Index.load(tmp_path)
@@ -232,7 +234,7 @@ def test_misdetected_query_still_gets_the_corpus_language(monkeypatch) -> None:
     def no_detection(text: str) -> str:
         raise AssertionError("a monolingual index needs no query language detection")
 
-    monkeypatch.setattr(bm25_module, "detect_language", no_detection)
+    monkeypatch.setattr(bm25, "detect_language", no_detection)
     assert index.query_languages_for("running") == ["en"]
 
 
@@ -240,11 +242,11 @@ def test_query_languages_follow_the_index_distribution(monkeypatch) -> None:
     langs = ["en"] * 30 + ["de"] * 3 + ["fr"]  # de holds 8.8 % (a main language), fr 2.9 % (a minor one)
     index = BM25Index.build(list(range(34)), ["text"] * 34, langs)
     assert index.query_languages == ["en", "de"]
-    monkeypatch.setattr(bm25_module, "detect_language", lambda text: "fr")
+    monkeypatch.setattr(bm25, "detect_language", lambda text: "fr")
     assert index.query_languages_for("quelque chose") == ["fr", "en", "de"]
-    monkeypatch.setattr(bm25_module, "detect_language", lambda text: "es")  # no chunk is Spanish: ignored
+    monkeypatch.setattr(bm25, "detect_language", lambda text: "es")  # no chunk is Spanish: ignored
     assert index.query_languages_for("algo") == ["en", "de"]
-    monkeypatch.setattr(bm25_module, "detect_language", lambda text: "und")
+    monkeypatch.setattr(bm25, "detect_language", lambda text: "und")
     assert index.query_languages_for("xyz") == ["en", "de"]
     assert index.query_languages_for("algo", lang="es") == ["es", "en", "de"]  # a given language is honoured
 
@@ -281,7 +283,7 @@ def test_top_positions_matches_a_full_sort(seed: int) -> None:
     scores[rng.random(n) < rng.random()] = 0.0
     for k in (1, 10, 100, n + 5):
         expected = [i for i in np.lexsort((np.arange(n), -scores)) if scores[i] > 0][:k]
-        assert bm25_module._top_positions(scores, k).tolist() == expected
+        assert bm25._top_positions(scores, k).tolist() == expected
     same = np.ones(1000)
-    assert bm25_module._top_positions(same, 10).tolist() == list(range(10))
-    assert bm25_module._top_positions(np.zeros(10), 3).tolist() == []
+    assert bm25._top_positions(same, 10).tolist() == list(range(10))
+    assert bm25._top_positions(np.zeros(10), 3).tolist() == []

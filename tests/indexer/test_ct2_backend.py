@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.backends import auto_candidates, choose_backend, fingerprint_for
 from indexer.config import ModelConfig
+from indexer.encoding.backends import auto_candidates, choose_backend, fingerprint_for
 from indexer.errors import ConfigError
 from tests.indexer.test_encoder_backends import MULTILINGUAL, _cosines, _reference, assert_int8_tolerance
 
@@ -59,7 +59,7 @@ def ct2_home(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("ct2_home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("E5SEARCH_HOME", str(home))
-        from indexer.encoder import Encoder
+        from indexer.encoding.encoder import Encoder
 
         assert Encoder(ModelConfig(model=str(tiny), backend="ct2-int8", device="cpu")).backend == "ct2-int8"
     return home
@@ -68,8 +68,8 @@ def ct2_home(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_ct2_artefact_is_built_once_and_reused(tiny, ct2_home, monkeypatch):
     import ctranslate2.converters
 
-    import indexer.ct2_build as cb
-    from indexer.encoder import Encoder
+    import indexer.encoding.ct2_build as ct2_build
+    from indexer.encoding.encoder import Encoder
 
     monkeypatch.setenv("E5SEARCH_HOME", str(ct2_home))
 
@@ -79,11 +79,11 @@ def test_ct2_artefact_is_built_once_and_reused(tiny, ct2_home, monkeypatch):
     monkeypatch.setattr(ctranslate2.converters, "TransformersConverter", no_rebuild)
     enc = Encoder(ModelConfig(model=str(tiny), backend="ct2-int8", device="cpu"))
     assert enc.backend == "ct2-int8" and enc.fingerprint == f"{enc.model_fingerprint}+ct2-int8"
-    assert enc.cache_key == f"{enc.fingerprint}@ct2-format{cb.FORMAT}"
+    assert enc.cache_key == f"{enc.fingerprint}@ct2-format{ct2_build.FORMAT}"
     assert enc.describe()["numerics"] == "int8"
-    folder = cb.artefact_dir(enc.model_fingerprint)
-    assert folder.parent.parent == ct2_home and (folder / cb.MODEL_DIR / "model.bin").is_file()
-    record = (folder / cb.RECORD).read_text()
+    folder = ct2_build.artefact_dir(enc.model_fingerprint)
+    assert folder.parent.parent == ct2_home and (folder / ct2_build.MODEL_DIR / "model.bin").is_file()
+    record = (folder / ct2_build.RECORD).read_text()
     assert '"probe_cosine_min"' in record and '"format": 1' in record
     assert not (folder / "transformers").exists()  # the fp32 copy made for the converter is gone
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no staging leftovers
@@ -95,9 +95,10 @@ def test_ct2_artefact_is_built_once_and_reused(tiny, ct2_home, monkeypatch):
 def test_ct2_vector_does_not_depend_on_batch_or_threads(tiny, ct2_home, monkeypatch):
     """Activations are quantised per token and run: a text alone (a query, on a multi-threaded replica), in a
     batch spread over two single-threaded replicas, or on one replica gets the same vector."""
-    from indexer.backends import Ct2Runner, token_ids
-    from indexer.ct2_build import find_ct2_model
-    from indexer.encoder import Encoder
+    from indexer.encoding.ct2_build import find_ct2_model
+    from indexer.encoding.encoder import Encoder
+    from indexer.encoding.runners import Ct2Runner
+    from indexer.tokens import token_ids
 
     monkeypatch.setenv("E5SEARCH_HOME", str(ct2_home))
     enc = Encoder(ModelConfig(model=str(tiny), backend="ct2-int8", device="cpu"))
@@ -114,7 +115,7 @@ def test_ct2_vector_does_not_depend_on_batch_or_threads(tiny, ct2_home, monkeypa
 def test_a_failed_conversion_names_the_fix_and_leaves_nothing(tiny, tmp_path, monkeypatch):
     import ctranslate2.converters
 
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
 
     monkeypatch.setenv("E5SEARCH_HOME", str(tmp_path))  # nothing built here
 
@@ -131,8 +132,8 @@ def test_a_failed_conversion_names_the_fix_and_leaves_nothing(tiny, tmp_path, mo
 # ------------------------------------------------------------------------------------- the real model
 @pytest.mark.model
 def test_real_model_ct2_within_measured_tolerance(default_model_path, tmp_path_factory, monkeypatch):
-    from indexer.ct2_build import find_ct2_model
-    from indexer.encoder import Encoder, folder_fingerprint
+    from indexer.encoding.ct2_build import find_ct2_model
+    from indexer.encoding.encoder import Encoder, folder_fingerprint
 
     if find_ct2_model(folder_fingerprint(default_model_path)) is None:  # not built by setup: build it here
         monkeypatch.setenv("E5SEARCH_HOME", str(tmp_path_factory.mktemp("ct2_real")))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import indexer.default_reranker as dr
-from indexer.rerank import default_reranker
+import indexer.models.default_reranker as dr
+from indexer.errors import E5SearchError
+from indexer.retrieval.rerank import default_reranker
 
 
 @pytest.mark.parametrize("env, shipped, expected", [
@@ -33,5 +34,5 @@ def test_apply_delta_folds_lora_and_replaces_whole_tensors():
     assert out["w"].tolist() == [[3.0, 4.0], [0.0, 1.0]]  # I + 2 · B @ A
     assert out["head"].tolist() == [0.0, 1.0, 2.0] and out["other"] is state["other"]
     assert state["w"].tolist() == [[1.0, 0.0], [0.0, 1.0]]  # the caller's dict is left alone
-    with pytest.raises(dr.E5SearchError, match="does not fit"):
+    with pytest.raises(E5SearchError, match="does not fit"):
         dr.apply_delta(state, {"missing": np.zeros(1)}, 1.0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer.dense import DenseIndex
-from indexer.fusion import rrf
+from indexer.retrieval.dense import DenseIndex
+from indexer.retrieval.fusion import rrf
 
 
 def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

@@ -129,7 +129,7 @@ def test_info(indexed, capsys):
 def test_backend_flag_is_checked_against_the_index(indexed, capsys):
     """The index was built with the default backend (int8 on CPU: CTranslate2, else ONNX Runtime, when installed):
     the same backend searches it, an fp32 one is refused with the fix named."""
-    from indexer.backends import choose_backend
+    from indexer.encoding.backends import choose_backend
 
     default = choose_backend("auto", "cpu")
     if default == "torch":

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.backends import backend_for_index, choose_backend, fingerprint_for
 from indexer.config import ModelConfig
+from indexer.encoding.backends import backend_for_index, choose_backend, fingerprint_for
 from indexer.errors import ConfigError
 
 MULTILINGUAL = [
@@ -84,7 +84,7 @@ def test_feed_forward_down_projections_are_found_fused_or_not(tiny, tmp_path):
     pytest.importorskip("onnxruntime")
     from sentence_transformers import SentenceTransformer
 
-    from indexer.onnx_build import export_fp32, fuse, gelu_fed_matmuls
+    from indexer.encoding.onnx_build import export_fp32, fuse, gelu_fed_matmuls
 
     st = SentenceTransformer(str(tiny), device="cpu")
     export_fp32(st, tmp_path / "plain.onnx")
@@ -102,8 +102,9 @@ def test_down_projections_go_4bit_only_where_that_is_lossless(tiny, tmp_path):
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from indexer.backends import OnnxRunner, token_ids
-    from indexer.onnx_build import exact_q4_weights, export_fp32, fuse, quantize_int8, store_q4
+    from indexer.encoding.onnx_build import exact_q4_weights, export_fp32, fuse, quantize_int8, store_q4
+    from indexer.encoding.runners import OnnxRunner
+    from indexer.tokens import token_ids
 
     st = SentenceTransformer(str(tiny), device="cpu")
     dense = st[0].auto_model.encoder.layer[0].output.dense  # weight (out, in): Q4_0 blocks run along "in"
@@ -129,8 +130,9 @@ def test_down_projections_go_4bit_only_where_that_is_lossless(tiny, tmp_path):
 
 def test_a_lone_text_split_over_cores_gets_the_same_vector(tiny, tiny_home, monkeypatch):
     """A single text (a query) runs on a multi-threaded session; its vector equals the one from a batch."""
-    from indexer.backends import OnnxRunner, token_ids
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
+    from indexer.encoding.runners import OnnxRunner
+    from indexer.tokens import token_ids
 
     monkeypatch.setenv("E5SEARCH_HOME", str(tiny_home))
     enc = Encoder(ModelConfig(model=str(tiny), backend="onnx-int8", device="cpu"))
@@ -156,7 +158,7 @@ def tiny_home(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("tiny_home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("E5SEARCH_HOME", str(home))
-        from indexer.encoder import Encoder
+        from indexer.encoding.encoder import Encoder
 
         assert Encoder(ModelConfig(model=str(tiny), backend="onnx-int8", device="cpu")).backend == "onnx-int8"
     return home
@@ -178,7 +180,7 @@ def _reference(model: Path, texts: list[str], prompt: str = "passage: ") -> np.n
 
 
 def test_torch_backend_reproduces_sentence_transformers(tiny):
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
 
     enc = Encoder(ModelConfig(model=str(tiny), backend="torch", device="cpu"))
     got = enc.encode_passages(MULTILINGUAL)
@@ -188,21 +190,22 @@ def test_torch_backend_reproduces_sentence_transformers(tiny):
 
 
 def test_int8_artefact_is_built_once_and_reused(tiny, tiny_home, monkeypatch):
-    import indexer.onnx_build as ob
-    from indexer.encoder import Encoder
+    import indexer.encoding.artefacts as artefacts
+    import indexer.encoding.onnx_build as onnx_build
+    from indexer.encoding.encoder import Encoder
 
     monkeypatch.setenv("E5SEARCH_HOME", str(tiny_home))
 
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the cached int8 model was rebuilt")
 
-    monkeypatch.setattr(ob, "export_fp32", no_rebuild)
+    monkeypatch.setattr(onnx_build, "export_fp32", no_rebuild)
     enc = Encoder(ModelConfig(model=str(tiny), device="cpu"))  # auto
     assert enc.backend == "onnx-int8" and enc.fingerprint == f"{enc.model_fingerprint}+onnx-int8"
-    assert enc.cache_key == f"{enc.fingerprint}@onnx-format{ob.FORMAT}"  # embeddings cached per artefact format
-    folder = ob.artefact_dir(enc.model_fingerprint)
+    assert enc.cache_key == f"{enc.fingerprint}@onnx-format{onnx_build.FORMAT}"  # embeddings cached per artefact format
+    folder = onnx_build.artefact_dir(enc.model_fingerprint)
     assert folder.parent.parent == tiny_home and (folder / "model.onnx").is_file()
-    record = (folder / ob.RECORD).read_text()
+    record = (folder / artefacts.RECORD).read_text()
     assert '"probe_cosine_min"' in record and '"format": 3' in record
     assert '"matmuls_kept_fp32": 2' in record  # the tiny model's two feed-forward down-projections (random
     assert '"matmuls_exact_4bit": 0' in record  # weights: not 4-bit, so they stay fp32)
@@ -213,7 +216,7 @@ def test_int8_artefact_is_built_once_and_reused(tiny, tiny_home, monkeypatch):
 
 def test_int8_vector_does_not_depend_on_the_batch(tiny, tiny_home, monkeypatch):
     """Activations are quantised per text, so the embedding cache may mix vectors from different batches."""
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
 
     monkeypatch.setenv("E5SEARCH_HOME", str(tiny_home))
     enc = Encoder(ModelConfig(model=str(tiny), backend="onnx-int8", device="cpu"))
@@ -223,7 +226,7 @@ def test_int8_vector_does_not_depend_on_the_batch(tiny, tiny_home, monkeypatch):
 
 
 def test_auto_falls_back_to_torch_without_onnxruntime(tiny, tiny_home, monkeypatch):
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
 
     monkeypatch.setenv("E5SEARCH_HOME", str(tiny_home))
     _block_onnxruntime(monkeypatch)
@@ -235,8 +238,8 @@ def test_auto_falls_back_to_torch_without_onnxruntime(tiny, tiny_home, monkeypat
 
 
 def test_auto_falls_back_to_torch_when_the_build_fails(tiny, tmp_path, monkeypatch, caplog):
-    import indexer.onnx_build as ob
-    from indexer.encoder import Encoder
+    import indexer.encoding.onnx_build as onnx_build
+    from indexer.encoding.encoder import Encoder
 
     pytest.importorskip("onnxruntime")
     monkeypatch.setenv("E5SEARCH_HOME", str(tmp_path))  # nothing built here
@@ -244,7 +247,7 @@ def test_auto_falls_back_to_torch_when_the_build_fails(tiny, tmp_path, monkeypat
     def broken(*args, **kwargs):
         raise RuntimeError("exporter exploded")
 
-    monkeypatch.setattr(ob, "export_fp32", broken)
+    monkeypatch.setattr(onnx_build, "export_fp32", broken)
     enc = Encoder(ModelConfig(model=str(tiny), device="cpu"))
     assert enc.backend == "torch"
     assert "exporter exploded" in caplog.text
@@ -259,15 +262,15 @@ def real_int8_home(default_model_path: Path, tmp_path_factory: pytest.TempPathFa
     """A cache home with the default model's int8 artefact: the user's, if `e5search setup` built it there,
     else one built once into a temporary home (about a minute)."""
     pytest.importorskip("onnxruntime")
-    from indexer.encoder import folder_fingerprint
-    from indexer.onnx_build import find_int8_model
+    from indexer.encoding.encoder import folder_fingerprint
+    from indexer.encoding.onnx_build import find_int8_model
 
     if find_int8_model(folder_fingerprint(default_model_path)) is not None:
         return default_model_path.parents[1]
     home = tmp_path_factory.mktemp("int8_home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("E5SEARCH_HOME", str(home))
-        from indexer.encoder import Encoder
+        from indexer.encoding.encoder import Encoder
 
         Encoder(ModelConfig(model=str(default_model_path), backend="onnx-int8", device="cpu"))
     return home
@@ -275,7 +278,7 @@ def real_int8_home(default_model_path: Path, tmp_path_factory: pytest.TempPathFa
 
 @pytest.mark.model
 def test_real_model_torch_backend_matches_sentence_transformers(default_model_path):
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
 
     enc = Encoder(ModelConfig(model=str(default_model_path), backend="torch", device="cpu"))
     ref = _reference(default_model_path, MULTILINGUAL)
@@ -286,7 +289,7 @@ def test_real_model_torch_backend_matches_sentence_transformers(default_model_pa
 
 @pytest.mark.model
 def test_real_model_int8_within_measured_tolerance(default_model_path, real_int8_home, monkeypatch):
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
 
     monkeypatch.setenv("E5SEARCH_HOME", str(real_int8_home))
     enc = Encoder(ModelConfig(model=str(default_model_path), backend="onnx-int8", device="cpu"))
@@ -298,11 +301,11 @@ def test_real_model_int8_within_measured_tolerance(default_model_path, real_int8
 def test_an_index_keeps_its_backend(default_model_path, real_int8_home, tmp_path, monkeypatch):
     """An index built with torch: auto follows it (search and incremental indexing), an explicit int8 encoder
     is refused with the fix named, and the index's own backend searches it."""
-    from indexer.build import build_index
+    from indexer.build.job import build_index
     from indexer.config import IndexConfig
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
     from indexer.errors import IndexStateError
-    from indexer.index import Index
+    from indexer.search.index import Index
 
     monkeypatch.setenv("E5SEARCH_HOME", str(real_int8_home))
     docs = tmp_path / "docs"
@@ -332,7 +335,7 @@ def test_gpu_bf16_path_matches_fp32(default_model_path):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device: the torch-bf16 path is unmeasured here")
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
 
     enc = Encoder(ModelConfig(model=str(default_model_path), backend="torch-bf16", device="cuda"))
     assert (

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from indexer.gpu_encode import GPUEncoder  # noqa: E402
+from indexer.encoding.gpu_encode import GPUEncoder  # noqa: E402
 
 SAMPLE = [
     "passage: Der schnelle braune Fuchs springt über den faulen Hund.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.langdetect import KNOWN_LANGUAGES, detect_language, detect_languages
+from indexer.ingest.langdetect import KNOWN_LANGUAGES, detect_language, detect_languages
 
 
 @pytest.mark.parametrize(

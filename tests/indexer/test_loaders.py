@@ -10,14 +10,8 @@ from pathlib import Path
 import pytest
 
 from indexer.errors import SkipFile
-from indexer.loaders import (
-    SUPPORTED_SUFFIXES,
-    decode_text,
-    is_supported,
-    iter_files,
-    read_documents,
-    stem_title,
-)
+from indexer.ingest.loaders import SUPPORTED_SUFFIXES, is_supported, iter_files, read_documents
+from indexer.ingest.text import decode_text, stem_title
 from indexer.types import Document
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -290,7 +284,7 @@ def test_permission_denied_for_real(tmp_path: Path):
 
 
 def test_library_errors_never_escape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    import indexer.loaders as loaders
+    import indexer.ingest.loaders as loaders
 
     def boom(data: bytes, path: Path, rel: str) -> list[Document]:
         raise KeyError("surprise")

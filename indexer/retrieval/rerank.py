@@ -8,7 +8,6 @@ any reranker is an error, never a silent no-op.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 
@@ -16,18 +15,18 @@ import numpy as np
 
 from indexer.errors import ConfigError
 
-logger = logging.getLogger(__name__)
-
 NO_RERANKER = (
     "no reranker configured: pass --reranker with a sentence-transformers CrossEncoder folder or hub id "
     "(or set E5SEARCH_RERANKER)"
 )
+
+
 OFF = ("none", "off")  # E5SEARCH_RERANKER values that turn the default reranker off
 
 
 def default_reranker() -> str | None:
     """``E5SEARCH_RERANKER`` if set (``none``/``off``: no reranker), else the shipped default, if any."""
-    from indexer.default_reranker import DEFAULT_RERANKER, is_shipped
+    from indexer.models.default_reranker import DEFAULT_RERANKER, is_shipped
 
     env = os.environ.get("E5SEARCH_RERANKER", "").strip()
     if env.lower() in OFF:
@@ -40,7 +39,7 @@ class Reranker:
         """``max_length``: input tokens per (query, passage); None takes the model folder's own (else 512)."""
         from sentence_transformers import CrossEncoder
 
-        from indexer.default_reranker import DEFAULT_RERANKER, build_default_reranker
+        from indexer.models.default_reranker import DEFAULT_RERANKER, build_default_reranker
 
         name = model
         if model == DEFAULT_RERANKER:

@@ -7,7 +7,6 @@ go through the very code the CLI uses. ``Index.search`` is the single-query path
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,18 +17,16 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from indexer.config import IndexConfig, SearchConfig
-from indexer.dense import DenseIndex
-from indexer.encoder import TextEncoder, count_tokens
+from indexer.encoding.encoder import TextEncoder
 from indexer.errors import IndexStateError, QueryError
-from indexer.fusion import rrf
-from indexer.layout import Layout
-from indexer.rerank import NO_RERANKER, Reranker
-from indexer.store import ChunkRow, DocumentRow, FileRow, open_engine, read_manifest
-from indexer.types import Hit, Queries, Run, SearchMode, SearchResult
-
-logger = logging.getLogger(__name__)
-
-Ranked = list[tuple[int, float]]  # (chunk id, score), best first
+from indexer.retrieval.dense import DenseIndex
+from indexer.retrieval.fusion import rrf
+from indexer.retrieval.rerank import NO_RERANKER, Reranker
+from indexer.search.retriever import Retriever
+from indexer.storage.layout import Layout
+from indexer.storage.store import ChunkRow, DocumentRow, FileRow, open_engine, read_manifest
+from indexer.tokens import count_tokens
+from indexer.types import Hit, Ranked, SearchMode, SearchResult
 
 
 @dataclass(frozen=True)
@@ -94,8 +91,8 @@ class Index:
     @property
     def encoder(self) -> TextEncoder:
         if self._encoder is None:
-            from indexer.backends import backend_for_index
-            from indexer.encoder import Encoder
+            from indexer.encoding.backends import backend_for_index
+            from indexer.encoding.encoder import Encoder
 
             encoder = Encoder(backend_for_index(self.index_config.model, self.manifest.get("model")))
             _check_encoder(self.manifest, encoder)
@@ -110,7 +107,7 @@ class Index:
     @property
     def bm25(self):
         if self._bm25 is None:
-            from indexer.bm25 import BM25Index
+            from indexer.retrieval.bm25 import BM25Index
 
             self._bm25 = BM25Index.load(self.layout.bm25(self.manifest["generation"]))
         return self._bm25
@@ -146,7 +143,7 @@ class Index:
     def _allowed(self, filters: Filters | None) -> np.ndarray | None:
         if not filters:
             return None
-        from indexer.langdetect import KNOWN_LANGUAGES
+        from indexer.ingest.langdetect import KNOWN_LANGUAGES
 
         if filters.lang and filters.lang not in KNOWN_LANGUAGES:
             raise QueryError(f"unknown language {filters.lang!r}: use an ISO 639-1 code such as en, de, zh")
@@ -248,7 +245,7 @@ class Index:
 
     # ----------------------------------------------------------------- reading chunks and documents
     def _passages(self, chunk_ids: Sequence[int]) -> dict[int, str]:
-        from indexer.chunking import passage_text
+        from indexer.ingest.chunking import passage_text
 
         with Session(self.engine) as session:
             rows = session.execute(
@@ -324,7 +321,7 @@ class Index:
 
 
 def _check_encoder(manifest: dict, encoder: TextEncoder) -> None:
-    from indexer.backends import mismatch_hint
+    from indexer.encoding.backends import mismatch_hint
 
     model = manifest.get("model", {})
     if model.get("fingerprint") != encoder.fingerprint or model.get("dim") != encoder.dim:
@@ -335,33 +332,3 @@ def _check_encoder(manifest: dict, encoder: TextEncoder) -> None:
             f"dim {encoder.dim})."
             + (hint or " Use the index's own model (omit --model) or re-index with the new one")
         )
-
-
-class Retriever:
-    """Batch retrieval over documents: ``search(queries, k) -> Run`` keyed by document key."""
-
-    def __init__(self, index: Index, mode: SearchMode, rerank: bool):
-        self.index = index
-        self.mode = mode
-        self.rerank = rerank
-        self.name = f"{mode}+rerank" if rerank else mode
-
-    def search(self, queries: Queries, k: int = 100) -> Run:
-        qids = list(queries)
-        texts = [queries[q] for q in qids]
-        n_chunks = min(max(2 * k, self.index.config.candidates), max(1, len(self.index.dense)))
-        ranked = self.index._ranked(texts, self.mode, n_chunks, None, None, {}) if qids else []
-        if self.rerank:
-            ranked = [self.index._rerank(t, r) for t, r in zip(texts, ranked)]
-        keys = self.index.doc_keys()
-        run: Run = {}
-        for qid, chunks in zip(qids, ranked):
-            docs: dict[str, float] = {}
-            for cid, score in chunks:  # best first: a document's score is its best chunk's
-                key = keys.get(cid)
-                if key is not None and key not in docs:
-                    docs[key] = score
-                if len(docs) >= k:
-                    break
-            run[qid] = docs
-        return run

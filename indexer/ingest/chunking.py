@@ -28,26 +28,36 @@ Non-goals: semantic (embedding-based) splitting, token-exact overlap, layout-awa
 
 from __future__ import annotations
 
-import logging
 import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 from indexer.config import ChunkConfig
-from indexer.encoder import count_tokens
 from indexer.errors import ConfigError
+from indexer.tokens import count_tokens
 from indexer.types import ChunkDraft, Document
 
-logger = logging.getLogger(__name__)
-
 PARAGRAPH, SENTENCE, LINE, WORD, TOKEN = 4, 3, 2, 1, 0
+
+
 _LEVELS = (PARAGRAPH, SENTENCE, LINE, WORD, TOKEN)
+
+
 _MIN_BODY_TOKENS = 4  # one token cut out of a word can grow to 2-3 when re-tokenized alone
+
+
 _MAX_WINDOW_CHARS = 200_000  # longer sections are tokenized in windows cut at paragraph (or line) breaks
 
+
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
+
+
 _LINE_BREAK = re.compile(r"\n\s*")
+
+
 _WORD_BREAK = re.compile(r"\s+|[，、；：،؛]")
+
+
 _SENTENCE_END = re.compile(
     r"[.!?…؟۔।॥]+[\"'”’»)\]]*\s+"  # Latin, Arabic and Devanagari stops need whitespace after them
     r"|[。！？｡]+[」』”’）)]*\s*"  # CJK stops need none

@@ -18,10 +18,12 @@ from typing import TypeVar
 import numpy as np
 from tqdm.auto import tqdm
 
-from indexer.embcache import EmbeddingCache, text_hash
-from indexer.encoder import TextEncoder
+from indexer.encoding.encoder import TextEncoder
+from indexer.storage.embcache import EmbeddingCache, text_hash
 
 T = TypeVar("T")
+
+
 _END = object()
 
 

@@ -14,9 +14,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.store import DB_NAME
+from indexer.storage.store import DB_NAME
 
 _GEN_FILE = re.compile(r"^(dense|hnsw|bm25)-(\d{6})(\.faiss)?$")
+
+
 CACHE_NAME = "embcache.sqlite"
 
 

@@ -28,154 +28,21 @@ Normalize (they run through ``SentenceTransformer.encode`` on the ``torch`` back
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import importlib
-import logging
 import os
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import numpy as np
 
-from indexer.config import EncoderBackend, ModelConfig
-from indexer.errors import ConfigError
-
-logger = logging.getLogger(__name__)
-
-@dataclasses.dataclass(frozen=True)
-class BackendSpec:
-    """What selection needs to know about a backend. Adding one: a spec here, its runner in
-    :func:`open_runner`, its name in ``indexer.config.EncoderBackend``, and (to make it a default) a place in
-    :data:`AUTO_CPU` / :data:`AUTO_GPU`."""
-
-    name: str
-    numerics: str  # backends of one class give interchangeable vectors (cosine >= 0.999 per text)
-    device: str  # "cpu", "cuda" or "any"
-    needs: tuple[str, ...] = ()  # importable modules it requires
-    install: str = ""  # how to get them
-
-    def missing(self) -> str | None:
-        """The first required module that cannot be imported, or ``None``."""
-        for module in self.needs:
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                return module
-        return None
-
-
-BACKENDS: dict[str, BackendSpec] = {
-    spec.name: spec
-    for spec in (
-        BackendSpec("torch", numerics="fp32", device="any"),
-        BackendSpec("torch-bf16", numerics="fp32", device="cuda"),  # unmeasured on a GPU: auto does not pick it
-        BackendSpec(
-            "ct2-int8",
-            numerics="int8",
-            device="cpu",
-            needs=("ctranslate2",),
-            install="pip install 'e5search[ct2]' (ctranslate2)",
-        ),
-        BackendSpec(
-            "onnx-int8",
-            numerics="int8",
-            device="cpu",
-            needs=("onnxruntime", "onnx"),
-            install="pip install 'e5search[onnx]' (onnxruntime, onnx)",
-        ),
-    )
-}
-NUMERICS = {name: spec.numerics for name, spec in BACKENDS.items()}
-AUTO_CPU: tuple[str, ...] = ("onnx-int8", "torch")  # first available wins; ct2-int8 is opt-in (accuracy)
-AUTO_GPU: tuple[str, ...] = ("torch",)  # the GPU path goes first here once it is measured
 GPU_BATCH_TOKENS = 32_768  # padded tokens per forward pass on GPU
+
+
 CPU_BATCH_TOKENS = 8_192  # on CPU, about what sentence-transformers' 32 texts of SciFact length make
+
+
 SOLO_THREADS = 4  # cores one lone text (a query) is split over; more only adds synchronisation
-_PREPROCESS_GROUP = 64  # texts tokenised per sentence-transformers preprocess call
-
-
-def fingerprint_for(model_fingerprint: str, backend: str) -> str:
-    """The encoder fingerprint: the model's for fp32-class backends, ``<model>+<backend>`` for the others."""
-    return model_fingerprint if NUMERICS[backend] == "fp32" else f"{model_fingerprint}+{backend}"
-
-
-def has_onnxruntime() -> bool:
-    return BACKENDS["onnx-int8"].missing() is None
-
-
-def wants_cuda(device: str | None) -> bool:
-    """Whether the model runs on a GPU: ``device`` says cuda, or it is unset and CUDA is available."""
-    if device is not None:
-        return str(device).startswith("cuda")
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def auto_candidates(device: str | None) -> list[str]:
-    """The backends ``auto`` may use here, installed ones only, best first (torch always comes last)."""
-    return [b for b in (AUTO_GPU if wants_cuda(device) else AUTO_CPU) if BACKENDS[b].missing() is None]
-
-
-def choose_backend(requested: str, device: str | None) -> str:
-    """Resolve ``auto`` and check that an explicit choice can run here.
-
-    >>> choose_backend("auto", "cpu")  # "onnx-int8" with onnxruntime installed, else "torch"
-    """
-    if requested == "auto":
-        return auto_candidates(device)[0]
-    cuda = wants_cuda(device)
-    spec = BACKENDS[requested]
-    missing = spec.missing()
-    if missing is not None:
-        raise ConfigError(
-            f"backend={requested!r} needs {missing}, which is not installed: {spec.install}, "
-            "or use backend='torch' (--backend torch)"
-        )
-    if spec.device == "cpu" and cuda:
-        raise ConfigError(f"backend={requested!r} runs on CPU only; device={device!r}: set device='cpu'")
-    if spec.device == "cuda" and not cuda:
-        raise ConfigError(
-            f"backend={requested!r} is a GPU path and no CUDA device is in use: use backend='torch' on CPU "
-            f"(its vectors are interchangeable with {requested!r}'s)"
-        )
-    return requested
-
-
-def backend_for_index(config: ModelConfig, recorded: dict[str, Any] | None) -> ModelConfig:
-    """The model config to encode with for an existing index whose manifest recorded ``recorded``.
-
-    With ``backend='auto'`` it picks a backend whose vectors match the index's: an index built before backends
-    existed (no ``backend`` recorded) or with an fp32-class backend gets auto's fp32-class choice, an index of
-    another class gets the backend that built it. An explicit backend is kept; if its vectors differ, the
-    fingerprint check refuses it, naming both backends (:func:`mismatch_hint`).
-    """
-    if config.backend != "auto" or not recorded:
-        return config
-    built_with = str(recorded.get("backend", "torch"))
-    numerics = NUMERICS.get(built_with, "fp32")
-    if numerics != "fp32":
-        pinned = built_with
-    else:
-        auto = choose_backend("auto", config.device)
-        pinned = auto if NUMERICS[auto] == "fp32" else "torch"
-    return dataclasses.replace(config, backend=cast(EncoderBackend, pinned))
-
-
-def mismatch_hint(recorded: dict[str, Any], model_fingerprint: str | None) -> str:
-    """When the model is the index's but the backend's numerics differ: the fix, for the refusal message."""
-    built_with = str(recorded.get("backend", "torch"))
-    recorded_model = recorded.get("model_fingerprint", recorded.get("fingerprint"))
-    if model_fingerprint is None or recorded_model != model_fingerprint:
-        return ""
-    return (
-        f" The model is the same but the index was encoded with backend {built_with!r}, whose vectors differ "
-        f"from this backend's beyond tolerance: pass --backend {built_with} (or --backend auto, which follows "
-        "the index), or index into a new --index folder with the backend you want."
-    )
 
 
 # ------------------------------------------------------------------------------------------- tokenisation
@@ -192,21 +59,6 @@ def lean_pooling(st_model) -> str | None:
     if mode not in ("mean", "cls") or not getattr(mods[1], "include_prompt", True):
         return None
     return mode
-
-
-def token_ids(st_model, texts: Sequence[str]) -> list[np.ndarray]:
-    """Each text's token ids exactly as sentence-transformers prepares them (its own preprocess: truncation,
-    special tokens, lower-casing), without the padding. Texts are grouped by length so padding stays small."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(texts)
-    for start in range(0, len(order), _PREPROCESS_GROUP):
-        idx = order[start : start + _PREPROCESS_GROUP]
-        features = st_model.preprocess([texts[i] for i in idx])
-        ids = features["input_ids"].numpy().astype(np.int64)  # (group, longest)
-        mask = features["attention_mask"].numpy().astype(bool)  # (group, longest)
-        for row, i in enumerate(idx):
-            out[i] = ids[row][mask[row]]
-    return out
 
 
 def pool(hidden: np.ndarray, mode: str) -> np.ndarray:
@@ -378,42 +230,6 @@ class TorchRunner:
         return out
 
 
-def open_runner(st_model, backend: str, model_fingerprint: str, show_progress: bool = False) -> Runner | None:
-    """The runner for a resolved backend; ``None`` means: use ``SentenceTransformer.encode`` (torch only).
-
-    Builds the int8 ONNX artefact on first use. Raises :class:`ConfigError` when the backend can't serve
-    this model; the caller decides whether to fall back.
-    """
-    pooling = lean_pooling(st_model)
-    if pooling is None:
-        if backend == "torch":
-            return None
-        raise ConfigError(
-            f"backend={backend!r} supports Transformer -> mean/CLS pooling -> Normalize models only; "
-            "this model has another pipeline: use backend='torch'"
-        )
-    if backend == "onnx-int8":
-        from indexer.onnx_build import FORMAT, ensure_int8_model
-
-        path = ensure_int8_model(st_model, model_fingerprint, show_progress=show_progress)
-        runner = OnnxRunner(path, pooling)
-        runner.revision = f"onnx-format{FORMAT}"
-        return runner
-    if backend == "ct2-int8":
-        from indexer.ct2_build import FORMAT as CT2_FORMAT
-        from indexer.ct2_build import ensure_ct2_model
-
-        ct2 = Ct2Runner(ensure_ct2_model(st_model, model_fingerprint, show_progress=show_progress), pooling)
-        ct2.revision = f"ct2-format{CT2_FORMAT}"
-        return ct2
-    if backend == "torch-bf16" and pooling == "mean":
-        try:
-            return PackedRunner(st_model)
-        except ValueError as exc:  # another architecture: the padded runner serves it
-            logger.info("packed GPU path unavailable (%s); padded bf16 batches instead", exc)
-    return TorchRunner(st_model, pooling, bf16=backend == "torch-bf16")
-
-
 class PackedRunner:
     """bf16 on a GPU with no padding at all (:class:`indexer.gpu_encode.GPUEncoder`): token-budget batches of
     concatenated texts, attention per text on nested tensors, batches prepared on a CPU thread ahead of the GPU."""
@@ -421,7 +237,7 @@ class PackedRunner:
     def __init__(self, st_model):
         import torch
 
-        from indexer.gpu_encode import GPUEncoder
+        from indexer.encoding.gpu_encode import GPUEncoder
 
         self.encoder = GPUEncoder(st_model, dtype=torch.bfloat16, max_tokens=4 * GPU_BATCH_TOKENS, packed=True)
 

@@ -34,51 +34,29 @@ from typing import Any
 
 import numpy as np
 
+from indexer.cache import package_versions, staged_folder
+from indexer.encoding.artefacts import MIN_PROBE_COSINE, RECORD, artefact_folder, finished_artefact, probe
 from indexer.errors import ConfigError, E5SearchError
-from indexer.models import staged_folder
 
 logger = logging.getLogger(__name__)
 
+
 FORMAT = 3  # bump when the recipe changes what it writes; older artefacts are then rebuilt
-RECORD = "build.json"
+
+
 OPSET = 17
+
+
 _GELU_DEPTH = 4  # producers walked back from a MatMul's input looking for a GELU
+
+
 Q4_BLOCK = 32  # Q4_0's block length
-MIN_PROBE_COSINE = 0.995  # measured (bench/results/encode.md): >= 0.998 on short multilingual texts
-PROBE_TEXTS = (
-    "query: how do plants turn sunlight into sugar",
-    "passage: Photosynthesis converts light energy into chemical energy stored in glucose.",
-    "passage: Die Photosynthese wandelt Lichtenergie in chemische Energie um.",
-    "passage: La photosynthèse transforme l'énergie lumineuse en énergie chimique.",
-    "passage: Фотосинтез превращает энергию света в химическую энергию.",
-    "passage: 光合作用将光能转化为储存在葡萄糖中的化学能。",
-    "passage: 光合成は光エネルギーを化学エネルギーに変換する。",
-    "passage: البناء الضوئي يحول الطاقة الضوئية إلى طاقة كيميائية.",
-)
 
 
 def onnx_home() -> Path:
-    from indexer.models import cache_home
+    from indexer.cache import cache_home
 
     return cache_home() / "onnx"
-
-
-def artefact_folder(home: Path, model_fingerprint: str) -> Path:
-    """``<home>/<fingerprint>-int8``, the fingerprint made safe for a file name (shared with :mod:`indexer.ct2_build`)."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_fingerprint)
-    return home / f"{safe}-int8"
-
-
-def finished_artefact(folder: Path, fmt: int, model_fingerprint: str, check: str) -> Path | None:
-    """``folder / check`` if ``folder``'s build record says format ``fmt`` of this model (a build writes its record
-    last, so a record means a finished build), else ``None``."""
-    try:
-        record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if record.get("format") != fmt or record.get("model_fingerprint") != model_fingerprint:
-        return None
-    return folder / check if (folder / check).exists() else None
 
 
 def artefact_dir(model_fingerprint: str) -> Path:
@@ -264,19 +242,9 @@ def store_q4(path: Path, names: list[str]) -> int:
     return sum(node.op_type == "MatMulNBits" for node in quantizer.model.model.graph.node)
 
 
-def probe(st_model, runner_class, path: Path) -> np.ndarray:
-    """Cosine of a runner's vectors (``runner_class(path, pooling, workers=1)``) with the torch model's on
-    :data:`PROBE_TEXTS`."""
-    from indexer.backends import lean_pooling, token_ids
-
-    ref = st_model.encode(list(PROBE_TEXTS), normalize_embeddings=True, convert_to_numpy=True)  # (n, dim)
-    runner = runner_class(path, lean_pooling(st_model) or "mean", workers=1)
-    return np.sum(ref * runner.embed(token_ids(st_model, PROBE_TEXTS)), axis=1)  # (n,)
-
-
 def probe_cosines(st_model, path: Path) -> np.ndarray:
     """Cosine of the ONNX model's vectors with the torch model's on :data:`PROBE_TEXTS`."""
-    from indexer.backends import OnnxRunner, _ort_session
+    from indexer.encoding.runners import OnnxRunner, _ort_session
 
     cosines = probe(st_model, OnnxRunner, path)
     _ort_session.cache_clear()  # the staging file is about to move
@@ -317,19 +285,6 @@ def _build_in(staging: Path, st_model) -> dict[str, Any]:
         "probe_cosine_min": round(float(cosines.min()), 5),
         "probe_cosine_mean": round(float(cosines.mean()), 5),
     }
-
-
-def package_versions(*packages: str) -> dict[str, str]:
-    """Installed versions of ``packages`` (missing ones left out), for a build record."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in packages:
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            continue
-    return out
 
 
 def ensure_int8_model(

@@ -12,23 +12,33 @@ which is why :mod:`indexer.bm25` also analyses a query under the corpus's main l
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Iterable
 
 import regex
 
-logger = logging.getLogger(__name__)
-
 UNDETERMINED = "und"
+
+
 MIN_LETTERS = 3  # fewer letters than this (outside CJK) is too short to tell
+
+
 # py3langid's normalised probability; below it the guess is noise ("hello world" → Sesotho, 0.18).
 MIN_CONFIDENCE = 0.2
+
+
 # The model walks byte n-grams in Python: the first 512 characters decide, which keeps a corpus fast.
 MAX_CHARS = 512
 
+
 _LETTER = regex.compile(r"\p{L}")
+
+
 _HANGUL = regex.compile(r"\p{Hangul}")
+
+
 _KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
+
+
 _HAN = regex.compile(r"\p{Han}")
 
 
@@ -40,6 +50,8 @@ _LANGID_CODES = (
     "mt my ne nl nn no oc om or pa pl ps pt qu ro ru rw sa se si sk sl sn so sq sr st sv sw ta te tg th "
     "tk tl tr tt ug uk ur uz vi vo wa xh yo zh zu"
 )
+
+
 KNOWN_LANGUAGES: frozenset[str] = frozenset([*_LANGID_CODES.split(), "und"])
 
 

@@ -1,0 +1,143 @@
+"""The indexing job: scan a folder, read and chunk what changed, encode, and switch to the new index atomically.
+
+Flow: scan → read + chunk (changed files only) → detect languages → encode (through the embedding cache, a group
+of chunks at a time as files are read; with a GPU encoder reading runs on a thread beside it, :mod:`indexer.pipeline`) →
+one SQLite transaction that rewrites the changed documents, writes the next generation of FAISS and BM25 files
+and bumps the generation in the manifest. See :mod:`indexer.layout` for why that is crash-safe.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+from tqdm.auto import tqdm
+
+from indexer import __version__
+from indexer.build.scan import _Prepared
+from indexer.config import IndexConfig
+from indexer.encoding.encoder import TextEncoder
+from indexer.ingest.chunking import passage_text
+from indexer.retrieval.dense import DenseIndex
+from indexer.storage.embcache import text_hash
+from indexer.storage.layout import Layout
+from indexer.storage.store import ChunkRow, DocumentRow, FileRow, utcnow, write_manifest
+from indexer.types import Progress
+
+
+def _insert_file(session: Session, prep: _Prepared, vectors: dict[str, np.ndarray]) -> tuple[list[int], list[np.ndarray]]:
+    status = "skipped" if prep.reason else "indexed"
+    row = FileRow(path=prep.rel, content_hash=prep.content_hash, mtime=prep.mtime, size=prep.size,
+                  status=status, reason=prep.reason, indexed_at=utcnow())
+    session.add(row)
+    session.flush()
+    ids: list[int] = []
+    vecs: list[np.ndarray] = []
+    for doc, chunks, langs, texts in prep.docs:
+        lang = Counter(langs).most_common(1)[0][0] if langs else "und"
+        drow = DocumentRow(file_id=row.id, path=doc.path, external_id=doc.external_id, title=doc.title,
+                           file_type=doc.file_type, lang=lang, n_chars=len(doc.text))
+        session.add(drow)
+        session.flush()
+        if not chunks:
+            continue
+        params = [
+            {"document_id": drow.id, "ordinal": j, "text": c.text, "start": c.start, "end": c.end,
+             "heading_path": json.dumps(list(c.heading_path), ensure_ascii=False), "lang": lg,
+             "n_tokens": c.n_tokens, "text_hash": text_hash(t)}
+            for j, (c, lg, t) in enumerate(zip(chunks, langs, texts))
+        ]
+        new_ids = session.scalars(
+            insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True), params
+        ).all()
+        ids.extend(new_ids)
+        vecs.extend(vectors[text_hash(t)] for t in texts)
+    return ids, vecs
+
+
+def _all_passages(session: Session) -> tuple[list[int], list[str], list[str], list[str]]:
+    rows = session.execute(
+        select(ChunkRow.id, ChunkRow.text, ChunkRow.heading_path, ChunkRow.lang, ChunkRow.text_hash,
+               DocumentRow.title)
+        .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
+        .order_by(ChunkRow.id)
+    ).all()
+    ids = [r[0] for r in rows]
+    texts = [passage_text(r[5], tuple(json.loads(r[2])), r[1]) for r in rows]
+    return ids, texts, [r[3] for r in rows], [r[4] for r in rows]
+
+
+def _load_dense(layout: Layout, manifest: dict, dim: int) -> DenseIndex:
+    gen = manifest.get("generation", 0)
+    path = layout.dense(gen)
+    return DenseIndex.load(path) if gen and path.exists() else DenseIndex.empty(dim)
+
+
+def _write(session: Session, layout: Layout, manifest: dict, prepared: list[_Prepared], removed: list[str],
+           vectors: dict[str, np.ndarray], encoder: TextEncoder, config: IndexConfig, root: Path,
+           show_progress: bool, progress: Progress | None) -> int:
+    """All changes in the caller's transaction; returns the new generation (files written, not yet committed)."""
+    from indexer.retrieval.bm25 import BM25Index
+
+    gone = [p.rel for p in prepared if not p.is_new] + removed
+    old_ids = session.scalars(
+        select(ChunkRow.id).join(DocumentRow).join(FileRow).where(FileRow.path.in_(gone))
+    ).all() if gone else []
+    if gone:
+        session.execute(delete(FileRow).where(FileRow.path.in_(gone)))
+    dense = _load_dense(layout, manifest, encoder.dim)
+    dense.remove(set(old_ids))
+    for prep in tqdm(prepared, desc="writing", unit="file", disable=not show_progress):
+        ids, vecs = _insert_file(session, prep, vectors)
+        if ids:
+            dense.add(np.asarray(ids, dtype=np.int64), np.stack(vecs))
+    if progress:
+        progress("writing", 0, 1)
+    kind = config.dense_kind if config.dense_kind != "auto" else (
+        "hnsw" if len(dense) > config.ann_threshold else "flat")
+    if kind == "hnsw":
+        dense.build_ann(m=config.hnsw_m)
+    gen = manifest.get("generation", 0) + 1
+    dense.save(layout.dense(gen), layout.hnsw(gen))
+    ids, texts, langs, _ = _all_passages(session)
+    bm25 = BM25Index.build(ids, texts, langs, k1=config.bm25_k1, b=config.bm25_b, show_progress=show_progress)
+    bm25.save(layout.bm25(gen))
+    write_manifest(session, _manifest_values(manifest, gen, kind, encoder, config, root, len(ids)))
+    if progress:
+        progress("writing", 1, 1)
+    return gen
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"e5search": __version__}
+    for pkg in ("faiss-cpu", "sentence-transformers", "transformers", "torch", "bm25s", "sqlalchemy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _manifest_values(manifest: dict, gen: int, kind: str, encoder: TextEncoder, config: IndexConfig,
+                     root: Path, n_chunks: int) -> dict:
+    describe = getattr(encoder, "describe", None)
+    return {
+        "schema_version": 1,
+        "generation": gen,
+        "source_root": str(root),
+        "model": describe() if describe else {"model": encoder.name, "fingerprint": encoder.fingerprint,
+                                              "dim": encoder.dim},
+        "dim": encoder.dim,
+        "dense_kind": kind,
+        "config": config.to_dict(),
+        "versions": _versions(),
+        "n_chunks": n_chunks,
+        "created_at": manifest.get("created_at", utcnow()),
+        "updated_at": utcnow(),
+    }

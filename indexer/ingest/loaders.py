@@ -1,0 +1,157 @@
+"""File formats → :class:`~indexer.types.Document`.
+
+Scope: plain text (.txt), Markdown (.md, .markdown), reStructuredText (.rst), HTML (.html, .htm), PDF, DOCX and
+BEIR corpora (.jsonl, .jsonl.gz, .json). Each reader returns sections that carry their heading path; the caller
+chunks them. Anything that goes wrong with a file raises :class:`~indexer.errors.SkipFile` with a reason that a
+person can act on; no library exception escapes :func:`read_documents`.
+
+Decisions worth knowing:
+
+- ``Document.path`` is the path relative to the indexed folder, in POSIX form; records of a BEIR file are
+  ``"rel/corpus.jsonl#<_id>"`` with ``external_id=_id``.
+- Sections are stripped and never empty; ``Section.start`` is the offset in ``Document.text``, which joins the
+  sections with a blank line.
+- PDF: one section per page with heading path ``("p. 3",)``, so every chunk knows its page.
+- BEIR files are all or nothing: a malformed line, a record without ``_id``/``text`` or a duplicate ``_id``
+  skips the whole file with a reason naming the line, so a half-indexed corpus never goes unnoticed.
+- Folder walks yield supported files only (others are not documents); a single file given directly is yielded
+  whatever its suffix, so an unsupported one is reported as skipped rather than silently ignored.
+- Text encodings: a BOM wins, then strict UTF-8, then charset-normalizer with near-ties broken towards today's
+  common encodings (cp1252 before Mac Roman). NUL bytes without a UTF-16/32 BOM mean binary: skipped.
+- Titles: HTML ``<title>`` (else first h1), YAML front matter ``title:`` (else first Markdown H1), the first RST
+  section title, DOCX core title (else first Title/Heading paragraph), PDF ``/Title``; else the file stem with
+  ``_`` and ``-`` as spaces (always so for .txt). BEIR records keep their own title, possibly empty.
+
+Non-goals: OCR of scanned PDFs, legacy .doc, spreadsheets, e-mail formats, DOCX text boxes/headers/footers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from indexer.errors import SkipFile
+from indexer.ingest.beir import _read_json, _read_jsonl
+from indexer.ingest.markup import _read_html, _read_markdown, _read_rst, _read_txt
+from indexer.ingest.office import _read_docx, _read_pdf
+from indexer.types import Document
+
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
+    {".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf", ".docx", ".json", ".jsonl", ".jsonl.gz"}
+)
+
+
+def file_suffix(path: Path) -> str:
+    """The suffix that selects a reader: ``.jsonl.gz`` for compressed BEIR files, else the lower-cased suffix."""
+    name = path.name.lower()
+    return ".jsonl.gz" if name.endswith(".jsonl.gz") else path.suffix.lower()
+
+
+def is_supported(path: Path) -> bool:
+    return file_suffix(path) in SUPPORTED_SUFFIXES
+
+
+def iter_files(root: Path) -> Iterator[Path]:
+    """Supported files under ``root`` in sorted path order, hidden files and folders skipped.
+
+    Symlinked folders are not followed (no cycles). A single file yields itself, supported or not.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        yield root
+        return
+    found: list[tuple[tuple[str, ...], Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            path = Path(dirpath) / name
+            if not name.startswith(".") and is_supported(path) and path.is_file():
+                found.append((path.relative_to(root).parts, path))
+    for _, path in sorted(found):
+        yield path
+
+
+def read_documents(path: Path, root: Path, max_bytes: int) -> list[Document]:
+    """Read one file into documents (one, or one per record for BEIR files).
+
+    Args:
+        path: the file.
+        root: the folder being indexed (for a single file: its parent); ``Document.path`` is relative to it.
+        max_bytes: larger files are skipped.
+
+    Raises:
+        SkipFile: with a reason, for any file that cannot be indexed.
+    """
+    path, root = Path(path), Path(root)
+    suffix = file_suffix(path)
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise SkipFile(f"unsupported file type {suffix or '(no suffix)'!r}; supported: "
+                       + ", ".join(sorted(SUPPORTED_SUFFIXES)))
+    data = _read_bytes(path, max_bytes)
+    rel = _relative(path, root)
+    try:
+        if suffix == ".jsonl.gz":
+            data, suffix = _gunzip(data, max_bytes), ".jsonl"
+        return _READERS[suffix](data, path, rel)
+    except SkipFile:
+        raise
+    except RecursionError:
+        raise SkipFile(f"cannot parse {suffix[1:].upper()}: nested too deeply") from None
+    except Exception as e:  # noqa: BLE001 - library errors become a reason, never a crash
+        raise SkipFile(f"cannot parse {suffix[1:].upper()}: {type(e).__name__}: {e}") from e
+
+
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise SkipFile("empty file")
+        if size > max_bytes:
+            raise SkipFile(f"file is {_mb(size)}, over the {_mb(max_bytes)} limit (--max-file-mb)")
+        return path.read_bytes()
+    except PermissionError:
+        raise SkipFile("permission denied") from None
+    except IsADirectoryError:
+        raise SkipFile("is a folder, not a file") from None
+    except OSError as e:
+        raise SkipFile(f"cannot read file: {e.strerror or e}") from None
+
+
+def _mb(n_bytes: float) -> str:
+    """``851_863_142`` → ``"812.4 MB"``; ``50 << 20`` → ``"50 MB"``; small sizes in bytes."""
+    if n_bytes < (1 << 20):
+        return f"{int(n_bytes):,} bytes"
+    mb = n_bytes / (1 << 20)
+    return f"{mb:.1f} MB" if mb != int(mb) else f"{int(mb)} MB"
+
+
+def _gunzip(data: bytes, max_bytes: int) -> bytes:
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
+            raw = f.read(max_bytes + 1)
+    except (OSError, EOFError) as e:
+        raise SkipFile(f"corrupt gzip: {e}") from None
+    if len(raw) > max_bytes:
+        raise SkipFile(f"decompressed file is over the {_mb(max_bytes)} limit (--max-file-mb)")
+    if not raw.strip():
+        raise SkipFile("empty file (after decompression)")
+    return raw
+
+
+def _relative(path: Path, root: Path) -> str:
+    for p, r in ((path, root), (path.absolute(), root.absolute()), (path.resolve(), root.resolve())):
+        try:
+            return p.relative_to(r).as_posix()
+        except ValueError:
+            continue
+    return path.name
+
+
+_READERS = {
+    ".txt": _read_txt, ".md": _read_markdown, ".markdown": _read_markdown, ".rst": _read_rst,
+    ".html": _read_html, ".htm": _read_html, ".pdf": _read_pdf, ".docx": _read_docx,
+    ".jsonl": _read_jsonl, ".json": _read_json,
+}

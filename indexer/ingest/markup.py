@@ -1,0 +1,236 @@
+"""File formats → :class:`~indexer.types.Document`.
+
+Scope: plain text (.txt), Markdown (.md, .markdown), reStructuredText (.rst), HTML (.html, .htm), PDF, DOCX and
+BEIR corpora (.jsonl, .jsonl.gz, .json). Each reader returns sections that carry their heading path; the caller
+chunks them. Anything that goes wrong with a file raises :class:`~indexer.errors.SkipFile` with a reason that a
+person can act on; no library exception escapes :func:`read_documents`.
+
+Decisions worth knowing:
+
+- ``Document.path`` is the path relative to the indexed folder, in POSIX form; records of a BEIR file are
+  ``"rel/corpus.jsonl#<_id>"`` with ``external_id=_id``.
+- Sections are stripped and never empty; ``Section.start`` is the offset in ``Document.text``, which joins the
+  sections with a blank line.
+- PDF: one section per page with heading path ``("p. 3",)``, so every chunk knows its page.
+- BEIR files are all or nothing: a malformed line, a record without ``_id``/``text`` or a duplicate ``_id``
+  skips the whole file with a reason naming the line, so a half-indexed corpus never goes unnoticed.
+- Folder walks yield supported files only (others are not documents); a single file given directly is yielded
+  whatever its suffix, so an unsupported one is reported as skipped rather than silently ignored.
+- Text encodings: a BOM wins, then strict UTF-8, then charset-normalizer with near-ties broken towards today's
+  common encodings (cp1252 before Mac Roman). NUL bytes without a UTF-16/32 BOM mean binary: skipped.
+- Titles: HTML ``<title>`` (else first h1), YAML front matter ``title:`` (else first Markdown H1), the first RST
+  section title, DOCX core title (else first Title/Heading paragraph), PDF ``/Title``; else the file stem with
+  ``_`` and ``-`` as spaces (always so for .txt). BEIR records keep their own title, possibly empty.
+
+Non-goals: OCR of scanned PDFs, legacy .doc, spreadsheets, e-mail formats, DOCX text boxes/headers/footers.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from indexer.ingest.text import (
+    Outline,
+    _file_type,
+    _headings_only_fallback,
+    _normalise_newlines,
+    decode_text,
+    make_document,
+    stem_title,
+)
+from indexer.types import Document
+
+_HTML_DROP = ("script", "style", "nav", "noscript", "template", "svg", "iframe")
+
+
+_HTML_HEADINGS = {f"h{i}": i for i in range(1, 7)}
+
+
+_HTML_BLOCKS = frozenset({
+    "p", "div", "section", "article", "main", "header", "footer", "aside", "blockquote", "ul", "ol", "dl", "dt",
+    "dd", "table", "thead", "tbody", "tfoot", "figure", "figcaption", "caption", "address", "form", "fieldset",
+    "details", "summary", "hr",
+})
+
+
+_RST_ADORNMENT = re.compile(r"^([=\-~`:'\"^_*+#<>.!$%&(),/;?@\[\\\]{|}])\1+\s*$")
+
+
+def _read_txt(data: bytes, path: Path, rel: str) -> list[Document]:
+    return [make_document(rel, stem_title(path), [((), decode_text(data))], "txt")]
+
+
+def _split_front_matter(text: str) -> tuple[str, str]:
+    """YAML front matter (``---`` ... ``---``) → its ``title:`` value and the rest, with line count preserved."""
+    m = re.match(r"---\n(.*?\n)---[ \t]*\n", text, re.DOTALL)
+    if not m:
+        return "", text
+    title = re.search(r"^title:[ \t]*(.+)$", m.group(1), re.MULTILINE)
+    blank = "\n" * m.group(0).count("\n")  # keep line numbers so markdown-it's line maps stay valid
+    return (title.group(1).strip().strip("'\"") if title else ""), blank + text[m.end():]
+
+
+def _inline_text(token) -> str:
+    parts = [c.content for c in (token.children or []) if c.type in ("text", "code_inline")]
+    return re.sub(r"\s+", " ", "".join(parts)).strip() if parts else token.content.strip()
+
+
+def _read_markdown(data: bytes, path: Path, rel: str) -> list[Document]:
+    from markdown_it import MarkdownIt
+
+    meta_title, text = _split_front_matter(decode_text(data))
+    lines = text.split("\n")
+    tokens = MarkdownIt("commonmark").parse(text)
+    headings = []  # (level, text, first line, line after)
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.level == 0 and tok.map:
+            headings.append((int(tok.tag[1]), _inline_text(tokens[i + 1]), tok.map[0], tok.map[1]))
+    outline: Outline = []
+    stack: list[tuple[int, str]] = []
+    body_from = 0
+    for level, heading, first, after in headings:
+        outline.append((tuple(h for _, h in stack), "\n".join(lines[body_from:first])))
+        stack = [(lv, h) for lv, h in stack if lv < level] + [(level, heading)]
+        body_from = after
+    outline.append((tuple(h for _, h in stack), "\n".join(lines[body_from:])))
+    h1 = next((h for lv, h, _, _ in headings if lv == 1 and h), "")
+    outline = _headings_only_fallback(outline, [h for _, h, _, _ in headings])
+    return [make_document(rel, meta_title or h1 or stem_title(path), outline, _file_type(path))]
+
+
+def _rst_title_at(lines: list[str], i: int) -> tuple[str, str, int] | None:
+    """If a section title starts at line ``i``: (style key, title, line after), else None."""
+    over = _RST_ADORNMENT.match(lines[i])
+    if over and i + 2 < len(lines):  # overline + title + underline
+        title, under = lines[i + 1].strip(), _RST_ADORNMENT.match(lines[i + 2])
+        if title and under and under.group(1) == over.group(1) and not _RST_ADORNMENT.match(lines[i + 1]):
+            return "o" + over.group(1), title, i + 3
+    if i + 1 < len(lines) and lines[i].strip() and not over and not lines[i].startswith((" ", "\t")):
+        under = _RST_ADORNMENT.match(lines[i + 1])
+        if under is None or len(lines[i + 1].rstrip()) < min(len(lines[i].rstrip()), 4):
+            return None
+        if i == 0 or not lines[i - 1].strip():  # a title follows a blank line
+            return "u" + under.group(1), lines[i].strip(), i + 2
+    return None
+
+
+def _read_rst(data: bytes, path: Path, rel: str) -> list[Document]:
+    lines = decode_text(data).split("\n")
+    styles: list[str] = []  # adornment styles in order of first use = section levels (docutils' rule)
+    outline: Outline = []
+    stack: list[tuple[int, str]] = []
+    body: list[str] = []
+    titles: list[str] = []
+    i = 0
+    while i < len(lines):
+        found = _rst_title_at(lines, i)
+        if found is None:
+            body.append(lines[i])
+            i += 1
+            continue
+        style, title, i = found
+        if style not in styles:
+            styles.append(style)
+        level = styles.index(style)
+        outline.append((tuple(h for _, h in stack), "\n".join(body)))
+        stack = [(lv, h) for lv, h in stack if lv < level] + [(level, title)]
+        titles.append(title)
+        body = []
+    outline.append((tuple(h for _, h in stack), "\n".join(body)))
+    outline = _headings_only_fallback(outline, titles)
+    return [make_document(rel, titles[0] if titles else stem_title(path), outline, "rst")]
+
+
+class _HtmlText:
+    """Walks an HTML body into sections: headings open sections, blocks become paragraphs, rows become lines."""
+
+    def __init__(self) -> None:
+        self.outline: Outline = []
+        self.stack: list[tuple[int, str]] = []
+        self.blocks: list[str] = []
+        self.lines: list[str] = []
+        self.inline: list[str] = []
+
+    def end_line(self) -> None:
+        line = re.sub(r"\s+", " ", "".join(self.inline)).strip()
+        if line:
+            self.lines.append(line)
+        self.inline = []
+
+    def end_block(self) -> None:
+        self.end_line()
+        if self.lines:
+            self.blocks.append("\n".join(self.lines))
+        self.lines = []
+
+    def end_section(self) -> None:
+        self.end_block()
+        self.outline.append((tuple(h for _, h in self.stack), "\n\n".join(self.blocks)))
+        self.blocks = []
+
+    def walk(self, node) -> None:
+        from bs4 import NavigableString, Tag
+
+        for child in node.children:
+            if isinstance(child, Tag):
+                self.visit(child)
+            elif type(child) is NavigableString:  # not Comment, Doctype, CData, ...
+                self.inline.append(str(child))
+
+    def visit(self, tag) -> None:
+        name = tag.name
+        if name in _HTML_DROP:
+            return
+        if name in _HTML_HEADINGS:
+            heading = tag.get_text(" ", strip=True)
+            if heading:
+                self.end_section()
+                level = _HTML_HEADINGS[name]
+                self.stack = [(lv, h) for lv, h in self.stack if lv < level] + [(level, heading)]
+            return
+        if name == "br":
+            self.end_line()
+        elif name == "pre":
+            self.end_block()
+            self.blocks.append(tag.get_text().strip("\n"))
+        elif name == "tr":
+            self.end_line()
+            cells = [c.get_text(" ", strip=True) for c in tag.find_all(["td", "th"], recursive=False)]
+            self.inline.append(" | ".join(c for c in cells if c))
+            self.end_line()
+        elif name == "li":
+            self.end_line()
+            self.inline.append("- ")
+            self.walk(tag)
+            self.end_line()
+        elif name in _HTML_BLOCKS:
+            self.end_block()
+            self.walk(tag)
+            self.end_block()
+        else:
+            self.walk(tag)
+
+
+def _read_html(data: bytes, path: Path, rel: str) -> list[Document]:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(_decode_html(data), "lxml")
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    h1 = soup.find("h1")
+    walker = _HtmlText()
+    walker.walk(soup.body or soup)
+    walker.end_section()
+    title = title or (h1.get_text(" ", strip=True) if h1 else "") or stem_title(path)
+    return [make_document(rel, title, walker.outline, _file_type(path))]
+
+
+def _decode_html(data: bytes) -> str:
+    """A ``<meta charset>`` that decodes the bytes wins over detection (it is the author's word)."""
+    m = re.search(rb"""<meta[^>]+charset\s*=\s*["']?([\w.:-]+)""", data[:4096], re.IGNORECASE)
+    if m and not data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return _normalise_newlines(data.decode(m.group(1).decode("ascii")))
+        except (LookupError, UnicodeDecodeError):
+            pass
+    return decode_text(data)

@@ -1,0 +1,165 @@
+"""File formats → :class:`~indexer.types.Document`.
+
+Scope: plain text (.txt), Markdown (.md, .markdown), reStructuredText (.rst), HTML (.html, .htm), PDF, DOCX and
+BEIR corpora (.jsonl, .jsonl.gz, .json). Each reader returns sections that carry their heading path; the caller
+chunks them. Anything that goes wrong with a file raises :class:`~indexer.errors.SkipFile` with a reason that a
+person can act on; no library exception escapes :func:`read_documents`.
+
+Decisions worth knowing:
+
+- ``Document.path`` is the path relative to the indexed folder, in POSIX form; records of a BEIR file are
+  ``"rel/corpus.jsonl#<_id>"`` with ``external_id=_id``.
+- Sections are stripped and never empty; ``Section.start`` is the offset in ``Document.text``, which joins the
+  sections with a blank line.
+- PDF: one section per page with heading path ``("p. 3",)``, so every chunk knows its page.
+- BEIR files are all or nothing: a malformed line, a record without ``_id``/``text`` or a duplicate ``_id``
+  skips the whole file with a reason naming the line, so a half-indexed corpus never goes unnoticed.
+- Folder walks yield supported files only (others are not documents); a single file given directly is yielded
+  whatever its suffix, so an unsupported one is reported as skipped rather than silently ignored.
+- Text encodings: a BOM wins, then strict UTF-8, then charset-normalizer with near-ties broken towards today's
+  common encodings (cp1252 before Mac Roman). NUL bytes without a UTF-16/32 BOM mean binary: skipped.
+- Titles: HTML ``<title>`` (else first h1), YAML front matter ``title:`` (else first Markdown H1), the first RST
+  section title, DOCX core title (else first Title/Heading paragraph), PDF ``/Title``; else the file stem with
+  ``_`` and ``-`` as spaces (always so for .txt). BEIR records keep their own title, possibly empty.
+
+Non-goals: OCR of scanned PDFs, legacy .doc, spreadsheets, e-mail formats, DOCX text boxes/headers/footers.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from pathlib import Path
+
+from indexer.errors import SkipFile
+from indexer.ingest.text import (
+    Outline,
+    _headings_only_fallback,
+    _normalise_newlines,
+    make_document,
+    stem_title,
+)
+from indexer.types import Document
+
+logger = logging.getLogger(__name__)
+
+
+_DOCX_HEADING = re.compile(r"^heading (\d)$", re.IGNORECASE)
+
+
+def _read_docx(data: bytes, path: Path, rel: str) -> list[Document]:
+    import docx
+    from docx.table import Table
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except Exception as e:  # noqa: BLE001 - zipfile, lxml and python-docx errors alike
+        raise SkipFile(f"corrupt DOCX: {type(e).__name__}: {e}") from None
+    outline: Outline = []
+    stack: list[tuple[int, str]] = []
+    blocks: list[str] = []
+    headings: list[str] = []
+    for item in document.iter_inner_content():
+        if isinstance(item, Table):
+            blocks.append(_docx_table_text(item))
+            continue
+        text = item.text.strip()
+        level = _docx_heading_level(item.style)
+        if level is None or not text:
+            blocks.append(text)
+            continue
+        headings.append(text)
+        outline.append((tuple(h for _, h in stack), "\n\n".join(b for b in blocks if b)))
+        stack = [(lv, h) for lv, h in stack if lv < level] + [(level, text)]
+        blocks = []
+    outline.append((tuple(h for _, h in stack), "\n\n".join(b for b in blocks if b)))
+    outline = _headings_only_fallback(outline, headings)
+    title = (document.core_properties.title or "").strip() or next(iter(headings), "") or stem_title(path)
+    return [make_document(rel, title, outline, "docx")]
+
+
+def _docx_heading_level(style) -> int | None:
+    """``"Title"`` → 0, ``"Heading 2"`` → 2, a custom style based on one of them → its level, else None."""
+    for _ in range(4):  # custom heading styles are usually based on a built-in one, a level or two up
+        if style is None:
+            return None
+        name = (style.name or "").strip()
+        if name.lower() == "title":
+            return 0
+        m = _DOCX_HEADING.match(name)
+        if m:
+            return int(m.group(1))
+        style = style.base_style
+    return None
+
+
+def _docx_table_text(table) -> str:
+    rows = []
+    for row in table.rows:
+        cells: list[str] = []
+        for cell in row.cells:
+            text = re.sub(r"\s+", " ", cell.text).strip()
+            if text and (not cells or cells[-1] != text):  # merged cells repeat their text
+                cells.append(text)
+        if cells:
+            rows.append(" | ".join(cells))
+    return "\n".join(rows)
+
+
+def _read_pdf(data: bytes, path: Path, rel: str) -> list[Document]:
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        encrypted = reader.is_encrypted
+    except Exception as e:  # noqa: BLE001 - pypdf raises many types for broken files
+        raise SkipFile(f"corrupt PDF: {e}") from None
+    if encrypted:
+        _decrypt_pdf(reader)
+    outline: Outline = []
+    errors: list[str] = []
+    for number, page in enumerate(_pdf_pages(reader), start=1):
+        try:
+            text = page.extract_text() or ""
+        except Exception as e:  # noqa: BLE001 - one bad page should not lose the others
+            logger.warning("%s: page %d: text extraction failed: %s", rel, number, e)
+            errors.append(f"page {number}: {e}")
+            continue
+        outline.append(((f"p. {number}",), _clean_pdf_text(text)))
+    if not any(t.strip() for _, t in outline):
+        if errors:
+            raise SkipFile(f"corrupt PDF: no page could be read ({errors[0]})")
+        raise SkipFile(f"scanned PDF? no text layer (no extractable text on {len(outline)} "
+                       f"page{'' if len(outline) == 1 else 's'})")
+    return [make_document(rel, _pdf_title(reader) or stem_title(path), outline, "pdf")]
+
+
+def _decrypt_pdf(reader) -> None:
+    """Open PDFs that are encrypted with an empty user password (common for 'no copy' flags); else skip."""
+    try:
+        ok = reader.decrypt("")
+    except Exception as e:  # noqa: BLE001 - e.g. AES without the cryptography package
+        raise SkipFile(f"encrypted PDF: cannot decrypt ({e})") from None
+    if not ok:
+        raise SkipFile("encrypted PDF: a password is required")
+
+
+def _pdf_pages(reader) -> list:
+    try:
+        return list(reader.pages)
+    except Exception as e:  # noqa: BLE001
+        raise SkipFile(f"corrupt PDF: {e}") from None
+
+
+def _pdf_title(reader) -> str:
+    try:
+        return str((reader.metadata.title or "") if reader.metadata else "").strip()
+    except Exception:  # noqa: BLE001 - a broken info dictionary only costs the title
+        return ""
+
+
+def _clean_pdf_text(text: str) -> str:
+    text = _normalise_newlines(text).replace("\x00", "")
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text)

@@ -1,0 +1,125 @@
+"""File formats → :class:`~indexer.types.Document`.
+
+Scope: plain text (.txt), Markdown (.md, .markdown), reStructuredText (.rst), HTML (.html, .htm), PDF, DOCX and
+BEIR corpora (.jsonl, .jsonl.gz, .json). Each reader returns sections that carry their heading path; the caller
+chunks them. Anything that goes wrong with a file raises :class:`~indexer.errors.SkipFile` with a reason that a
+person can act on; no library exception escapes :func:`read_documents`.
+
+Decisions worth knowing:
+
+- ``Document.path`` is the path relative to the indexed folder, in POSIX form; records of a BEIR file are
+  ``"rel/corpus.jsonl#<_id>"`` with ``external_id=_id``.
+- Sections are stripped and never empty; ``Section.start`` is the offset in ``Document.text``, which joins the
+  sections with a blank line.
+- PDF: one section per page with heading path ``("p. 3",)``, so every chunk knows its page.
+- BEIR files are all or nothing: a malformed line, a record without ``_id``/``text`` or a duplicate ``_id``
+  skips the whole file with a reason naming the line, so a half-indexed corpus never goes unnoticed.
+- Folder walks yield supported files only (others are not documents); a single file given directly is yielded
+  whatever its suffix, so an unsupported one is reported as skipped rather than silently ignored.
+- Text encodings: a BOM wins, then strict UTF-8, then charset-normalizer with near-ties broken towards today's
+  common encodings (cp1252 before Mac Roman). NUL bytes without a UTF-16/32 BOM mean binary: skipped.
+- Titles: HTML ``<title>`` (else first h1), YAML front matter ``title:`` (else first Markdown H1), the first RST
+  section title, DOCX core title (else first Title/Heading paragraph), PDF ``/Title``; else the file stem with
+  ``_`` and ``-`` as spaces (always so for .txt). BEIR records keep their own title, possibly empty.
+
+Non-goals: OCR of scanned PDFs, legacy .doc, spreadsheets, e-mail formats, DOCX text boxes/headers/footers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from indexer.errors import SkipFile
+from indexer.types import Document, Section
+
+logger = logging.getLogger(__name__)
+
+
+_COMMON_ENCODINGS = (  # tie-break order for charset detection, most common first (Python codec names)
+    "utf_8", "cp1252", "latin_1", "iso8859_15", "cp1250", "cp1251", "koi8_r", "shift_jis", "cp932", "euc_jp",
+    "euc_jis_2004", "euc_jisx0213", "gb18030", "gbk", "gb2312", "big5", "euc_kr", "cp949", "cp1256", "cp1253",
+    "cp1254", "cp1255", "cp1257", "iso8859_2", "iso8859_5", "iso8859_6", "iso8859_7", "iso8859_8", "iso8859_9",
+    "koi8_u", "cp874", "tis_620",
+)
+
+
+Outline = list[tuple[tuple[str, ...], str]]  # (heading path, section text) in document order
+
+
+def stem_title(path: Path | str) -> str:
+    """``"my_notes-2024.txt"`` → ``"my notes 2024"``."""
+    return " ".join(re.split(r"[\s_-]+", Path(path).stem)).strip() or Path(path).name
+
+
+def make_document(path: str, title: str, outline: Outline, file_type: str,
+                  external_id: str | None = None) -> Document:
+    """Strip section texts, drop empty ones, and give each its offset in ``Document.text``."""
+    sections, start = [], 0
+    for heading_path, text in outline:
+        text = text.strip()
+        if text:
+            sections.append(Section(text=text, heading_path=heading_path, start=start))
+            start += len(text) + 2  # the "\n\n" that Document.text puts between sections
+    if not sections:
+        raise SkipFile("no text (whitespace only)")
+    return Document(path=path, title=title.strip(), sections=tuple(sections), file_type=file_type,
+                    external_id=external_id)
+
+
+def decode_text(data: bytes) -> str:
+    """Bytes → text: BOMs first, then strict UTF-8, then charset-normalizer; newlines normalised to ``\\n``.
+
+    Raises:
+        SkipFile: for binary content (NUL bytes without a UTF-16/32 BOM) or bytes no encoding fits.
+    """
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"),
+                       (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            try:
+                return _normalise_newlines(data.decode(codec))
+            except UnicodeDecodeError as e:
+                raise SkipFile(f"undecodable text: has a {codec} byte-order mark but {e.reason}") from None
+    if b"\x00" in data:
+        raise SkipFile("binary content (NUL bytes), not a text file")
+    try:
+        return _normalise_newlines(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = _pick_match(list(from_bytes(data)))
+    if best is None:
+        raise SkipFile("undecodable text: no encoding fits (binary content?)")
+    logger.debug("detected encoding %s", best.encoding)
+    return _normalise_newlines(str(best))
+
+
+def _pick_match(matches: list):
+    """charset-normalizer's least chaotic match; among near-ties, a common encoding before a rare one.
+
+    Short Western text is often a tie between cp1252 and Mac or DOS code pages ("Bäcker" → "B‰cker" in
+    mac_roman scores as clean as cp1252), so the tie is broken by how common the encoding is today.
+    """
+    if not matches:
+        return None
+    least = min(m.chaos for m in matches)
+    ties = [m for m in matches if m.chaos <= least + 0.01]
+    return min(ties, key=lambda m: _COMMON_ENCODINGS.index(m.encoding)
+               if m.encoding in _COMMON_ENCODINGS else len(_COMMON_ENCODINGS))
+
+
+def _normalise_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
+
+
+def _headings_only_fallback(outline: Outline, headings: list[str]) -> Outline:
+    """A document of bare headings still has text: the headings themselves."""
+    if any(t.strip() for _, t in outline) or not any(headings):
+        return outline
+    return [((), "\n".join(h for h in headings if h))]
+
+
+def _file_type(path: Path) -> str:
+    return {".markdown": "md", ".htm": "html"}.get(path.suffix.lower(), path.suffix.lower().lstrip("."))

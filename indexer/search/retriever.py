@@ -1,0 +1,44 @@
+"""Open an index and search it: dense, BM25, hybrid (RRF) and cross-encoder reranked.
+
+Every retriever has the same batch call, ``retriever(mode).search(queries, k) -> Run``, so the eval and the app
+go through the very code the CLI uses. ``Index.search`` is the single-query path with hits, filters and timings.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from indexer.types import Queries, Run, SearchMode
+
+if TYPE_CHECKING:  # the Index makes Retrievers; a Retriever only holds one
+    from indexer.search.index import Index
+
+
+class Retriever:
+    """Batch retrieval over documents: ``search(queries, k) -> Run`` keyed by document key."""
+
+    def __init__(self, index: Index, mode: SearchMode, rerank: bool):
+        self.index = index
+        self.mode = mode
+        self.rerank = rerank
+        self.name = f"{mode}+rerank" if rerank else mode
+
+    def search(self, queries: Queries, k: int = 100) -> Run:
+        qids = list(queries)
+        texts = [queries[q] for q in qids]
+        n_chunks = min(max(2 * k, self.index.config.candidates), max(1, len(self.index.dense)))
+        ranked = self.index._ranked(texts, self.mode, n_chunks, None, None, {}) if qids else []
+        if self.rerank:
+            ranked = [self.index._rerank(t, r) for t, r in zip(texts, ranked)]
+        keys = self.index.doc_keys()
+        run: Run = {}
+        for qid, chunks in zip(qids, ranked):
+            docs: dict[str, float] = {}
+            for cid, score in chunks:  # best first: a document's score is its best chunk's
+                key = keys.get(cid)
+                if key is not None and key not in docs:
+                    docs[key] = score
+                if len(docs) >= k:
+                    break
+            run[qid] = docs
+        return run
