@@ -26,6 +26,7 @@ class QueryMemo:
     def __init__(self, encoder: TextEncoder, size: int = 64):
         self.inner = encoder
         self.name, self.fingerprint, self.dim = encoder.name, encoder.fingerprint, encoder.dim
+        self.model_fingerprint, self.cache_key = encoder.model_fingerprint, encoder.cache_key
         self.max_length = encoder.max_length
         self.query_prompt, self.passage_prompt = encoder.query_prompt, encoder.passage_prompt
         self._size = size
@@ -52,11 +53,12 @@ class QueryMemo:
     def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         return self.inner.encode_passages(texts, show_progress=show_progress)
 
+    @property
+    def on_gpu(self) -> bool:
+        return self.inner.on_gpu
+
     def describe(self) -> dict:
-        describe = getattr(self.inner, "describe", None)
-        return (
-            describe() if describe else {"model": self.name, "fingerprint": self.fingerprint, "dim": self.dim}
-        )
+        return self.inner.describe()
 
 
 _sentence_cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()

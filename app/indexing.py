@@ -8,7 +8,6 @@ only the files an index consists of (never anything else that happens to be in i
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,17 +15,14 @@ from pathlib import Path
 from app import service
 from indexer.build.job import IndexSummary, build_index
 from indexer.config import IndexConfig
+from indexer.encoding.encoder import model_for_index
 from indexer.errors import ConfigError, E5SearchError, IndexStateError
-from indexer.storage.layout import CACHE_NAME, Layout
-from indexer.storage.store import DB_NAME
+from indexer.storage.layout import Layout
+from indexer.storage.store import read_index_manifest
 from indexer.types import Progress
 
 STAGES = ("reading", "encoding", "writing")
 _STAGE_TEXT = {"reading": "files read", "encoding": "chunks encoded", "writing": "writing the index"}
-_INDEX_FILE = re.compile(
-    rf"^(?:(?:dense|hnsw|bm25)-\d{{6}}(?:\.faiss)?|(?:{re.escape(DB_NAME)}|"
-    rf"{re.escape(CACHE_NAME)})(?:-wal|-shm|-journal)?)$"
-)
 MAX_SUBFOLDERS = 300
 
 
@@ -62,14 +58,6 @@ def subfolders(path: Path) -> list[str]:
     return names[:MAX_SUBFOLDERS]
 
 
-def config_for(index_dir: Path) -> IndexConfig:
-    """The stored config of an existing index (re-indexing keeps its model and chunking), else the defaults."""
-    try:
-        return IndexConfig.from_dict(service.read_manifest_of(index_dir)["config"])
-    except IndexStateError:
-        return IndexConfig()
-
-
 @dataclass
 class ProgressClock:
     """Turns ``(stage, done, total)`` callbacks into an overall fraction and a line with an ETA.
@@ -98,9 +86,11 @@ class ProgressClock:
 
 
 def index_folder(folder: Path, index_dir: Path, progress: Progress | None = None) -> IndexSummary:
-    """Index ``folder`` into ``index_dir`` (incrementally) with the model the index records, or the default."""
-    config = config_for(index_dir)
-    encoder = service.load_encoder(config.model)
+    """Index ``folder`` into ``index_dir`` (incrementally) with the model the index records, or the default; the
+    backend follows the index like the CLI's (:func:`~indexer.encoding.encoder.model_for_index`)."""
+    manifest = read_index_manifest(index_dir, complete=False)
+    config = IndexConfig.from_dict(manifest["config"]) if manifest.get("config") else IndexConfig()
+    encoder = service.load_encoder(model_for_index(manifest, config.model))
     summary = build_index(folder, index_dir, config, encoder=encoder, progress=progress)
     service.forget_indexes()  # the previous generation's files are gone: free what was loaded from them
     return summary
@@ -109,7 +99,7 @@ def index_folder(folder: Path, index_dir: Path, progress: Progress | None = None
 def source_of(index_dir: Path) -> Path | None:
     """The folder an index was built from, or None if there is no complete index."""
     try:
-        root = service.read_manifest_of(index_dir).get("source_root")
+        root = read_index_manifest(index_dir).get("source_root")
     except E5SearchError:
         return None
     return Path(root) if root else None
@@ -123,10 +113,9 @@ def remove_index(index_dir: Path) -> list[str]:
         raise IndexStateError(f"no index at {index_dir}: nothing to remove")
     service.forget_indexes()
     removed = []
-    for path in sorted(index_dir.iterdir()):
-        if _INDEX_FILE.match(path.name):
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-            removed.append(path.name)
+    for path in Layout(index_dir).index_files():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        removed.append(path.name)
     if not any(index_dir.iterdir()):
         index_dir.rmdir()
     return removed

@@ -23,12 +23,12 @@ import streamlit as st
 
 from app.embedding import QueryMemo, best_sentences
 from app.highlight import Span, lexical_spans, make_snippet, to_html
-from indexer.config import IndexConfig, ModelConfig
-from indexer.encoding.encoder import TextEncoder
-from indexer.errors import E5SearchError, IndexStateError
+from indexer.config import ModelConfig
+from indexer.encoding.encoder import TextEncoder, model_for_index
+from indexer.errors import E5SearchError
 from indexer.retrieval.rerank import NO_RERANKER, Reranker, default_reranker
 from indexer.search.index import Filters, Index
-from indexer.storage.layout import Layout
+from indexer.storage.store import read_index_manifest
 from indexer.types import Hit, SearchMode
 
 logger = logging.getLogger(__name__)
@@ -77,33 +77,6 @@ def reranker() -> tuple[Reranker | None, str | None]:
         return None, str(exc)
 
 
-def read_manifest_of(index_dir: Path) -> dict:
-    """The manifest of the index at ``index_dir``; IndexStateError if there is none (yet)."""
-    from sqlalchemy.exc import DBAPIError
-    from sqlalchemy.orm import Session
-
-    from indexer.storage.store import open_engine, read_manifest
-
-    if not Layout(index_dir).exists():
-        raise IndexStateError(
-            f"no index at {index_dir} yet: index a folder on the Index page, "
-            f"or run `e5search index FOLDER --index {index_dir}`"
-        )
-    engine = open_engine(index_dir)
-    try:
-        with Session(engine) as session:
-            manifest = read_manifest(session)
-    except DBAPIError as exc:
-        raise IndexStateError(
-            f"{Layout(index_dir).db} is not a readable e5search index ({exc.orig})"
-        ) from exc
-    finally:
-        engine.dispose()
-    if not manifest.get("generation"):
-        raise IndexStateError(f"the index at {index_dir} was never completed: index its folder again")
-    return manifest
-
-
 @st.cache_resource(show_spinner="Opening the index ...", max_entries=4)
 def _load_index(
     index_dir: str, generation: int, model: ModelConfig, encoder_id: int, reranker_name: str | None
@@ -120,8 +93,8 @@ def _load_index(
 
 def open_index(index_dir: Path) -> Index:
     """The index at ``index_dir``, with its model and the reranker, loaded once per generation."""
-    manifest = read_manifest_of(index_dir)
-    model = IndexConfig.from_dict(manifest["config"]).model
+    manifest = read_index_manifest(index_dir)
+    model = model_for_index(manifest)  # the backend follows the index, as in the CLI
     rer, _ = reranker()
     return _load_index(
         str(index_dir),

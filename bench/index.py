@@ -78,7 +78,9 @@ def throughput(n_docs: int, encoder) -> dict:
     from sqlalchemy.orm import Session
 
     from indexer.build.job import build_index
+    from indexer.ingest.chunking import passage_text
     from indexer.search.index import Index
+    from indexer.storage import catalog
     from indexer.storage.store import ChunkRow
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,7 +93,7 @@ def throughput(n_docs: int, encoder) -> dict:
         index = Index.open(Path(tmp) / "idx", encoder=encoder)
         with Session(index.engine) as session:
             ids = session.scalars(select(ChunkRow.id).order_by(ChunkRow.id)).all()
-        texts = list(index._passages(ids).values())
+        texts = [passage_text(*parts) for parts in catalog.passage_parts(index.engine, ids).values()]
         t0 = time.perf_counter()
         encoder.encode_passages(texts)
         enc = time.perf_counter() - t0

@@ -21,21 +21,10 @@ def _index_config(args: argparse.Namespace):
     import dataclasses
 
     from indexer.config import ChunkConfig, IndexConfig, ModelConfig
-    from indexer.storage.layout import Layout
+    from indexer.storage.store import read_index_manifest
 
-    base = IndexConfig()
-    index_dir = Path(args.index).expanduser()
-    if Layout(index_dir).exists():
-        from sqlalchemy.orm import Session
-
-        from indexer.storage.store import open_engine, read_manifest
-
-        engine = open_engine(index_dir)
-        with Session(engine) as session:
-            stored = read_manifest(session).get("config")
-        engine.dispose()
-        if stored:
-            base = IndexConfig.from_dict(stored)
+    stored = read_index_manifest(args.index, complete=False).get("config")
+    base = IndexConfig.from_dict(stored) if stored else IndexConfig()
     model = ModelConfig(
         model=args.model or base.model.model,
         device=args.device or base.model.device,
@@ -99,12 +88,11 @@ def _open_index(args: argparse.Namespace):
     index = Index.open(args.index, reranker=reranker, config=config)
     model, backend = getattr(args, "model", None), getattr(args, "backend", None)
     if model or backend:
-        from indexer.encoding.backends import backend_for_index
-        from indexer.encoding.encoder import Encoder
+        from indexer.encoding.encoder import encoder_for_index
 
         wanted = dataclasses.replace(index.index_config.model, model=model or index.index_config.model.model,
                                      backend=backend or "auto")
-        index.use_encoder(Encoder(backend_for_index(wanted, index.manifest.get("model"))))
+        index.use_encoder(encoder_for_index(index.manifest, wanted))
     return index
 
 

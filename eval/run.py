@@ -109,6 +109,8 @@ class LexicalOnly:
     def __init__(self, encoder: TextEncoder):
         self.name = f"{encoder.name} (lexical only)"
         self.fingerprint = f"{encoder.fingerprint}-lexical"
+        self.model_fingerprint = self.cache_key = self.fingerprint
+        self.on_gpu = False
         self.max_length = encoder.max_length
         self.query_prompt = encoder.query_prompt
         self.passage_prompt = encoder.passage_prompt
@@ -123,6 +125,9 @@ class LexicalOnly:
 
     def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         return np.ones((len(texts), 1), dtype=np.float32)
+
+    def describe(self) -> dict:
+        return {"model": self.name, "fingerprint": self.fingerprint, "dim": self.dim}
 
 
 def parse_retrievers(text: str) -> tuple[str, ...]:
@@ -266,11 +271,10 @@ def _load_encoder(config: EvalConfig) -> TextEncoder:
 
 def _describe(config: EvalConfig, encoder: TextEncoder, reranker: Any, dataset_dir: Path, corpus: Corpus,
               index_dir: Path) -> dict:
-    describe = getattr(encoder, "describe", None)
     return {
         **dataclasses.asdict(config),
         "reranker": config.reranker if reranker is None else getattr(reranker, "name", config.reranker),
-        "encoder": describe() if describe else {"model": encoder.name, "fingerprint": encoder.fingerprint},
+        "encoder": encoder.describe(),
         "dataset_dir": str(dataset_dir),
         "corpus_hash": corpus_hash(corpus),
         "index_dir": str(index_dir),

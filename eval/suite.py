@@ -95,7 +95,7 @@ def run_suite(out_dir: str | Path, config: SuiteConfig = SuiteConfig(), *, data_
 
         model = ModelConfig(model=config.model, batch_size=config.batch_size, backend=config.backend)
         encoder = cast(TextEncoder, Encoder(model))
-    result: dict = {"config": {**asdict(config), "encoder": _describe(encoder), "data_root": str(data_root),
+    result: dict = {"config": {**asdict(config), "encoder": encoder.describe(), "data_root": str(data_root),
                                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                                "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"}}
     if "xling" in config.parts:
@@ -111,11 +111,6 @@ def run_suite(out_dir: str | Path, config: SuiteConfig = SuiteConfig(), *, data_
                                                encoding="utf-8")
     (out_dir / "multilingual.md").write_text(suite_markdown(result) + "\n", encoding="utf-8")
     return result
-
-
-def _describe(encoder: TextEncoder) -> dict:
-    describe = getattr(encoder, "describe", None)
-    return describe() if describe else {"model": encoder.name, "fingerprint": encoder.fingerprint}
 
 
 def _mean(values: Sequence[float]) -> float:

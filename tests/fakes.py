@@ -30,12 +30,15 @@ class FakeEncoder:
 
     query_prompt = "query: "
     passage_prompt = "passage: "
+    on_gpu = False
 
     def __init__(self, dim: int = 64, max_length: int = 128, name: str = "fake-hash-encoder"):
         self.dim = dim
         self.max_length = max_length
         self.name = name
         self.fingerprint = f"fake-{dim}-{max_length}"
+        self.model_fingerprint = self.fingerprint
+        self.cache_key = self.fingerprint
         self._tokenizer = make_tokenizer(max_length)
         self.calls: list[int] = []  # batch sizes seen by encode_passages, for cache tests
 

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from indexer.config import ModelConfig
+from indexer.encoding.encoder import resolve_prompts
 from indexer.errors import ConfigError
 from trainer import runs
 from trainer.config import ContrastiveConfig, DistillConfig, to_dict
@@ -27,7 +29,6 @@ from trainer.data import Pair, check_no_prompts, columns, file_sha256, read_pair
 
 logger = logging.getLogger(__name__)
 
-_PASSAGE_PROMPT_NAMES = ("passage", "document", "corpus")  # as indexer.encoder reads them
 DEFAULT_TASK = "default"
 
 
@@ -38,10 +39,9 @@ def instruct_prompt(instruction: str) -> str:
 
 def model_prompts(model, config: ContrastiveConfig) -> tuple[str, str]:
     """(query prompt, passage prompt): config overrides, else the model's recorded prompts, else E5's."""
-    recorded = model.prompts or {}
-    query = config.query_prompt if config.query_prompt is not None else recorded.get("query", "query: ")
-    passage = config.passage_prompt if config.passage_prompt is not None else next(
-        (recorded[n] for n in _PASSAGE_PROMPT_NAMES if n in recorded), "passage: ")
+    query, passage = resolve_prompts(model.prompts, ModelConfig.query_prompt, ModelConfig.passage_prompt)
+    query = config.query_prompt if config.query_prompt is not None else query
+    passage = config.passage_prompt if config.passage_prompt is not None else passage
     if config.instruction is not None:
         query = instruct_prompt(config.instruction)
     return query, passage

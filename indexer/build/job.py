@@ -21,7 +21,7 @@ from indexer.build.pipeline import CachedEncoding, read_ahead
 from indexer.build.scan import _check_compatible, _in_scope, _Prepared, _resolve_root, _Scan, _scan
 from indexer.build.write import _write
 from indexer.config import IndexConfig
-from indexer.encoding.encoder import TextEncoder
+from indexer.encoding.encoder import TextEncoder, encoder_for_index
 from indexer.errors import ConfigError
 from indexer.storage.embcache import EmbeddingCache
 from indexer.storage.layout import Layout
@@ -105,22 +105,19 @@ def build_index(source: str | Path, index_dir: str | Path, config: IndexConfig =
             session.expunge_all()
         root = _resolve_root(source, manifest)
         if encoder is None:
-            from indexer.encoding.backends import backend_for_index
-            from indexer.encoding.encoder import Encoder
-
-            encoder = Encoder(backend_for_index(config.model, manifest.get("model")))  # auto follows the index
+            encoder = encoder_for_index(manifest, config.model)  # auto follows the index
         _check_compatible(manifest, encoder, config)
         layout.remove_other_generations(keep=manifest.get("generation", 0))
 
         # keyed by the exact numerics (an int8 artefact's format too), so a run never resumes from vectors an
         # older build of the same backend made
-        cache = EmbeddingCache(layout.cache_db, getattr(encoder, "cache_key", encoder.fingerprint), encoder.dim)
+        cache = EmbeddingCache(layout.cache_db, encoder.cache_key, encoder.dim)
         try:
             found = _Scan()
             batch = config.model.batch_size
             encoding = CachedEncoding(encoder, cache, ENCODE_GROUP_BATCHES * batch, show_progress, first_group=batch)
             scan = _scan(source, root, known, encoder, config, found, show_progress)
-            prepared = _read_and_encode(scan, encoding, bool(getattr(encoder, "on_gpu", False)), progress)
+            prepared = _read_and_encode(scan, encoding, encoder.on_gpu, progress)
             vectors = encoding.finish(progress)
             summary.chunks_encoded = encoding.encoded
             scope = "" if source == root else source.relative_to(root).as_posix()

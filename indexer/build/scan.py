@@ -18,8 +18,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from indexer.config import IndexConfig
-from indexer.encoding.encoder import TextEncoder
-from indexer.errors import ConfigError, IndexStateError, SkipFile
+from indexer.encoding.encoder import TextEncoder, check_encoder
+from indexer.errors import ConfigError, SkipFile
 from indexer.ingest.chunking import chunk_document, passage_text
 from indexer.ingest.langdetect import detect_languages
 from indexer.ingest.loaders import is_supported, read_documents
@@ -76,16 +76,7 @@ def _resolve_root(source: Path, manifest: dict) -> Path:
 
 
 def _check_compatible(manifest: dict, encoder: TextEncoder, config: IndexConfig) -> None:
-    from indexer.encoding.backends import mismatch_hint
-
-    model = manifest.get("model")
-    if model and model.get("fingerprint") != encoder.fingerprint:
-        hint = mismatch_hint(model, getattr(encoder, "model_fingerprint", None))
-        raise IndexStateError(
-            f"index was built with model {model.get('model')!r} (fingerprint {model.get('fingerprint')}); "
-            f"the encoder given is {encoder.name!r} ({encoder.fingerprint})."
-            + (hint or " Use the same --model, or index into a new --index folder")
-        )
+    check_encoder(manifest, encoder)
     stored = manifest.get("config", {}).get("chunking")
     if stored and stored != config.to_dict()["chunking"]:
         raise ConfigError(

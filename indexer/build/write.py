@@ -126,13 +126,11 @@ def _versions() -> dict[str, str]:
 
 def _manifest_values(manifest: dict, gen: int, kind: str, encoder: TextEncoder, config: IndexConfig,
                      root: Path, n_chunks: int) -> dict:
-    describe = getattr(encoder, "describe", None)
     return {
         "schema_version": 1,
         "generation": gen,
         "source_root": str(root),
-        "model": describe() if describe else {"model": encoder.name, "fingerprint": encoder.fingerprint,
-                                              "dim": encoder.dim},
+        "model": encoder.describe(),
         "dim": encoder.dim,
         "dense_kind": kind,
         "config": config.to_dict(),

@@ -22,8 +22,17 @@ from typing import Protocol
 
 import numpy as np
 
-from indexer.config import ModelConfig
-from indexer.encoding.backends import NUMERICS, choose_backend, fingerprint_for, open_runner
+from indexer.config import IndexConfig, ModelConfig
+from indexer.encoding.backends import (
+    NUMERICS,
+    auto_candidates,
+    backend_for_index,
+    choose_backend,
+    fingerprint_for,
+    mismatch_hint,
+    open_runner,
+)
+from indexer.errors import IndexStateError
 from indexer.tokens import token_ids
 
 logger = logging.getLogger(__name__)
@@ -33,14 +42,26 @@ _PASSAGE_PROMPT_NAMES = ("passage", "document", "corpus")
 
 
 class TextEncoder(Protocol):
-    """What the indexer needs from an embedding model (the real one, or a fake in tests)."""
+    """What the indexer needs from an embedding model (the real one, a wrapper such as the app's query memo, or
+    a fake in tests). Read-only members may be plain attributes in an implementation."""
 
     name: str
-    fingerprint: str
     dim: int
     max_length: int  # tokens, including special tokens and the prompt
     query_prompt: str
     passage_prompt: str
+
+    @property
+    def fingerprint(self) -> str: ...  # the model's, plus the backend's name where its vectors differ from fp32
+
+    @property
+    def model_fingerprint(self) -> str: ...  # the model's alone, whatever the backend
+
+    @property
+    def cache_key(self) -> str: ...  # the fingerprint plus anything else that changes vectors (artefact format)
+
+    @property
+    def on_gpu(self) -> bool: ...  # whether encoding leaves the CPU free
 
     @property
     def tokenizer(self): ...  # a transformers fast tokenizer
@@ -48,6 +69,19 @@ class TextEncoder(Protocol):
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray: ...
+
+    def describe(self) -> dict: ...  # what the index manifest records about the encoder
+
+
+def resolve_prompts(recorded: dict[str, str] | None, query: str, passage: str) -> tuple[str, str]:
+    """(query prompt, passage prompt): the ones a model folder records (``config_sentence_transformers.json``),
+    else ``query`` / ``passage``. The trainer reads a model's prompts through this too, so both agree.
+
+    >>> resolve_prompts({"query": "q: ", "document": "d: "}, "query: ", "passage: ")
+    ('q: ', 'd: ')
+    """
+    recorded = recorded or {}
+    return recorded.get("query", query), next((recorded[n] for n in _PASSAGE_PROMPT_NAMES if n in recorded), passage)
 
 
 def folder_fingerprint(folder: Path) -> str:
@@ -111,10 +145,7 @@ class Encoder:
         self.name = config.model
         self.model = _load(resolve_model(config.model), config.device)
         prompts = self.model.prompts or {}
-        self.query_prompt = prompts.get("query", config.query_prompt)
-        self.passage_prompt = next(
-            (prompts[n] for n in _PASSAGE_PROMPT_NAMES if n in prompts), config.passage_prompt
-        )
+        self.query_prompt, self.passage_prompt = resolve_prompts(prompts, config.query_prompt, config.passage_prompt)
         if "query" not in prompts:
             logger.info("model %s records no prompts; using %r / %r", config.model, self.query_prompt,
                         self.passage_prompt)
@@ -181,8 +212,6 @@ class Encoder:
 def _open_backend(model, config: ModelConfig, model_fingerprint: str, show_progress: bool):
     """(resolved backend, runner or None for ``SentenceTransformer.encode``). ``auto`` falls back along its list
     (say ``ct2-int8`` -> ``onnx-int8`` -> ``torch``) when a backend cannot serve this model; an explicit one raises."""
-    from indexer.encoding.backends import auto_candidates
-
     backend = choose_backend(config.backend, config.device)
     candidates = auto_candidates(config.device) if config.backend == "auto" else [backend]
     for i, backend in enumerate(candidates):
@@ -203,3 +232,41 @@ def prepare_encoder(config: ModelConfig = ModelConfig(), show_progress: bool = F
     'onnx-int8'
     """
     return Encoder(config, show_progress=show_progress).describe()
+
+
+# ------------------------------------------------------------------------------ which encoder serves an index
+def model_for_index(manifest: dict, model: ModelConfig | None = None) -> ModelConfig:
+    """The model config that encodes for the index whose manifest is ``manifest`` (``{}`` for a new index).
+
+    ``model`` is the caller's choice (``--model`` / ``--backend``), else the model config the index recorded. With
+    ``backend='auto'`` the backend follows the index (:func:`~indexer.encoding.backends.backend_for_index`), so an
+    index built with torch is searched with torch even where the int8 backend is installed.
+    """
+    if model is None:
+        stored = manifest.get("config")
+        model = IndexConfig.from_dict(stored).model if stored else ModelConfig()
+    return backend_for_index(model, manifest.get("model"))
+
+
+def check_encoder(manifest: dict, encoder: TextEncoder) -> None:
+    """Refuse ``encoder`` for an index whose recorded model (fingerprint, dim) differs, naming the fix."""
+    model = manifest.get("model")
+    if not model or (model.get("fingerprint") == encoder.fingerprint and model.get("dim", encoder.dim) == encoder.dim):
+        return
+    hint = mismatch_hint(model, encoder.model_fingerprint)
+    raise IndexStateError(
+        f"this index was built with model {model.get('model')!r} (fingerprint {model.get('fingerprint')}, "
+        f"dim {model.get('dim')}); the encoder given is {encoder.name!r} ({encoder.fingerprint}, dim {encoder.dim})."
+        + (hint or " Use the index's own model (the same --model, or none) or index into a new --index folder")
+    )
+
+
+def encoder_for_index(manifest: dict, model: ModelConfig | None = None) -> Encoder:
+    """Load the encoder :func:`model_for_index` names and check it against the index.
+
+    >>> encoder_for_index(read_index_manifest(".e5search/sample")).backend  # doctest: +SKIP
+    'onnx-int8'
+    """
+    encoder = Encoder(model_for_index(manifest, model))
+    check_encoder(manifest, encoder)
+    return encoder

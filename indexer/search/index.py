@@ -1,32 +1,36 @@
 """Open an index and search it: dense, BM25, hybrid (RRF) and cross-encoder reranked.
 
-Every retriever has the same batch call, ``retriever(mode).search(queries, k) -> Run``, so the eval and the app
-go through the very code the CLI uses. ``Index.search`` is the single-query path with hits, filters and timings.
+Every retriever has the same batch call, ``retriever(mode).search(queries, k) -> Run`` (:mod:`.retriever`), so
+the eval and the app go through the very code the CLI uses. ``Index.search`` is the single-query path with hits,
+filters and timings; ``Index.rank`` and ``Index.rerank`` are the two stages both paths share. Rows come out of
+SQLite through :mod:`indexer.storage.catalog`.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import inspect, select
-from sqlalchemy.orm import Session
 
 from indexer.config import IndexConfig, SearchConfig
-from indexer.encoding.encoder import TextEncoder
-from indexer.errors import IndexStateError, QueryError
+from indexer.encoding.encoder import TextEncoder, check_encoder, encoder_for_index
+from indexer.errors import QueryError
+from indexer.ingest.chunking import passage_text
 from indexer.retrieval.dense import DenseIndex
 from indexer.retrieval.fusion import rrf
 from indexer.retrieval.rerank import NO_RERANKER, Reranker
 from indexer.search.retriever import Retriever
+from indexer.storage import catalog
 from indexer.storage.layout import Layout
-from indexer.storage.store import ChunkRow, DocumentRow, FileRow, open_engine, read_manifest
+from indexer.storage.store import open_engine, read_index_manifest
 from indexer.tokens import count_tokens
-from indexer.types import Hit, Ranked, SearchMode, SearchResult
+from indexer.types import Ranked, SearchMode, SearchResult
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,21 +70,9 @@ class Index:
     def open(cls, index_dir: str | Path, encoder: TextEncoder | None = None, reranker: Reranker | str | None = None,
              config: SearchConfig = SearchConfig()) -> Index:
         index_dir = Path(index_dir).expanduser()
-        layout = Layout(index_dir)
-        if not layout.exists():
-            raise IndexStateError(f"no index at {index_dir}: run `e5search index FOLDER --index {index_dir}` first")
-        engine = open_engine(index_dir)
-        try:
-            if not inspect(engine).has_table("manifest"):
-                raise IndexStateError(f"{layout.db} is not an e5search index (no manifest table)")
-            with Session(engine) as session:
-                manifest = read_manifest(session)
-        finally:
-            engine.dispose()
-        if not manifest.get("generation"):
-            raise IndexStateError(f"index at {index_dir} was never completed: run `e5search index` again")
+        manifest = read_index_manifest(index_dir)
         if encoder is not None:
-            _check_encoder(manifest, encoder)
+            check_encoder(manifest, encoder)
         return cls(index_dir, manifest, encoder, reranker, config)
 
     # ----------------------------------------------------------------- components, loaded on first use
@@ -91,17 +83,12 @@ class Index:
     @property
     def encoder(self) -> TextEncoder:
         if self._encoder is None:
-            from indexer.encoding.backends import backend_for_index
-            from indexer.encoding.encoder import Encoder
-
-            encoder = Encoder(backend_for_index(self.index_config.model, self.manifest.get("model")))
-            _check_encoder(self.manifest, encoder)
-            self._encoder = encoder
+            self._encoder = encoder_for_index(self.manifest)
         return self._encoder
 
     def use_encoder(self, encoder: TextEncoder) -> None:
         """Search with ``encoder`` (checked against the index's model and backend) instead of the index's own."""
-        _check_encoder(self.manifest, encoder)
+        check_encoder(self.manifest, encoder)
         self._encoder = encoder
 
     @property
@@ -147,15 +134,8 @@ class Index:
 
         if filters.lang and filters.lang not in KNOWN_LANGUAGES:
             raise QueryError(f"unknown language {filters.lang!r}: use an ISO 639-1 code such as en, de, zh")
-        stmt = select(ChunkRow.id).join(DocumentRow)
-        if filters.lang:
-            stmt = stmt.where(ChunkRow.lang == filters.lang)
-        if filters.file_type:
-            stmt = stmt.where(DocumentRow.file_type == filters.file_type.lstrip(".").lower())
-        if filters.path_prefix:
-            stmt = stmt.where(DocumentRow.path.startswith(filters.path_prefix.lstrip("/"), autoescape=True))
-        with Session(self.engine) as session:
-            return np.array(sorted(session.scalars(stmt)), dtype=np.int64)
+        ids = catalog.chunk_ids_where(self.engine, filters.lang, filters.file_type, filters.path_prefix)
+        return np.array(ids, dtype=np.int64)
 
     def _dense(self, queries: Sequence[str], n: int, allowed: np.ndarray | None) -> tuple[list[Ranked], float, float]:
         t0 = time.perf_counter()
@@ -175,18 +155,22 @@ class Index:
             return [self.bm25.search(queries[0], n, lang=lang)]
         return self.bm25.search_many(list(queries), n, langs=[lang] * len(queries) if lang else None)
 
-    def _rerank(self, query: str, ranked: Ranked) -> Ranked:
+    def rerank(self, query: str, ranked: Ranked) -> Ranked:
+        """The first ``config.rerank_top`` of ``ranked`` reordered by the cross-encoder; the rest as they were."""
         reranker = self.reranker
         if reranker is None:
             raise QueryError(NO_RERANKER)
         head = ranked[: self.config.rerank_top]
-        passages = self._passages([cid for cid, _ in head])
-        scores = reranker.score(query, [passages[cid] for cid, _ in head])
+        parts = catalog.passage_parts(self.engine, [cid for cid, _ in head])
+        scores = reranker.score(query, [passage_text(*parts[cid]) for cid, _ in head])
         order = np.argsort(-scores, kind="stable")
         return [(head[i][0], float(scores[i])) for i in order] + ranked[self.config.rerank_top:]
 
-    def _ranked(self, queries: Sequence[str], mode: SearchMode, n: int, lang: str | None,
-                allowed: np.ndarray | None, timings: dict[str, float]) -> list[Ranked]:
+    def rank(self, queries: Sequence[str], mode: SearchMode, n: int, lang: str | None = None,
+             allowed: np.ndarray | None = None, timings: dict[str, float] | None = None) -> list[Ranked]:
+        """Each query's top ``n`` chunks (at least ``config.candidates`` per retriever before fusion) as (chunk
+        id, score), best first. ``allowed`` restricts to those chunk ids; ``timings`` collects per-stage ms."""
+        timings = {} if timings is None else timings
         dense_runs: list[Ranked] = []
         bm25_runs: list[Ranked] = []
         if mode in ("dense", "hybrid"):
@@ -226,14 +210,14 @@ class Index:
         timings: dict[str, float] = {}
         t_all = time.perf_counter()
         allowed = self._allowed(filters)
-        ranked = self._ranked([query], mode, k, filters.lang, allowed, timings)[0]
+        ranked = self.rank([query], mode, k, filters.lang, allowed, timings)[0]
         before = {cid: r for r, (cid, _) in enumerate(ranked, start=1)}
         if rerank:
             t0 = time.perf_counter()
-            ranked = self._rerank(query, ranked)
+            ranked = self.rerank(query, ranked)
             timings["rerank"] = (time.perf_counter() - t0) * 1e3
         t0 = time.perf_counter()
-        hits = self._hits(ranked[:k], before if rerank else None)
+        hits = catalog.hits(self.engine, ranked[:k], before if rerank else None)
         timings["hydrate"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - t_all) * 1e3
         return SearchResult(query=query, mode=mode, reranked=rerank, hits=hits, timings_ms=timings)
@@ -244,91 +228,25 @@ class Index:
         return Retriever(self, mode, rerank)
 
     # ----------------------------------------------------------------- reading chunks and documents
-    def _passages(self, chunk_ids: Sequence[int]) -> dict[int, str]:
-        from indexer.ingest.chunking import passage_text
-
-        with Session(self.engine) as session:
-            rows = session.execute(
-                select(ChunkRow.id, ChunkRow.text, ChunkRow.heading_path, DocumentRow.title)
-                .join(DocumentRow).where(ChunkRow.id.in_(list(chunk_ids)))
-            ).all()
-        return {r[0]: passage_text(r[3], tuple(json.loads(r[2])), r[1]) for r in rows}
-
-    def _hits(self, ranked: Ranked, before: dict[int, int] | None) -> list[Hit]:
-        with Session(self.engine) as session:
-            rows = {c.id: c for c in session.scalars(
-                select(ChunkRow).where(ChunkRow.id.in_([cid for cid, _ in ranked])))}
-            hits = []
-            for rank, (cid, score) in enumerate(ranked, start=1):
-                c = rows.get(cid)
-                if c is None:  # the index changed under us; skip rather than show a ghost
-                    continue
-                d = c.document
-                hits.append(Hit(rank=rank, score=score, chunk_id=cid, doc_path=d.path, title=d.title, text=c.text,
-                                lang=c.lang, heading_path=c.headings, doc_id=d.external_id,
-                                prev_rank=before.get(cid) if before is not None else None))
-        return hits
-
     def doc_keys(self) -> dict[int, str]:
         """chunk id → document key (external id, else path), for document-level runs."""
         if self._doc_keys is None:
-            with Session(self.engine) as session:
-                rows = session.execute(select(ChunkRow.id, DocumentRow.external_id, DocumentRow.path).join(DocumentRow))
-                self._doc_keys = {cid: ext if ext is not None else path for cid, ext, path in rows}
+            self._doc_keys = catalog.doc_keys(self.engine)
         return self._doc_keys
 
     def chunk(self, chunk_id: int, neighbours: int = 0) -> dict:
         """A chunk with its document's metadata and up to ``neighbours`` chunks either side."""
-        with Session(self.engine) as session:
-            c = session.get(ChunkRow, chunk_id)
-            if c is None:
-                raise IndexStateError(f"chunk {chunk_id} is not in this index")
-            d = c.document
-            near = session.scalars(select(ChunkRow).where(
-                ChunkRow.document_id == d.id,
-                ChunkRow.ordinal.between(c.ordinal - neighbours, c.ordinal + neighbours)).order_by(ChunkRow.ordinal))
-            return {
-                "chunk_id": c.id, "text": c.text, "heading_path": list(c.headings), "lang": c.lang,
-                "start": c.start, "end": c.end, "ordinal": c.ordinal,
-                "neighbours": [{"chunk_id": n.id, "ordinal": n.ordinal, "text": n.text} for n in near if n.id != c.id],
-                "document": {"path": d.path, "title": d.title, "lang": d.lang, "file_type": d.file_type,
-                             "external_id": d.external_id, "n_chars": d.n_chars, "n_chunks": len(d.chunks),
-                             "size": d.file.size, "mtime": d.file.mtime, "content_hash": d.file.content_hash},
-            }
+        return catalog.chunk(self.engine, chunk_id, neighbours)
 
     def stats(self) -> dict:
         """Counts, languages, file types, sizes on disk and skipped files, for ``e5search info`` and the app."""
-        from sqlalchemy import func
-
-        with Session(self.engine) as session:
-            langs = dict(session.execute(select(ChunkRow.lang, func.count()).group_by(ChunkRow.lang)).all())
-            doc_langs = dict(session.execute(select(DocumentRow.lang, func.count()).group_by(DocumentRow.lang)).all())
-            types = dict(session.execute(select(DocumentRow.file_type, func.count()).group_by(DocumentRow.file_type)).all())
-            skipped = [{"path": f.path, "reason": f.reason} for f in
-                       session.scalars(select(FileRow).where(FileRow.status == "skipped").order_by(FileRow.path))]
-            n_files = session.scalar(select(func.count()).select_from(FileRow).where(FileRow.status == "indexed"))
-            n_docs = session.scalar(select(func.count()).select_from(DocumentRow))
-            n_chunks = session.scalar(select(func.count()).select_from(ChunkRow))
+        counts = catalog.counts(self.engine)
         return {
-            "index": str(self.dir), "files": n_files, "documents": n_docs, "chunks": n_chunks,
-            "vectors": len(self.dense), "dense_kind": self.dense.kind, "faiss_device": self.dense.device, "chunk_languages": langs,
-            "document_languages": doc_langs, "file_types": types, "skipped": skipped,
+            "index": str(self.dir), **{k: counts[k] for k in ("files", "documents", "chunks")},
+            "vectors": len(self.dense), "dense_kind": self.dense.kind, "faiss_device": self.dense.device,
+            **{k: counts[k] for k in ("chunk_languages", "document_languages", "file_types", "skipped")},
             "model": self.manifest.get("model"), "source_root": self.manifest.get("source_root"),
             "config": self.manifest.get("config"), "versions": self.manifest.get("versions"),
             "generation": self.manifest.get("generation"), "updated_at": self.manifest.get("updated_at"),
             "sizes_on_disk": self.layout.size_on_disk(),
         }
-
-
-def _check_encoder(manifest: dict, encoder: TextEncoder) -> None:
-    from indexer.encoding.backends import mismatch_hint
-
-    model = manifest.get("model", {})
-    if model.get("fingerprint") != encoder.fingerprint or model.get("dim") != encoder.dim:
-        hint = mismatch_hint(model, getattr(encoder, "model_fingerprint", None))
-        raise IndexStateError(
-            f"this index was built with model {model.get('model')!r} (fingerprint {model.get('fingerprint')}, "
-            f"dim {model.get('dim')}); refusing to search it with {encoder.name!r} ({encoder.fingerprint}, "
-            f"dim {encoder.dim})."
-            + (hint or " Use the index's own model (omit --model) or re-index with the new one")
-        )

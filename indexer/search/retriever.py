@@ -27,9 +27,9 @@ class Retriever:
         qids = list(queries)
         texts = [queries[q] for q in qids]
         n_chunks = min(max(2 * k, self.index.config.candidates), max(1, len(self.index.dense)))
-        ranked = self.index._ranked(texts, self.mode, n_chunks, None, None, {}) if qids else []
+        ranked = self.index.rank(texts, self.mode, n_chunks) if qids else []
         if self.rerank:
-            ranked = [self.index._rerank(t, r) for t, r in zip(texts, ranked)]
+            ranked = [self.index.rerank(t, r) for t, r in zip(texts, ranked)]
         keys = self.index.doc_keys()
         run: Run = {}
         for qid, chunks in zip(qids, ranked):

@@ -16,10 +16,9 @@ from pathlib import Path
 
 from indexer.storage.store import DB_NAME
 
-_GEN_FILE = re.compile(r"^(dense|hnsw|bm25)-(\d{6})(\.faiss)?$")
-
-
 CACHE_NAME = "embcache.sqlite"
+_GEN_FILE = re.compile(r"^(dense|hnsw|bm25)-(\d{6})(\.faiss)?$")
+_DB_FILE = re.compile(rf"^(?:{re.escape(DB_NAME)}|{re.escape(CACHE_NAME)})(?:-wal|-shm|-journal)?$")
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,10 @@ class Layout:
 
     def exists(self) -> bool:
         return self.db.exists()
+
+    def index_files(self) -> list[Path]:
+        """Every file and folder in ``root`` that belongs to the index (databases, their journals, generations)."""
+        return sorted(p for p in self.root.iterdir() if _GEN_FILE.match(p.name) or _DB_FILE.match(p.name))
 
     def remove_other_generations(self, keep: int) -> list[Path]:
         """Delete files of every generation except ``keep``; returns what was removed."""

@@ -20,10 +20,14 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     select,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from indexer.errors import IndexStateError
 
 DB_NAME = "index.sqlite"
 
@@ -126,6 +130,40 @@ def open_engine(index_dir: Path, create: bool = False) -> Engine:
 
 def read_manifest(session: Session) -> dict[str, Any]:
     return {row.key: json.loads(row.value) for row in session.scalars(select(ManifestRow))}
+
+
+def read_index_manifest(index_dir: str | Path, complete: bool = True) -> dict[str, Any]:
+    """The manifest of the index in ``index_dir``: the one reader behind search, indexing, the CLI and the app.
+
+    With ``complete`` it raises :class:`IndexStateError` unless the index finished a run (has a generation);
+    without, a folder that holds no index yet gives ``{}``. A file that is not an e5search database is refused
+    in either case, never written to.
+
+    >>> read_index_manifest(".e5search/sample")["generation"]  # doctest: +SKIP
+    3
+    """
+    index_dir = Path(index_dir).expanduser()
+    db = index_dir / DB_NAME
+    if not db.exists():
+        if not complete:
+            return {}
+        raise IndexStateError(
+            f"no index at {index_dir} yet: index a folder into it with `e5search index FOLDER --index {index_dir}` "
+            "(or on the app's Index page)"
+        )
+    engine = open_engine(index_dir)
+    try:
+        if not inspect(engine).has_table("manifest"):
+            raise IndexStateError(f"{db} is not an e5search index (no manifest table): give another --index folder")
+        with Session(engine) as session:
+            manifest = read_manifest(session)
+    except DBAPIError as exc:
+        raise IndexStateError(f"{db} is not a readable e5search index ({exc.orig}): give another --index folder") from exc
+    finally:
+        engine.dispose()
+    if complete and not manifest.get("generation"):
+        raise IndexStateError(f"the index at {index_dir} was never completed: run `e5search index` on its folder again")
+    return manifest
 
 
 def write_manifest(session: Session, values: dict[str, Any]) -> None:
