@@ -25,7 +25,7 @@ def unavailable() -> str | None:
 
 
 def splits(folder: Path) -> list[str]:
-    from eval.datasets import list_splits
+    from indexer.ingest.beir import list_splits
 
     return list_splits(folder)
 

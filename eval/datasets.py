@@ -15,109 +15,20 @@ unknown documents are kept, which is what trec_eval does with relevant documents
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from indexer.errors import E5SearchError
+from indexer.errors import DatasetError
+from indexer.ingest.beir import load_corpus, load_qrels, load_queries
 from indexer.types import Corpus, Qrels, Queries
 
 logger = logging.getLogger(__name__)
 
 OnUnknown = Literal["error", "warn"]
-QRELS_FORMAT = "query-id<TAB>corpus-id<TAB>score (integer)"
-
-
-class DatasetError(E5SearchError, ValueError):
-    """A BEIR folder is missing a file or has a malformed line."""
-
-
-def _find(folder: Path, stem: str) -> Path:
-    for name in (stem, stem + ".gz"):
-        if (folder / name).is_file():
-            return folder / name
-    raise DatasetError(f"{folder}: no {stem} or {stem}.gz; is this a BEIR dataset folder?")
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if line.strip():
-                yield lineno, line.rstrip("\n")
-
-
-def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    for lineno, line in _lines(path):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict) or "_id" not in record:
-            raise DatasetError(f"{path}:{lineno}: expected a JSON object with an \"_id\" field")
-        yield lineno, record
-
-
-def corpus_path(dataset_dir: str | Path) -> Path:
-    return _find(Path(dataset_dir), "corpus.jsonl")
-
-
-def load_corpus(dataset_dir: str | Path) -> Corpus:
-    path = corpus_path(dataset_dir)
-    corpus: Corpus = {}
-    for lineno, rec in _jsonl(path):
-        doc_id = str(rec["_id"])
-        if doc_id in corpus:
-            raise DatasetError(f"{path}:{lineno}: duplicate _id {doc_id!r}; document ids must be unique")
-        corpus[doc_id] = {"title": str(rec.get("title") or ""), "text": str(rec.get("text") or "")}
-    return corpus
-
-
-def load_queries(dataset_dir: str | Path) -> Queries:
-    path = _find(Path(dataset_dir), "queries.jsonl")
-    return {str(rec["_id"]): str(rec.get("text") or "") for _, rec in _jsonl(path)}
-
-
-def list_splits(dataset_dir: str | Path) -> list[str]:
-    folder = Path(dataset_dir) / "qrels"
-    if not folder.is_dir():
-        return []
-    names = {p.name.removesuffix(".gz").removesuffix(".tsv") for p in folder.glob("*.tsv*")}
-    return sorted(names)
-
-
-def load_qrels(dataset_dir: str | Path, split: str) -> Qrels:
-    folder = Path(dataset_dir) / "qrels"
-    try:
-        path = _find(folder, f"{split}.tsv")
-    except DatasetError:
-        have = list_splits(dataset_dir)
-        raise DatasetError(
-            f"{dataset_dir}: no qrels for split {split!r}; splits present: {', '.join(have) or 'none'}"
-        ) from None
-    qrels: Qrels = {}
-    for lineno, line in _lines(path):
-        parts = line.split("\t")
-        if lineno == 1 and parts[0].strip().lower() in ("query-id", "query_id", "qid"):
-            continue  # the BEIR header
-        if len(parts) != 3 or not _is_int(parts[2]):
-            raise DatasetError(f"{path}:{lineno}: expected {QRELS_FORMAT}, got {line!r}")
-        qid, doc_id = parts[0].strip(), parts[1].strip()
-        qrels.setdefault(qid, {})[doc_id] = int(parts[2])
-    return qrels
-
-
-def _is_int(text: str) -> bool:
-    try:
-        int(text.strip())
-    except ValueError:
-        return False
-    return True
 
 
 def check_qrels(qrels: Qrels, corpus: Corpus, queries: Queries, on_unknown: OnUnknown = "error") -> Qrels:

@@ -22,13 +22,13 @@ Defaults (1,000 queries, 2,000 documents) keep a language's two directions to ~6
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 import random
 from pathlib import Path
 
 from eval.datasets import write_beir
+from indexer.cache import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def build_all(root: str | Path, out_dir: str | Path, languages: list[str] | None
     manifest = {
         "source": str(root), "languages": languages, "translations": {lang: counts.get(lang) for lang in languages},
         "n_queries": n_queries, "n_docs": n_docs, "seed": seed, "min_translations": min_translations,
-        "source_sha256": {p.name: _sha256(p) for p in sorted(root.glob("descriptions.*.jsonl.gz"))
+        "source_sha256": {p.name: file_sha256(p)[:16] for p in sorted(root.glob("descriptions.*.jsonl.gz"))
                           if p.name.split(".")[1] in {"en", *languages}},
         "datasets": sorted(paths),
     }
@@ -124,5 +124,3 @@ def build_all(root: str | Path, out_dir: str | Path, languages: list[str] | None
     return paths
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]

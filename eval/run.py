@@ -35,6 +35,7 @@ import numpy as np
 from eval.datasets import OnUnknown, corpus_hash, load_beir, subset, write_corpus
 from eval.metrics import DEFAULT_METRICS, PerQuery, by_rank, column, evaluate_run, mean
 from eval.significance import N_RESAMPLES, bootstrap_ci, paired_test
+from indexer.cache import cache_home
 from indexer.config import DEFAULT_MODEL, ChunkConfig, EncoderBackend, IndexConfig, ModelConfig, SearchConfig
 from indexer.encoding.encoder import TextEncoder
 from indexer.errors import ConfigError
@@ -141,20 +142,13 @@ def split_name(name: str) -> tuple[SearchMode, bool]:
     return cast(SearchMode, mode), suffix == "rerank"
 
 
-def cache_root() -> Path:
-    """e5search's cache folder (``$E5SEARCH_HOME``, else ``~/.cache/e5search``); eval indexes go under it."""
-    from indexer.cache import cache_home
-
-    return cache_home()
-
-
 def prepare_index(corpus: Corpus, dataset_name: str, encoder: TextEncoder, config: EvalConfig,
                   cache_dir: Path | None = None, show_progress: bool = False) -> Path:
     """Index ``corpus`` with ``encoder`` into a cache folder keyed by content, model and chunking; returns it."""
     from indexer.build.job import build_index
 
     key = f"{dataset_name}-{corpus_hash(corpus)}-{encoder.fingerprint}-c{config.chunk_size}"
-    folder = (cache_dir or cache_root() / "eval") / key
+    folder = (cache_dir or cache_home() / "eval") / key
     source = folder / "corpus" / "corpus.jsonl"
     if not source.exists():  # content-addressed: an existing file is this corpus, left untouched
         write_corpus(corpus, source)

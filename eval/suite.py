@@ -85,11 +85,11 @@ def run_suite(out_dir: str | Path, config: SuiteConfig = SuiteConfig(), *, data_
               work_dir: str | Path | None = None, encoder: TextEncoder | None = None,
               show_progress: bool = False) -> dict:
     """Run the parts ``config`` names; write ``out_dir/multilingual.json`` and ``out_dir/multilingual.md``."""
-    from eval.run import cache_root
+    from indexer.cache import cache_home
 
     out_dir = Path(out_dir)
     data_root = Path(data_root) if data_root else default_data_root()
-    work_dir = Path(work_dir) if work_dir else cache_root() / "eval-suite"
+    work_dir = Path(work_dir) if work_dir else cache_home() / "eval-suite"
     if encoder is None:
         from indexer.encoding.encoder import Encoder
 

@@ -35,18 +35,24 @@ def cache_home() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "e5search"
 
 
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex), read 1 MiB at a time: indexed files, model blobs, training data."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _sha256(path: Path) -> str:
+    """:func:`file_sha256`, remembered per (path, size, mtime) for files asked about on every start-up."""
     stat = path.stat()
     return _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=4)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:  # size/mtime: a changed file is hashed anew
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def _clean_stale(parent: Path, name: str, max_age_s: float = 3600.0) -> None:

@@ -32,3 +32,7 @@ class MissingExtra(E5SearchError, ImportError):
 
     def __init__(self, package: str, extra: str):
         super().__init__(f"{package} is not installed: pip install 'e5search[{extra}]'")
+
+
+class DatasetError(E5SearchError, ValueError):
+    """A BEIR folder is missing a file or has a malformed line."""

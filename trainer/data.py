@@ -14,7 +14,6 @@ concatenated by mistake). Texts never carry prompts (``query: ``); the trainer a
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 import os
@@ -164,14 +163,6 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
 
 def write_pairs(path: str | Path, pairs: Iterable[Pair]) -> int:
     return write_jsonl(path, (p.to_json() for p in pairs))
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_no_prompts(pairs: Sequence[Pair], prompts: Sequence[str], path: str | Path = "pairs") -> None:

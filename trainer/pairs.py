@@ -9,8 +9,6 @@ translation pairs (sentence → its translation). Builders yield :class:`trainer
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 import logging
 import random
@@ -20,51 +18,21 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from indexer.errors import ConfigError
+from indexer.ingest.beir import jsonl_records, load_corpus, load_qrels, load_queries, open_text
 from indexer.ingest.chunking import passage_text
+from indexer.types import Corpus, Qrels, Queries
 from trainer.config import CleanConfig
 from trainer.data import Pair, iter_pairs
 
 logger = logging.getLogger(__name__)
 
-Corpus = dict[str, dict[str, str]]
-
-
 # ------------------------------------------------------------------------------------------------ readers
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
-
-
-def _find(folder: Path, stem: str) -> Path:
-    for name in (stem, stem + ".gz"):
-        if (folder / name).is_file():
-            return folder / name
-    raise ConfigError(f"{folder}: no {stem} or {stem}.gz; give a BEIR dataset folder")
-
-
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    yield lineno, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ConfigError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-
-
-def read_beir(folder: str | Path, split: str | None) -> tuple[Corpus, dict[str, str], dict[str, dict[str, int]]]:
-    """A BEIR folder's corpus, queries and (when ``split`` is given) qrels."""
-    folder = Path(folder)
-    corpus = {str(r["_id"]): {"title": r.get("title") or "", "text": r.get("text") or ""}
-              for _, r in read_jsonl(_find(folder, "corpus.jsonl"))}
+def read_beir(folder: str | Path, split: str | None) -> tuple[Corpus, Queries, Qrels]:
+    """A BEIR folder's corpus, queries and (when ``split`` is given) qrels, read by :mod:`indexer.ingest.beir`."""
+    corpus = load_corpus(folder)
     if split is None:
         return corpus, {}, {}
-    queries = {str(r["_id"]): r["text"] for _, r in read_jsonl(_find(folder, "queries.jsonl"))}
-    qrels: dict[str, dict[str, int]] = {}
-    with _open_text(_find(folder / "qrels", f"{split}.tsv")) as f:
-        for row in csv.reader(f, delimiter="\t"):
-            if len(row) >= 3 and row[2].lstrip("-").isdigit():
-                qrels.setdefault(row[0], {})[row[1]] = int(row[2])
-    return corpus, queries, qrels
+    return corpus, load_queries(folder), load_qrels(folder, split)
 
 
 def doc_text(doc: dict[str, str]) -> str:
@@ -98,7 +66,7 @@ def from_jsonl(path: str | Path, query_field: str = "query", passage_field: str 
     if (query_field, passage_field) == ("query", "passage"):
         yield from iter_pairs(path)
         return
-    for lineno, record in read_jsonl(path):
+    for lineno, record in jsonl_records(path, require_id=False):
         q, p = record.get(query_field), record.get(passage_field)
         if not isinstance(q, str) or not isinstance(p, str):
             raise ConfigError(f"{path}:{lineno}: needs string fields {query_field!r} and {passage_field!r}")
@@ -115,7 +83,7 @@ def from_ddtp(folder: str | Path, languages: Sequence[str] = ()) -> Iterator[Pai
         lang = path.name.split(".")[1]
         if languages and lang not in languages:
             continue
-        for _, r in read_jsonl(path):
+        for _, r in jsonl_records(path, require_id=False):
             yield Pair(r["short"], r["long"], lang=lang.split("_")[0], source=f"ddtp:{lang}", id=r.get("package"))
 
 
@@ -129,7 +97,7 @@ def from_ntrex(folder: str | Path, source_lang: str = "eng", target_langs: Seque
             path = root / f"newstest2019-src.{code}.txt.gz"  # English is the source side
         if not path.is_file():
             raise ConfigError(f"{path} does not exist; language codes are as in {folder}/LANGUAGES.tsv")
-        with _open_text(path) as f:
+        with open_text(path) as f:
             return [line.rstrip("\n") for line in f]
     src = sentences(source_lang)
     for code in target_langs:

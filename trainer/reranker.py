@@ -17,9 +17,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from indexer.cache import file_sha256
 from trainer import runs
 from trainer.config import RerankerConfig, to_dict
-from trainer.data import Pair, TrainingDataError, file_sha256, read_pairs
+from trainer.data import Pair, TrainingDataError, read_pairs
 
 logger = logging.getLogger(__name__)
 

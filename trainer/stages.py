@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from indexer.cache import file_sha256
 from indexer.errors import ConfigError
 from trainer.config import (
     CleanConfig,
@@ -31,7 +32,7 @@ from trainer.config import (
     read_toml,
     to_dict,
 )
-from trainer.data import file_sha256, read_pairs, write_jsonl, write_pairs
+from trainer.data import read_pairs, write_jsonl, write_pairs
 
 logger = logging.getLogger(__name__)
 

@@ -20,12 +20,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from indexer.cache import file_sha256
 from indexer.config import ModelConfig
 from indexer.encoding.encoder import resolve_prompts
 from indexer.errors import ConfigError
 from trainer import runs
 from trainer.config import ContrastiveConfig, DistillConfig, to_dict
-from trainer.data import Pair, check_no_prompts, columns, file_sha256, read_pairs
+from trainer.data import Pair, check_no_prompts, columns, read_pairs
 
 logger = logging.getLogger(__name__)
 

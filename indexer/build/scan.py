@@ -9,20 +9,21 @@ and bumps the generation in the manifest. See :mod:`indexer.layout` for why that
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from indexer.cache import file_sha256
 from indexer.config import IndexConfig
 from indexer.encoding.encoder import TextEncoder, check_encoder
 from indexer.errors import ConfigError, SkipFile
 from indexer.ingest.chunking import chunk_document, passage_text
 from indexer.ingest.langdetect import detect_languages
-from indexer.ingest.loaders import is_supported, read_documents
+from indexer.ingest.loaders import is_supported, iter_files, read_documents
 from indexer.storage.store import FileRow
 from indexer.tokens import count_tokens
 from indexer.types import ChunkDraft, Document
@@ -40,25 +41,6 @@ class _Prepared:
     # (doc, chunks, chunk languages, passage texts as embedded)
     docs: list[tuple[Document, list[ChunkDraft], list[str], list[str]]] = field(default_factory=list)
     reason: str | None = None
-
-
-def _walk(source: Path) -> Iterator[Path]:
-    if source.is_file():
-        yield source
-        return
-    for dirpath, dirnames, filenames in os.walk(source):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                yield Path(dirpath) / name
-
-
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _resolve_root(source: Path, manifest: dict) -> Path:
@@ -133,7 +115,7 @@ def _scan(source: Path, root: Path, known: dict[str, FileRow], encoder: TextEnco
     "Already borrowed" when their truncation settings differ)."""
     budget = _body_budget(encoder, config)
     tokenizer = copy.deepcopy(encoder.tokenizer)
-    files = list(_walk(source))
+    files = list(iter_files(source, supported_only=False))
     for i, path in enumerate(tqdm(files, desc="reading", unit="file", disable=not show_progress)):
         rel = path.relative_to(root).as_posix()
         found.seen.add(rel)
@@ -141,10 +123,12 @@ def _scan(source: Path, root: Path, known: dict[str, FileRow], encoder: TextEnco
         try:
             st = path.stat()
             old = known.get(rel)
-            if old is not None and old.size == st.st_size and old.mtime == st.st_mtime:
+            if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end when read
+                found.skipped.append({"path": rel, "reason": "not a regular file (a FIFO, socket or device)"})
+            elif old is not None and old.size == st.st_size and old.mtime == st.st_mtime:
                 found.unchanged += 1
             else:
-                digest = _file_hash(path)
+                digest = file_sha256(path)
                 if old is not None and old.content_hash == digest:
                     found.unchanged += 1
                     found.touched[rel] = st.st_mtime

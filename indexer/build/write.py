@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from indexer import __version__
 from indexer.build.scan import _Prepared
+from indexer.cache import package_versions
 from indexer.config import IndexConfig
 from indexer.encoding.encoder import TextEncoder
 from indexer.ingest.chunking import passage_text
@@ -27,6 +28,8 @@ from indexer.storage.embcache import text_hash
 from indexer.storage.layout import Layout
 from indexer.storage.store import ChunkRow, DocumentRow, FileRow, utcnow, write_manifest
 from indexer.types import Progress
+
+_RECORDED_PACKAGES = ("faiss-cpu", "sentence-transformers", "transformers", "torch", "bm25s", "sqlalchemy")
 
 
 def _insert_file(session: Session, prep: _Prepared, vectors: dict[str, np.ndarray]) -> tuple[list[int], list[np.ndarray]]:
@@ -112,18 +115,6 @@ def _write(session: Session, layout: Layout, manifest: dict, prepared: list[_Pre
     return gen
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"e5search": __version__}
-    for pkg in ("faiss-cpu", "sentence-transformers", "transformers", "torch", "bm25s", "sqlalchemy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            continue
-    return out
-
-
 def _manifest_values(manifest: dict, gen: int, kind: str, encoder: TextEncoder, config: IndexConfig,
                      root: Path, n_chunks: int) -> dict:
     return {
@@ -134,7 +125,7 @@ def _manifest_values(manifest: dict, gen: int, kind: str, encoder: TextEncoder, 
         "dim": encoder.dim,
         "dense_kind": kind,
         "config": config.to_dict(),
-        "versions": _versions(),
+        "versions": {"e5search": __version__, **package_versions(*_RECORDED_PACKAGES)},
         "n_chunks": n_chunks,
         "created_at": manifest.get("created_at", utcnow()),
         "updated_at": utcnow(),

@@ -54,21 +54,35 @@ def is_supported(path: Path) -> bool:
     return file_suffix(path) in SUPPORTED_SUFFIXES
 
 
-def iter_files(root: Path) -> Iterator[Path]:
-    """Supported files under ``root`` in sorted path order, hidden files and folders skipped.
+def iter_files(root: Path, supported_only: bool = True) -> Iterator[Path]:
+    """Files under ``root`` in sorted path order, hidden files and folders skipped: the one folder walker.
 
-    Symlinked folders are not followed (no cycles). A single file yields itself, supported or not.
+    ``supported_only`` yields regular files a reader exists for (what :func:`read_documents` can read); without
+    it, every entry that is not a folder (unsupported files, FIFOs, sockets, broken links too), so an indexing
+    run can report why it skipped each. The walk keeps its own stack, so a folder tree thousands of levels deep
+    cannot overflow Python's recursion limit; symlinked folders are not entered (no cycles). A single file yields
+    itself, supported or not.
     """
     root = Path(root)
     if not root.is_dir():
         yield root
         return
     found: list[tuple[tuple[str, ...], Path]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            path = Path(dirpath) / name
-            if not name.startswith(".") and is_supported(path) and path.is_file():
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except OSError:
+            continue  # an unreadable folder holds nothing we can index
+        for entry in listed:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(path)
+            elif not supported_only or (is_supported(path) and entry.is_file()):
                 found.append((path.relative_to(root).parts, path))
     for _, path in sorted(found):
         yield path

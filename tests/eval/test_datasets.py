@@ -12,12 +12,11 @@ import pytest
 from eval.datasets import (
     DatasetError,
     corpus_hash,
-    list_splits,
     load_beir,
-    load_corpus,
     subset,
     write_beir,
 )
+from indexer.ingest.beir import list_splits, load_corpus
 
 TINY = Path(__file__).resolve().parents[1] / "fixtures" / "beir_tiny"
 
