@@ -23,7 +23,7 @@ from indexer.ingest.chunking import sentence_starts
 
 Span = tuple[int, int]  # [start, end) character offsets
 
-# The scripts BM25 indexes as character bigrams (see indexer.bm25); kept in step by tests/app/test_highlight.py.
+# The scripts BM25 indexes as character bigrams (see indexer.retrieval.bm25); kept in step by tests/app/test_highlight.py.
 _NGRAM_SCRIPTS = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\u3005\u30fc"
 _TOKEN = regex.compile(rf"[{_NGRAM_SCRIPTS}]+|[^\W{_NGRAM_SCRIPTS}]+(?:['\u2019][^\W{_NGRAM_SCRIPTS}]+)*")
 _NGRAM_RUN = regex.compile(rf"[{_NGRAM_SCRIPTS}]")

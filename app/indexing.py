@@ -1,6 +1,6 @@
 """The Index page's calls: check a folder, index it with progress, remove an index.
 
-Indexing runs ``indexer.build.build_index`` in the page's own script run, with the model cached by
+Indexing runs ``indexer.build.job.build_index`` in the page's own script run, with the model cached by
 :mod:`app.service`; it is incremental, so re-indexing a folder reads only what changed. Removing an index deletes
 only the files an index consists of (never anything else that happens to be in its folder).
 """

@@ -2,7 +2,7 @@
 
 Rows: ``st-fp32`` is the baseline, plain ``SentenceTransformer.encode`` in fp32 (batch 32, its default threads);
 ``st-fp32-1t`` the same on one thread (on a loaded machine torch's spinning OpenMP threads cost more than they
-bring, so this is the stronger baseline there); the others are :class:`indexer.encoder.Encoder` with
+bring, so this is the stronger baseline there); the others are :class:`indexer.encoding.encoder.Encoder` with
 ``ModelConfig(backend=...)``. Every measurement runs in a fresh process (so peak RSS is per row), and speed
 rounds alternate the rows, so load from other processes shows up as spread between rounds rather than as a bias
 against one row. CPU seconds are reported next to wall time: on a shared machine they are the steadier number.

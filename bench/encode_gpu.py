@@ -1,4 +1,4 @@
-"""GPU corpus encoding: plain ``SentenceTransformer.encode`` bf16 (at each batch size) vs :mod:`indexer.gpu_encode`.
+"""GPU corpus encoding: plain ``SentenceTransformer.encode`` bf16 (at each batch size) vs :mod:`indexer.encoding.gpu_encode`.
 
 Same texts, same process, same GPU. Prints and writes one table: texts/s, tokens/s, ratio to the best
 sentence-transformers bf16 row, achieved TFLOP/s and its share of the bf16 peak, peak GPU memory, and the cosine

@@ -67,7 +67,7 @@ class EvalConfig:
     on_unknown: OnUnknown = "error"
     n_resamples: int = N_RESAMPLES
     batch_size: int = 32
-    backend: EncoderBackend = "auto"  # how the encoder runs the model: see indexer.backends
+    backend: EncoderBackend = "auto"  # how the encoder runs the model: see indexer.encoding.backends
 
     def __post_init__(self) -> None:
         ModelConfig(model=self.model, batch_size=self.batch_size, backend=self.backend)

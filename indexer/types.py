@@ -53,7 +53,7 @@ class Document:
 
 @dataclass(frozen=True)
 class ChunkDraft:
-    """A chunk before it has an id: produced by :mod:`indexer.chunking`."""
+    """A chunk before it has an id: produced by :mod:`indexer.ingest.chunking`."""
 
     text: str
     heading_path: tuple[str, ...]

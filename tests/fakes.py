@@ -26,7 +26,7 @@ def make_tokenizer(max_length: int = 128) -> PreTrainedTokenizerFast:
 
 
 class FakeEncoder:
-    """Implements :class:`indexer.encoder.TextEncoder` without a neural network."""
+    """Implements :class:`indexer.encoding.encoder.TextEncoder` without a neural network."""
 
     query_prompt = "query: "
     passage_prompt = "passage: "

@@ -2,7 +2,7 @@
 
 Starts from any model folder or hub id; from a bi-encoder folder (the default model) it takes the BERT backbone
 and adds a fresh one-logit classification head. The output is a standard CrossEncoder folder that
-``e5search search --reranker`` and :class:`indexer.rerank.Reranker` load directly. With ``lora_r > 0`` only a
+``e5search search --reranker`` and :class:`indexer.retrieval.rerank.Reranker` load directly. With ``lora_r > 0`` only a
 LoRA adapter (attention query/value) and the head are trained; they are merged into the saved model and also
 written on their own under ``adapter/`` (a few MB: what could ship in a repository and be re-applied to the
 default backbone at setup).
@@ -139,7 +139,7 @@ def peft_name(key: str) -> tuple[str, str]:
 
 
 def export_delta(model_dir: str | Path, asset_dir: str | Path, extra: dict | None = None) -> dict:
-    """Write a LoRA run's adapter as ``indexer.default_reranker``'s delta (+ metadata with reference scores).
+    """Write a LoRA run's adapter as ``indexer.models.default_reranker``'s delta (+ metadata with reference scores).
 
     Checks that folding the delta into the backbone reproduces the trainer's merged weights (peft's
     ``merge_and_unload``: the reference) before writing anything. Returns the metadata.

@@ -8,7 +8,7 @@ Layout of ``OUTPUT/`` (a standard sentence-transformers or CrossEncoder folder o
 
 A run whose record says ``finished`` with the same config and data is not run again; one with checkpoints and
 no record resumes from the last checkpoint, so a killed job continues the same run (same loss trajectory). The
-hidden ``.checkpoints`` folder is skipped by :func:`indexer.encoder.folder_fingerprint` and removed at the end
+hidden ``.checkpoints`` folder is skipped by :func:`indexer.encoding.encoder.folder_fingerprint` and removed at the end
 unless ``keep_checkpoints``.
 """
 

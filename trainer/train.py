@@ -8,7 +8,7 @@ the output model, refusal of data that already carries prompts, E5's defaults, m
 record saved beside the model.
 
 Prompts are applied exactly once: texts in the data are bare, the collator prepends each column's prompt, and
-the model folder records the same prompts so :class:`indexer.encoder.Encoder` embeds queries the same way.
+the model folder records the same prompts so :class:`indexer.encoding.encoder.Encoder` embeds queries the same way.
 """
 
 from __future__ import annotations

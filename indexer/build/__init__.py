@@ -1,0 +1,1 @@
+"""The indexing job: folder → new generation of the index, incrementally and crash-safe."""

@@ -1,9 +1,9 @@
 """The indexing job: scan a folder, read and chunk what changed, encode, and switch to the new index atomically.
 
 Flow: scan → read + chunk (changed files only) → detect languages → encode (through the embedding cache, a group
-of chunks at a time as files are read; with a GPU encoder reading runs on a thread beside it, :mod:`indexer.pipeline`) →
+of chunks at a time as files are read; with a GPU encoder reading runs on a thread beside it, :mod:`indexer.build.pipeline`) →
 one SQLite transaction that rewrites the changed documents, writes the next generation of FAISS and BM25 files
-and bumps the generation in the manifest. See :mod:`indexer.layout` for why that is crash-safe.
+and bumps the generation in the manifest. See :mod:`indexer.storage.layout` for why that is crash-safe.
 """
 
 from __future__ import annotations

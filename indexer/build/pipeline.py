@@ -3,9 +3,9 @@
 While a GPU encodes one group of chunks (torch releases the GIL while it waits for the device), a thread reads,
 chunks and language-tags the next files, so the end-to-end speed of an indexing run approaches the slower of the
 two instead of adding them (bench/index.py measures it). On CPU the encoder already keeps every core busy and
-:mod:`indexer.build` reads first, then encodes, through the same encoding stage. Everything the
+:mod:`indexer.build.job` reads first, then encodes, through the same encoding stage. Everything the
 thread produces is handed over in order; nothing is written to the index until the whole run has been read and
-encoded, so this changes no crash-safety property of :mod:`indexer.build`.
+encoded, so this changes no crash-safety property of :mod:`indexer.build.job`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""The indexing job: scan a folder, read and chunk what changed, encode, and switch to the new index atomically.
+"""The indexing job's first half: walk the folder, decide what changed, read and chunk it.
 
-Flow: scan → read + chunk (changed files only) → detect languages → encode (through the embedding cache, a group
-of chunks at a time as files are read; with a GPU encoder reading runs on a thread beside it, :mod:`indexer.pipeline`) →
-one SQLite transaction that rewrites the changed documents, writes the next generation of FAISS and BM25 files
-and bumps the generation in the manifest. See :mod:`indexer.layout` for why that is crash-safe.
+A file whose size and mtime match the index is unchanged; otherwise its content hash decides. Changed files
+are read (:mod:`indexer.ingest`), chunked to the encoder's budget and language-tagged; every file that cannot
+be indexed gets a reason. Nothing here writes to the index.
 """
 
 from __future__ import annotations

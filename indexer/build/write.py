@@ -1,9 +1,8 @@
-"""The indexing job: scan a folder, read and chunk what changed, encode, and switch to the new index atomically.
+"""The indexing job's second half: everything one SQLite transaction changes, and the next generation's files.
 
-Flow: scan → read + chunk (changed files only) → detect languages → encode (through the embedding cache, a group
-of chunks at a time as files are read; with a GPU encoder reading runs on a thread beside it, :mod:`indexer.pipeline`) →
-one SQLite transaction that rewrites the changed documents, writes the next generation of FAISS and BM25 files
-and bumps the generation in the manifest. See :mod:`indexer.layout` for why that is crash-safe.
+Changed documents are rewritten, removed ones deleted; FAISS and BM25 files of the next generation are written
+beside the current ones, and the manifest's generation is bumped in the same transaction: that commit is the
+atomic switch (:mod:`indexer.storage.layout`).
 """
 
 from __future__ import annotations

@@ -1,23 +1,9 @@
-"""Build, check and cache the int8 ONNX model behind ``backend='onnx-int8'``, offline, once per model.
+"""What the int8 ONNX and CTranslate2 artefacts share: where they live, when one is finished, the quality probe.
 
-Recipe (measured on a 2-core AVX2 CPU, see bench/results/encode.md): export the transformer to ONNX with eager
-attention (ONNX Runtime's BERT optimiser fuses that pattern into one Attention node; SDPA's export it does not),
-fuse attention, embeddings + layer norm, skip layer norm and bias GELU, then quantise dynamically: weights uint8
-per output channel, activations uint8 per tensor and run. Two measured choices make it accurate enough to be the
-default (cosine vs fp32 on 320 multilingual sentences, min / median: all-int8 s8 weights 0.988 / 0.996):
-- u8 x u8 instead of u8 x s8: AVX2 CPUs without VNNI multiply u8 x s8 with ``vpmaddubsw``, whose int16 pair
-  sums saturate (0.994 / 0.997);
-- the feed-forward down-projections (the MatMuls reading GELU's long-tailed output) are not int8: per-tensor
-  uint8 of that activation was most of the remaining error (with both: 0.998 / 0.999). Where their weights are
-  exactly 4-bit already (the default model is rebuilt from Q4_0 blocks of 32), they are stored as ONNX Runtime's
-  ``MatMulNBits`` with fp32 compute: the same numbers in an eighth of the bytes, which matters for short texts
-  (a query's MatMuls are bound by reading weights). Any other model keeps them fp32.
-The result is checked against the torch model on multilingual probe texts before it is kept, and the fused
-graph is dropped for the plain one if the fusion broke it.
-
-Artefacts live in ``<cache>/onnx/<model fingerprint>-int8/`` (``model.onnx`` + ``build.json``), keyed by the
-model's content fingerprint, so a retrained model never reuses a stale export. The folder is built in a staging
-directory and renamed into place; ``build.json`` is written last. Nothing is downloaded.
+Artefacts live in ``<cache>/<kind>/<model fingerprint>-int8/`` with a ``build.json`` written last; one counts
+as finished only when that record names the current format and model. :func:`probe` embeds
+:data:`PROBE_TEXTS` (multilingual) with a candidate runner, so the builders can compare it with fp32 and refuse
+an artefact below :data:`MIN_PROBE_COSINE`.
 """
 
 from __future__ import annotations
@@ -46,7 +32,7 @@ PROBE_TEXTS = (
 
 
 def artefact_folder(home: Path, model_fingerprint: str) -> Path:
-    """``<home>/<fingerprint>-int8``, the fingerprint made safe for a file name (shared with :mod:`indexer.ct2_build`)."""
+    """``<home>/<fingerprint>-int8``, the fingerprint made safe for a file name (shared with :mod:`indexer.encoding.ct2_build`)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_fingerprint)
     return home / f"{safe}-int8"
 

@@ -3,16 +3,16 @@
 - ``torch``: the sentence-transformers model in fp32, length-sorted batches under a token budget, without
   sentence-transformers' per-call overhead. Same vectors as ``SentenceTransformer.encode`` (cosine > 0.99999).
 - ``ct2-int8``: the transformer converted by CTranslate2 to int8 weights, activations quantised per token at run
-  time (:mod:`indexer.ct2_build`). CPU only; run like ``onnx-int8``. The fastest CPU path measured here (2.6x
+  time (:mod:`indexer.encoding.ct2_build`). CPU only; run like ``onnx-int8``. The fastest CPU path measured here (2.6x
   sentence-transformers) but every MatMul is int8, which costs ~1.5 nDCG@10 points on SciFact, so it is opt-in.
 - ``onnx-int8``: the transformer exported to ONNX, attention and layer norms fused by ONNX Runtime's BERT
   optimiser, weights quantised to uint8 per channel, activations quantised per text at run time, the
   feed-forward down-projections left in fp32. CPU only; one text per run, texts spread over one
-  single-threaded run per core. Built once per model (see :mod:`indexer.onnx_build`), never downloaded.
+  single-threaded run per core. Built once per model (see :mod:`indexer.encoding.onnx_build`), never downloaded.
 - ``torch-bf16``: the GPU path: for mean-pooled BERT / XLM-R models, packed batches with no padding
-  (:class:`PackedRunner`, :mod:`indexer.gpu_encode`); for others, length-sorted padded batches under bf16
+  (:class:`PackedRunner`, :mod:`indexer.encoding.gpu_encode`); for others, length-sorted padded batches under bf16
   autocast.
-  Not measured on a GPU, so ``auto`` does not pick it; :mod:`indexer.gpu_encode` is the measured GPU path, to be
+  Not measured on a GPU, so ``auto`` does not pick it; :mod:`indexer.encoding.gpu_encode` is the measured GPU path, to be
   registered here as one more :class:`BackendSpec`.
 - ``auto``: the first available of :data:`AUTO_CPU` (``onnx-int8``, ``torch``) or, on a GPU, :data:`AUTO_GPU`;
   if one cannot serve the model (its build fails), the next.

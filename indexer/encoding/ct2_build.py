@@ -4,7 +4,7 @@ CTranslate2 (OpenNMT) runs BERT / XLM-R encoders with int8 weights (per output r
 quantised per token at run time. On our 2-core AVX2 CPU it encodes SciFact abstracts ~1.3x faster than the
 ONNX Runtime int8 model (2.6x sentence-transformers fp32, bench/results/encode.md), because every matrix
 product is int8, the feed-forward down-projections included. Those are what costs accuracy (the reason
-:mod:`indexer.onnx_build` keeps them in higher precision) and CTranslate2 has no per-layer choice: SciFact
+:mod:`indexer.encoding.onnx_build` keeps them in higher precision) and CTranslate2 has no per-layer choice: SciFact
 nDCG@10 64.6 vs 66.1 in fp32, so the backend is opt-in (``--backend ct2-int8``), for users who trade 1.5 points
 for speed.
 

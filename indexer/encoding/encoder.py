@@ -5,7 +5,7 @@ themselves. Prompts come from the model folder (``config_sentence_transformers.j
 ``ModelConfig`` defaults (E5's prompts) when the folder records none.
 
 The model always loads through sentence-transformers (tokenizer, prompts, pooling, fingerprint); how its
-transformer runs is the backend's business (:mod:`indexer.backends`): by default int8 ONNX Runtime on CPU,
+transformer runs is the backend's business (:mod:`indexer.encoding.backends`): by default int8 ONNX Runtime on CPU,
 fp32 torch otherwise. The backend is part of :meth:`Encoder.describe` and, when its vectors differ from fp32
 beyond tolerance, of the fingerprint.
 """

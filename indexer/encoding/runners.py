@@ -1,29 +1,9 @@
-"""How the encoder runs its transformer: the backends behind ``ModelConfig.backend``.
+"""The runners behind the backends: what turns token ids into pooled, normalised vectors.
 
-- ``torch``: the sentence-transformers model in fp32, length-sorted batches under a token budget, without
-  sentence-transformers' per-call overhead. Same vectors as ``SentenceTransformer.encode`` (cosine > 0.99999).
-- ``ct2-int8``: the transformer converted by CTranslate2 to int8 weights, activations quantised per token at run
-  time (:mod:`indexer.ct2_build`). CPU only; run like ``onnx-int8``. The fastest CPU path measured here (2.6x
-  sentence-transformers) but every MatMul is int8, which costs ~1.5 nDCG@10 points on SciFact, so it is opt-in.
-- ``onnx-int8``: the transformer exported to ONNX, attention and layer norms fused by ONNX Runtime's BERT
-  optimiser, weights quantised to uint8 per channel, activations quantised per text at run time, the
-  feed-forward down-projections left in fp32. CPU only; one text per run, texts spread over one
-  single-threaded run per core. Built once per model (see :mod:`indexer.onnx_build`), never downloaded.
-- ``torch-bf16``: the GPU path: for mean-pooled BERT / XLM-R models, packed batches with no padding
-  (:class:`PackedRunner`, :mod:`indexer.gpu_encode`); for others, length-sorted padded batches under bf16
-  autocast.
-  Not measured on a GPU, so ``auto`` does not pick it; :mod:`indexer.gpu_encode` is the measured GPU path, to be
-  registered here as one more :class:`BackendSpec`.
-- ``auto``: the first available of :data:`AUTO_CPU` (``onnx-int8``, ``torch``) or, on a GPU, :data:`AUTO_GPU`;
-  if one cannot serve the model (its build fails), the next.
-
-Vectors of different backends must not be mixed in one index. The rule is numeric: backends whose vectors match
-fp32 within the issue's tolerance (cosine >= 0.999 per text) share the model's fingerprint; the others (int8:
-cosine >= 0.996 on short queries, ~0.999 median) add their name to it, so an index built with one refuses the
-other (see :func:`fingerprint_for`, :func:`backend_for_index` and :func:`mismatch_hint`).
-
-Non-goals: training, models whose sentence-transformers pipeline is more than Transformer -> mean/CLS pooling ->
-Normalize (they run through ``SentenceTransformer.encode`` on the ``torch`` backend).
+:class:`TorchRunner` (fp32 or bf16 autocast, length-sorted batches under a token budget), :class:`OnnxRunner`
+and :class:`Ct2Runner` (one text per run, texts spread over one single-threaded run per core; a lone text is split
+over :data:`SOLO_THREADS`), :class:`PackedRunner` (the GPU path of :mod:`.gpu_encode`). Which one runs is
+decided in :mod:`.backends`.
 """
 
 from __future__ import annotations
@@ -134,7 +114,7 @@ class _PerTextRunner:
 
 
 class OnnxRunner(_PerTextRunner):
-    """ONNX Runtime on CPU (:mod:`indexer.onnx_build`)."""
+    """ONNX Runtime on CPU (:mod:`indexer.encoding.onnx_build`)."""
 
     def __init__(self, model_path: Path, pooling: str, workers: int | None = None):
         super().__init__(pooling, workers)
@@ -148,7 +128,7 @@ class OnnxRunner(_PerTextRunner):
 
 
 class Ct2Runner(_PerTextRunner):
-    """CTranslate2 on CPU (:mod:`indexer.ct2_build`): int8 weights, activations quantised per token and run."""
+    """CTranslate2 on CPU (:mod:`indexer.encoding.ct2_build`): int8 weights, activations quantised per token and run."""
 
     def __init__(self, model_path: Path, pooling: str, workers: int | None = None):
         import ctranslate2
@@ -231,7 +211,7 @@ class TorchRunner:
 
 
 class PackedRunner:
-    """bf16 on a GPU with no padding at all (:class:`indexer.gpu_encode.GPUEncoder`): token-budget batches of
+    """bf16 on a GPU with no padding at all (:class:`indexer.encoding.gpu_encode.GPUEncoder`): token-budget batches of
     concatenated texts, attention per text on nested tensors, batches prepared on a CPU thread ahead of the GPU."""
 
     def __init__(self, st_model):

@@ -1,0 +1,1 @@
+"""Files → documents → chunks: readers per format, decoding, chunking, language identification."""

@@ -6,7 +6,7 @@ whose model ships inside the package (offline), restricted to its two-letter lab
 
 Non-goals: dialects and scripts as separate labels (``sr`` covers Cyrillic and Latin Serbian), language mixtures
 (a chunk gets one label), and reliable answers on one- or two-word strings: short queries are often mislabelled,
-which is why :mod:`indexer.bm25` also analyses a query under the corpus's main languages.
+which is why :mod:`indexer.retrieval.bm25` also analyses a query under the corpus's main languages.
 """
 
 from __future__ import annotations

@@ -1,28 +1,8 @@
-"""File formats → :class:`~indexer.types.Document`.
+"""Bytes → text, and the pieces every reader shares: decoding, newline clean-up, titles, the Document maker.
 
-Scope: plain text (.txt), Markdown (.md, .markdown), reStructuredText (.rst), HTML (.html, .htm), PDF, DOCX and
-BEIR corpora (.jsonl, .jsonl.gz, .json). Each reader returns sections that carry their heading path; the caller
-chunks them. Anything that goes wrong with a file raises :class:`~indexer.errors.SkipFile` with a reason that a
-person can act on; no library exception escapes :func:`read_documents`.
-
-Decisions worth knowing:
-
-- ``Document.path`` is the path relative to the indexed folder, in POSIX form; records of a BEIR file are
-  ``"rel/corpus.jsonl#<_id>"`` with ``external_id=_id``.
-- Sections are stripped and never empty; ``Section.start`` is the offset in ``Document.text``, which joins the
-  sections with a blank line.
-- PDF: one section per page with heading path ``("p. 3",)``, so every chunk knows its page.
-- BEIR files are all or nothing: a malformed line, a record without ``_id``/``text`` or a duplicate ``_id``
-  skips the whole file with a reason naming the line, so a half-indexed corpus never goes unnoticed.
-- Folder walks yield supported files only (others are not documents); a single file given directly is yielded
-  whatever its suffix, so an unsupported one is reported as skipped rather than silently ignored.
-- Text encodings: a BOM wins, then strict UTF-8, then charset-normalizer with near-ties broken towards today's
-  common encodings (cp1252 before Mac Roman). NUL bytes without a UTF-16/32 BOM mean binary: skipped.
-- Titles: HTML ``<title>`` (else first h1), YAML front matter ``title:`` (else first Markdown H1), the first RST
-  section title, DOCX core title (else first Title/Heading paragraph), PDF ``/Title``; else the file stem with
-  ``_`` and ``-`` as spaces (always so for .txt). BEIR records keep their own title, possibly empty.
-
-Non-goals: OCR of scanned PDFs, legacy .doc, spreadsheets, e-mail formats, DOCX text boxes/headers/footers.
+Text encodings: a BOM wins, then strict UTF-8, then charset-normalizer with near-ties broken towards today's
+common encodings (cp1252 before Mac Roman). NUL bytes without a UTF-16/32 BOM mean binary: skipped. A title
+falls back to the file stem with ``_`` and ``-`` as spaces.
 """
 
 from __future__ import annotations

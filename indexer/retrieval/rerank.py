@@ -1,7 +1,7 @@
 """Cross-encoder reranking over a retriever's top candidates.
 
 Any sentence-transformers ``CrossEncoder`` folder or hub id works. When the repository ships a reranker delta
-(``indexer/assets/reranker/``, see :mod:`indexer.default_reranker`), ``default_reranker()`` names it and it is
+(``indexer/assets/reranker/``, see :mod:`indexer.models.default_reranker`), ``default_reranker()`` names it and it is
 rebuilt offline on first use; ``E5SEARCH_RERANKER`` overrides it (``none`` turns it off). Asking to rerank without
 any reranker is an error, never a silent no-op.
 """

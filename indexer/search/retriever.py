@@ -1,7 +1,7 @@
-"""Open an index and search it: dense, BM25, hybrid (RRF) and cross-encoder reranked.
+"""Batch retrieval over documents: ``Retriever.search(queries, k) -> Run``, the call the eval and CI share.
 
-Every retriever has the same batch call, ``retriever(mode).search(queries, k) -> Run``, so the eval and the app
-go through the very code the CLI uses. ``Index.search`` is the single-query path with hits, filters and timings.
+A document's score is its best chunk's; the chunk ranking is :meth:`indexer.search.index.Index.rank` (and
+``rerank`` for ``+rerank`` retrievers), the very code single searches use.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Reading chunks and documents back out of an index's SQLite database: hits, passages, filters, counts.
 
 Functions of an :class:`~sqlalchemy.engine.Engine`, so the search facade stays free of SQL and any reader (the
-CLI, the app, the eval) asks the same questions the same way. Non-goal: writing (that is :mod:`indexer.build`).
+CLI, the app, the eval) asks the same questions the same way. Non-goal: writing (that is :mod:`indexer.build.job`).
 """
 
 from __future__ import annotations
