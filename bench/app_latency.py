@@ -26,8 +26,11 @@ def main() -> None:
     from app import service
     from indexer.build.job import build_index
 
-    queries = [json.loads(line)["text"] for line in
-               (ROOT / "data" / "sample_queries.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    queries = [
+        json.loads(line)["text"]
+        for line in (ROOT / "data" / "sample_queries.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         build_index(ROOT / "data" / "sample", Path(tmp) / "index")
         idx = service.open_index(Path(tmp) / "index")

@@ -223,7 +223,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--queries", type=int, default=100, help="single-query latency sample")
     ap.add_argument("--eval-docs", type=int, default=1500)
-    ap.add_argument("--eval-rows", default=f"{BASELINE},onnx-int8,ct2-int8", help="rows whose nDCG is computed")
+    ap.add_argument(
+        "--eval-rows", default=f"{BASELINE},onnx-int8,ct2-int8", help="rows whose nDCG is computed"
+    )
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "encode.md"))
     for name in ("--worker", "--task", "--texts", "--outfile"):

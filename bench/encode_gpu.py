@@ -31,7 +31,9 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def beir(folder: Path) -> tuple[dict, dict, dict]:
-    corpus_file = folder / "corpus.jsonl.gz" if (folder / "corpus.jsonl.gz").exists() else folder / "corpus.jsonl"
+    corpus_file = (
+        folder / "corpus.jsonl.gz" if (folder / "corpus.jsonl.gz").exists() else folder / "corpus.jsonl"
+    )
     corpus = {str(d["_id"]): d for d in read_jsonl(corpus_file)}
     queries = {str(q["_id"]): q["text"] for q in read_jsonl(folder / "queries.jsonl")}
     qrels: dict[str, dict[str, int]] = {}
@@ -83,7 +85,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="sentence-transformers folder (the default model's)")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--repeat", type=int, default=4, help="SciFact corpus copies to encode (default: %(default)s)")
+    ap.add_argument(
+        "--repeat", type=int, default=4, help="SciFact corpus copies to encode (default: %(default)s)"
+    )
     ap.add_argument("--limit", type=int, help="encode only the first N texts (smoke test)")
     ap.add_argument("--st-batch-sizes", default="32,64,128,256,512")
     ap.add_argument("--budgets", default="32768,65536,131072", help="token budgets of the fast path")
@@ -101,7 +105,7 @@ def main() -> int:
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     corpus, _, _ = beir(args.data / "scifact-beir")
-    texts = ([passage(d) for d in corpus.values()] * args.repeat)[:args.limit]
+    texts = ([passage(d) for d in corpus.values()] * args.repeat)[: args.limit]
     st32 = SentenceTransformer(args.model, device=device)
     st32.max_seq_length = 512
     lengths = np.array([len(x) for x in st32.tokenizer(texts, truncation=True, max_length=512)["input_ids"]])
@@ -121,12 +125,20 @@ def main() -> int:
     rows: list[dict] = []
 
     def row(name: str, fn) -> np.ndarray:
-        fn(texts[:min(512, len(texts) // 4 + 1)])  # warm-up: kernels, allocator, tokenizer
+        fn(texts[: min(512, len(texts) // 4 + 1)])  # warm-up: kernels, allocator, tokenizer
         emb, seconds, peak = timed(lambda: fn(texts), cuda)
         emb = np.asarray(emb, dtype=np.float32)
-        rows.append({"row": name, "seconds": round(seconds, 2), "texts_per_s": round(len(texts) / seconds, 1),
-                     "tokens_per_s": round(float(lengths.sum()) / seconds), "tflops": round(total_flops / seconds / 1e12, 1),
-                     "peak_share": round(total_flops / seconds / H100_BF16_PEAK, 4), "peak_gib": peak and round(peak, 2)})
+        rows.append(
+            {
+                "row": name,
+                "seconds": round(seconds, 2),
+                "texts_per_s": round(len(texts) / seconds, 1),
+                "tokens_per_s": round(float(lengths.sum()) / seconds),
+                "tflops": round(total_flops / seconds / 1e12, 1),
+                "peak_share": round(total_flops / seconds / H100_BF16_PEAK, 4),
+                "peak_gib": peak and round(peak, 2),
+            }
+        )
         logger.info("%s", rows[-1])
         return emb
 
@@ -154,13 +166,23 @@ def main() -> int:
     for r in rows:
         r["x_best_st_bf16"] = round(r["tokens_per_s"] / best_st["tokens_per_s"], 2)
 
-    result: dict = {"gpu": gpu, "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
-                    "texts": len(texts), "tokens": int(lengths.sum()), "bf16_matmul_tflops": matmul and round(matmul / 1e12),
-                    "rows": rows}
+    result: dict = {
+        "gpu": gpu,
+        "date": time.strftime("%Y-%m-%d"),
+        "torch": torch.__version__,
+        "texts": len(texts),
+        "tokens": int(lengths.sum()),
+        "bf16_matmul_tflops": matmul and round(matmul / 1e12),
+        "rows": rows,
+    }
     if args.eval:
         best_fast = max((r for r in rows if r["row"].startswith("fast")), key=lambda r: r["tokens_per_s"])
-        fast = GPUEncoder(st32, dtype=torch.bfloat16, max_tokens=int(best_fast["row"].split("=")[-1]),
-                          packed="packed" in best_fast["row"])
+        fast = GPUEncoder(
+            st32,
+            dtype=torch.bfloat16,
+            max_tokens=int(best_fast["row"].split("=")[-1]),
+            packed="packed" in best_fast["row"],
+        )
         result["ndcg@10"] = {}
         for name in ("scifact", "nfcorpus"):
             corpus, queries, qrels = beir(args.data / f"{name}-beir")
@@ -168,8 +190,10 @@ def main() -> int:
             docs = [passage(corpus[d]) for d in dids]
             qs = ["query: " + queries[q] for q in qids]
             q_ref = st32.encode(qs, batch_size=256)
-            out = {"st-fp32": ndcg10(q_ref, st32.encode(docs, batch_size=128), qids, dids, qrels),
-                   best_fast["row"]: ndcg10(q_ref, fast.encode(docs), qids, dids, qrels)}
+            out = {
+                "st-fp32": ndcg10(q_ref, st32.encode(docs, batch_size=128), qids, dids, qrels),
+                best_fast["row"]: ndcg10(q_ref, fast.encode(docs), qids, dids, qrels),
+            }
             result["ndcg@10"][name] = {k: round(100 * v, 2) for k, v in out.items()}
             logger.info("%s nDCG@10: %s", name, result["ndcg@10"][name])
     text = json.dumps(result, indent=2)

@@ -23,13 +23,18 @@ def main() -> None:
     ap.add_argument("--asset-dir", required=True, type=Path)
     ap.add_argument("--results", type=Path, help="folder of bench/rerank_eval.py's JSON results")
     args = ap.parse_args()
-    results = {p.stem: json.loads(p.read_text())["results"] for p in sorted(args.results.glob("*.json"))} \
-        if args.results else {}
+    results = (
+        {p.stem: json.loads(p.read_text())["results"] for p in sorted(args.results.glob("*.json"))}
+        if args.results
+        else {}
+    )
     ndcg = {name: {r: round(v["ndcg@10"], 4) for r, v in res.items()} for name, res in results.items()}
     meta = export_delta(args.model, args.asset_dir, {"ndcg@10": ndcg, "recipe": "bench/train_reranker.sh"})
     size = sum(p.stat().st_size for p in args.asset_dir.iterdir())
-    print(f"wrote {args.asset_dir} ({size / 1e6:.1f} MB); merged-weight max |diff| {meta['merge_max_abs_diff']:.1e}; "
-          f"reference scores {[round(s, 3) for s in meta['reference']['scores']]}")
+    print(
+        f"wrote {args.asset_dir} ({size / 1e6:.1f} MB); merged-weight max |diff| {meta['merge_max_abs_diff']:.1e}; "
+        f"reference scores {[round(s, 3) for s in meta['reference']['scores']]}"
+    )
 
 
 if __name__ == "__main__":

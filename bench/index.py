@@ -97,19 +97,30 @@ def throughput(n_docs: int, encoder) -> dict:
         t0 = time.perf_counter()
         encoder.encode_passages(texts)
         enc = time.perf_counter() - t0
-    return {"docs": n_docs, "chunks": summary.chunks, "e2e_s": e2e, "encode_s": enc, "encoder": describe(encoder),
-            "e2e_chunks_per_s": summary.chunks / e2e, "encode_chunks_per_s": len(texts) / enc,
-            "ratio": (summary.chunks / e2e) / (len(texts) / enc)}
+    return {
+        "docs": n_docs,
+        "chunks": summary.chunks,
+        "e2e_s": e2e,
+        "encode_s": enc,
+        "encoder": describe(encoder),
+        "e2e_chunks_per_s": summary.chunks / e2e,
+        "encode_chunks_per_s": len(texts) / enc,
+        "ratio": (summary.chunks / e2e) / (len(texts) / enc),
+    }
 
 
 def peak_memory(n_docs: int, fake: bool) -> float:
     """Max RSS (MB) of a fresh process that indexes n_docs documents."""
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import bench.index as b, tempfile, pathlib, resource;"
-            f"from indexer.build import build_index;"
-            f"t = pathlib.Path(tempfile.mkdtemp()); (t / 'd').mkdir(); b.write_corpus(t / 'd', {n_docs});"
-            f"s = build_index(t / 'd', t / 'i', encoder=b.make_encoder({fake}));"
-            f"print(s.chunks, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import bench.index as b, tempfile, pathlib, resource;"
+        f"from indexer.build import build_index;"
+        f"t = pathlib.Path(tempfile.mkdtemp()); (t / 'd').mkdir(); b.write_corpus(t / 'd', {n_docs});"
+        f"s = build_index(t / 'd', t / 'i', encoder=b.make_encoder({fake}));"
+        f"print(s.chunks, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     return float(out[-1]), int(out[-2])
 
 
@@ -138,10 +149,17 @@ def latency(n_chunks: int, fake: bool, n_queries: int = 200) -> list[dict]:
             t2 = time.perf_counter()
             search_ms.append((t2 - t1) * 1e3)
             total_ms.append((t2 - t0) * 1e3)
-        rows.append({"kind": kind, "chunks": n_chunks, "search_p50": np.percentile(search_ms, 50),
-                     "search_p95": np.percentile(search_ms, 95), "total_p50": np.percentile(total_ms, 50),
-                     "total_p95": np.percentile(total_ms, 95),
-                     "build_s": build_s if kind == "hnsw" else 0.0})
+        rows.append(
+            {
+                "kind": kind,
+                "chunks": n_chunks,
+                "search_p50": np.percentile(search_ms, 50),
+                "search_p95": np.percentile(search_ms, 95),
+                "total_p50": np.percentile(total_ms, 50),
+                "total_p95": np.percentile(total_ms, 95),
+                "build_s": build_s if kind == "hnsw" else 0.0,
+            }
+        )
     return rows
 
 
@@ -151,30 +169,52 @@ def main() -> None:
     ap.add_argument("--memory-docs", type=int, default=10_000 // 2)
     ap.add_argument("--latency-chunks", type=int, default=100_000, help="0 skips the query latency part")
     ap.add_argument("--fake", action="store_true", help="fake encoder: measures the pipeline alone")
-    ap.add_argument("--off-cpu", type=float, default=0.0, metavar="RATE",
-                    help="also an off-CPU encoder of RATE chunks/s, with and without the read-ahead thread")
+    ap.add_argument(
+        "--off-cpu",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="also an off-CPU encoder of RATE chunks/s, with and without the read-ahead thread",
+    )
     ap.add_argument("--out", help="default: bench/results/index_fake.md with --fake, else index_real.md")
     args = ap.parse_args()
     encoder = make_encoder(args.fake)
     runs = [throughput(args.docs, encoder)]
     for overlap in (False, True) if args.off_cpu else ():
         runs.append(throughput(args.docs, off_cpu_encoder(args.off_cpu, overlap)))
-        runs[-1]["encoder"] = (f"off-CPU stand-in, {args.off_cpu:g} chunks/s, "
-                               f"{'reading overlapped (read-ahead thread)' if overlap else 'read, then encode'}")
+        runs[-1]["encoder"] = (
+            f"off-CPU stand-in, {args.off_cpu:g} chunks/s, "
+            f"{'reading overlapped (read-ahead thread)' if overlap else 'read, then encode'}"
+        )
     mem_mb, mem_chunks = peak_memory(args.memory_docs, args.fake)
-    lines = [f"# Indexing benchmark ({date.today()}, {platform.machine()}, {resource.getpagesize()}-byte pages, "
-             f"{__import__('os').cpu_count()} CPUs; encoder: {describe(encoder)})", "",
-             "| encoder | docs | chunks | end-to-end chunks/s | encode-only chunks/s | ratio (target >= 0.9) |",
-             "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {tp['encoder']} | {tp['docs']} | {tp['chunks']} | {tp['e2e_chunks_per_s']:.1f} "
-              f"| {tp['encode_chunks_per_s']:.1f} | {tp['ratio']:.2f} |" for tp in runs]
-    lines += ["", f"Peak RSS indexing {mem_chunks} chunks ({args.memory_docs} SciFact docs): {mem_mb:.0f} MB", ""]
+    lines = [
+        f"# Indexing benchmark ({date.today()}, {platform.machine()}, {resource.getpagesize()}-byte pages, "
+        f"{__import__('os').cpu_count()} CPUs; encoder: {describe(encoder)})",
+        "",
+        "| encoder | docs | chunks | end-to-end chunks/s | encode-only chunks/s | ratio (target >= 0.9) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {tp['encoder']} | {tp['docs']} | {tp['chunks']} | {tp['e2e_chunks_per_s']:.1f} "
+        f"| {tp['encode_chunks_per_s']:.1f} | {tp['ratio']:.2f} |"
+        for tp in runs
+    ]
+    lines += [
+        "",
+        f"Peak RSS indexing {mem_chunks} chunks ({args.memory_docs} SciFact docs): {mem_mb:.0f} MB",
+        "",
+    ]
     if args.latency_chunks:
-        lines += ["| dense index | chunks | search p50 ms | search p95 ms | encode+search p50 ms "
-                  "| encode+search p95 ms | build s |", "|---|---:|---:|---:|---:|---:|---:|"]
-        lines += [f"| {r['kind']} | {r['chunks']} | {r['search_p50']:.2f} | {r['search_p95']:.2f} | "
-                  f"{r['total_p50']:.2f} | {r['total_p95']:.2f} | {r['build_s']:.1f} |"
-                  for r in latency(args.latency_chunks, args.fake)]
+        lines += [
+            "| dense index | chunks | search p50 ms | search p95 ms | encode+search p50 ms "
+            "| encode+search p95 ms | build s |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {r['kind']} | {r['chunks']} | {r['search_p50']:.2f} | {r['search_p95']:.2f} | "
+            f"{r['total_p50']:.2f} | {r['total_p95']:.2f} | {r['build_s']:.1f} |"
+            for r in latency(args.latency_chunks, args.fake)
+        ]
     text = "\n".join(lines) + "\n"
     print(text)
     out = args.out or ROOT / "bench" / "results" / ("index_fake.md" if args.fake else "index_real.md")

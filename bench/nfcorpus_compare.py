@@ -19,8 +19,10 @@ METRICS = ("ndcg@10", "recall@100")
 
 def compare(before: dict, after: dict, seed: int = 0) -> dict:
     if (before["dataset"], before["split"]) != (after["dataset"], after["split"]):
-        raise SystemExit(f"different evaluations: {before['dataset']}/{before['split']} vs "
-                         f"{after['dataset']}/{after['split']}")
+        raise SystemExit(
+            f"different evaluations: {before['dataset']}/{before['split']} vs "
+            f"{after['dataset']}/{after['split']}"
+        )
     out = {}
     for name in (r for r in before["results"] if r in after["results"]):
         qids = sorted(before["per_query"][name])
@@ -30,25 +32,35 @@ def compare(before: dict, after: dict, seed: int = 0) -> dict:
         for m in METRICS:
             a = column(after["per_query"][name], m, qids)
             b = column(before["per_query"][name], m, qids)
-            row[m] = {"before": before["results"][name][m], "after": after["results"][name][m],
-                      "before_ci95": before["results"][name]["ci95"][m], "after_ci95": after["results"][name]["ci95"][m],
-                      **paired_test(a, b, seed=seed),
-                      "queries_better": int((a > b).sum()), "queries_worse": int((a < b).sum())}
+            row[m] = {
+                "before": before["results"][name][m],
+                "after": after["results"][name][m],
+                "before_ci95": before["results"][name]["ci95"][m],
+                "after_ci95": after["results"][name]["ci95"][m],
+                **paired_test(a, b, seed=seed),
+                "queries_better": int((a > b).sum()),
+                "queries_worse": int((a < b).sum()),
+            }
         out[name] = row
     return out
 
 
 def markdown(table: dict, before: dict, after: dict) -> str:
-    lines = [f"{before['dataset']} {before['split']} ({before['n_queries']} queries, {before['n_docs']} documents): "
-             f"{before['config']['model']} → {after['config']['model']}", "",
-             "| retriever | metric | before | after | Δ | p (randomisation) | p (t-test) | better / worse queries |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"{before['dataset']} {before['split']} ({before['n_queries']} queries, {before['n_docs']} documents): "
+        f"{before['config']['model']} → {after['config']['model']}",
+        "",
+        "| retriever | metric | before | after | Δ | p (randomisation) | p (t-test) | better / worse queries |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, row in table.items():
         for m, r in row.items():
             ci = lambda v, c: f"{100 * v:.1f} [{100 * c[0]:.1f}, {100 * c[1]:.1f}]"  # noqa: E731
-            lines.append(f"| {name} | {m} | {ci(r['before'], r['before_ci95'])} | {ci(r['after'], r['after_ci95'])} | "
-                         f"{100 * r['delta']:+.2f} | {r['p_randomization']:.3f} | {r['p_ttest']:.3f} | "
-                         f"{r['queries_better']} / {r['queries_worse']} |")
+            lines.append(
+                f"| {name} | {m} | {ci(r['before'], r['before_ci95'])} | {ci(r['after'], r['after_ci95'])} | "
+                f"{100 * r['delta']:+.2f} | {r['p_randomization']:.3f} | {r['p_ttest']:.3f} | "
+                f"{r['queries_better']} / {r['queries_worse']} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -84,7 +84,9 @@ class HybridTeacher:
             idx.close()
         self.row = {q: i for i, q in enumerate(queries)}
         self.col = col
-        self.fused = bm25_weight * _minmax_top(self.bm25, DEPTH) + (1 - bm25_weight) * _minmax_top(self.dense, DEPTH)
+        self.fused = bm25_weight * _minmax_top(self.bm25, DEPTH) + (1 - bm25_weight) * _minmax_top(
+            self.dense, DEPTH
+        )
 
     @staticmethod
     def _best_chunk(chunk_scores: np.ndarray, chunk_col: np.ndarray) -> np.ndarray:
@@ -151,16 +153,23 @@ def main() -> None:
     from indexer.config import DEFAULT_MODEL
 
     folder = Path(args.data)
-    config = MineConfig(method="bm25", num_negatives=args.num_negatives, range_min=args.range_min,
-                        range_max=args.range_max, relative_margin=None, seed=args.seed)
+    config = MineConfig(
+        method="bm25",
+        num_negatives=args.num_negatives,
+        range_min=args.range_min,
+        range_max=args.range_max,
+        relative_margin=None,
+        seed=args.seed,
+    )
     pairs, report = mined_sample(folder, config, args.max_queries, args.seed, shuffle=True)
     corpus, queries, qrels = read_beir(folder, "train")
     doc_of = {}
     for did, doc in corpus.items():
         doc_of.setdefault(doc_text(doc), did)
     qid_of = {text: qid for qid, text in queries.items() if qid in qrels}
-    teacher = HybridTeacher(Path(args.index), sorted({p.query for p in pairs}), args.model or DEFAULT_MODEL,
-                            args.bm25_weight)
+    teacher = HybridTeacher(
+        Path(args.index), sorted({p.query for p in pairs}), args.model or DEFAULT_MODEL, args.bm25_weight
+    )
     fused, student = [], []
     for p in pairs:
         ids = [doc_of[t] for t in (p.passage, *p.negatives)]
@@ -168,22 +177,33 @@ def main() -> None:
         student.append(teacher.scores(teacher.dense, p.query, ids))
     fused_a, student_a = np.array(fused), np.array(student) / args.student_temperature  # (n_pairs, 1 + n_neg)
     tau = match_temperature(fused_a, student_a)
-    scored = [Pair(p.query, p.passage, p.negatives, tuple(round(s, 6) for s in f), p.task, p.lang, p.source, p.id)
-              for p, f in zip(pairs, fused, strict=True)]
+    scored = [
+        Pair(p.query, p.passage, p.negatives, tuple(round(s, 6) for s in f), p.task, p.lang, p.source, p.id)
+        for p, f in zip(pairs, fused, strict=True)
+    ]
     write_pairs(args.output, scored)
-    report.update({
-        "teacher": f"{args.bm25_weight} * minmax_top{DEPTH}(bm25) + {1 - args.bm25_weight} * "
-                   f"minmax_top{DEPTH}(dense cos, {args.model or DEFAULT_MODEL}, torch fp32)",
-        "index": args.index,
-        "teacher_temperature": round(tau, 5),
-        "positive_ranked_first": {"teacher": float(np.mean(fused_a.argmax(1) == 0)),
-                                  "student": float(np.mean(student_a.argmax(1) == 0))},
-        "positive_above_negative": {"teacher": float(np.mean(fused_a[:, :1] > fused_a[:, 1:])),
-                                    "student": float(np.mean(student_a[:, :1] > student_a[:, 1:]))},
-        "mean_entropy": {"student": _entropy(student_a), "teacher": _entropy(fused_a / tau),
-                         "uniform": float(np.log(fused_a.shape[1]))},
-        "train_qrels_quality": teacher_quality(teacher, qrels, qid_of),
-    })
+    report.update(
+        {
+            "teacher": f"{args.bm25_weight} * minmax_top{DEPTH}(bm25) + {1 - args.bm25_weight} * "
+            f"minmax_top{DEPTH}(dense cos, {args.model or DEFAULT_MODEL}, torch fp32)",
+            "index": args.index,
+            "teacher_temperature": round(tau, 5),
+            "positive_ranked_first": {
+                "teacher": float(np.mean(fused_a.argmax(1) == 0)),
+                "student": float(np.mean(student_a.argmax(1) == 0)),
+            },
+            "positive_above_negative": {
+                "teacher": float(np.mean(fused_a[:, :1] > fused_a[:, 1:])),
+                "student": float(np.mean(student_a[:, :1] > student_a[:, 1:])),
+            },
+            "mean_entropy": {
+                "student": _entropy(student_a),
+                "teacher": _entropy(fused_a / tau),
+                "uniform": float(np.log(fused_a.shape[1])),
+            },
+            "train_qrels_quality": teacher_quality(teacher, qrels, qid_of),
+        }
+    )
     Path(args.output + ".report.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(report))
 

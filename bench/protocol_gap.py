@@ -39,7 +39,9 @@ def main() -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--backend", default="torch", help="encoder backend (default: fp32 torch, the model's own vectors)")
+    ap.add_argument(
+        "--backend", default="torch", help="encoder backend (default: fp32 torch, the model's own vectors)"
+    )
     ap.add_argument("--json", type=Path, required=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -60,11 +62,18 @@ def main() -> int:
     scores = q @ docs.T
     top = np.argsort(-scores, axis=1)[:, :100]
     run = {qid: {dids[j]: float(scores[i, j]) for j in top[i]} for i, qid in enumerate(qids)}
-    result = {"dataset": args.dataset.name, "split": args.split, "model": args.model,
-              "fingerprint": encoder.fingerprint, "protocol": "mteb: 'passage: title text', 512 tokens, exact cosine",
-              "n_queries": len(qids), "n_docs": len(dids), "encode_seconds": round(seconds, 1),
-              "scores": {k: round(100 * v, 2) for k, v in mean(evaluate_run(qrels, run)).items()},
-              "date": time.strftime("%Y-%m-%d")}
+    result = {
+        "dataset": args.dataset.name,
+        "split": args.split,
+        "model": args.model,
+        "fingerprint": encoder.fingerprint,
+        "protocol": "mteb: 'passage: title text', 512 tokens, exact cosine",
+        "n_queries": len(qids),
+        "n_docs": len(dids),
+        "encode_seconds": round(seconds, 1),
+        "scores": {k: round(100 * v, 2) for k, v in mean(evaluate_run(qrels, run)).items()},
+        "date": time.strftime("%Y-%m-%d"),
+    }
     text = json.dumps(result, indent=2)
     print(text)
     args.json.write_text(text + "\n")

@@ -24,8 +24,9 @@ from trainer.mining import mine_hard_negatives
 from trainer.pairs import doc_text, from_beir_qrels, read_beir
 
 
-def mined_sample(folder: str | Path, config: MineConfig, max_queries: int, seed: int,
-                 shuffle: bool = False) -> tuple[list[Pair], dict]:
+def mined_sample(
+    folder: str | Path, config: MineConfig, max_queries: int, seed: int, shuffle: bool = False
+) -> tuple[list[Pair], dict]:
     """Every train-qrels pair mined against the whole corpus (so no positive of a query becomes its negative),
     then one positive per query for a seeded sample of ``max_queries`` queries (0: all), optionally shuffled."""
     pairs = list(from_beir_qrels(folder, "train"))
@@ -38,12 +39,19 @@ def mined_sample(folder: str | Path, config: MineConfig, max_queries: int, seed:
     queries = sorted(by_query)
     if max_queries and len(queries) > max_queries:
         queries = sorted(rng.sample(queries, max_queries))
-    out = [rng.choice(by_query[q]) for q in queries]  # one positive per query: more queries for the same budget
+    out = [
+        rng.choice(by_query[q]) for q in queries
+    ]  # one positive per query: more queries for the same budget
     if shuffle:
         rng.shuffle(out)
-    return out, {"dataset": Path(folder).name, "train_pairs": len(pairs),
-                 "train_queries": len({p.query for p in pairs}), "queries_with_negatives": len(by_query),
-                 "kept": len(out), "mining": counts}
+    return out, {
+        "dataset": Path(folder).name,
+        "train_pairs": len(pairs),
+        "train_queries": len({p.query for p in pairs}),
+        "queries_with_negatives": len(by_query),
+        "kept": len(out),
+        "mining": counts,
+    }
 
 
 def main() -> None:
@@ -60,8 +68,14 @@ def main() -> None:
     limits = args.max_queries or [0] * len(args.beir)
     if len(limits) != len(args.beir):
         ap.error("give --max-queries once per --beir (or never)")
-    config = MineConfig(method="bm25", num_negatives=args.num_negatives, range_min=args.range_min,
-                        range_max=args.range_max, relative_margin=None, seed=args.seed)
+    config = MineConfig(
+        method="bm25",
+        num_negatives=args.num_negatives,
+        range_min=args.range_min,
+        range_max=args.range_max,
+        relative_margin=None,
+        seed=args.seed,
+    )
     everything: list[Pair] = []
     report = []
     for folder, limit in zip(args.beir, limits, strict=True):

@@ -60,14 +60,24 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     reranker = CachingReranker(Reranker(args.reranker, max_length=args.max_length))
-    config = EvalConfig(split=args.split, retrievers=("dense", "hybrid", "dense+rerank", "hybrid+rerank"),
-                        reranker=args.reranker, rerank_top=args.rerank_top, max_queries=args.max_queries,
-                        seed=args.seed, backend="torch")  # fp32: the cached indexes these numbers came from
+    config = EvalConfig(
+        split=args.split,
+        retrievers=("dense", "hybrid", "dense+rerank", "hybrid+rerank"),
+        reranker=args.reranker,
+        rerank_top=args.rerank_top,
+        max_queries=args.max_queries,
+        seed=args.seed,
+        backend="torch",
+    )  # fp32: the cached indexes these numbers came from
     t0 = time.time()
     result = evaluate_config(args.dataset, config, reranker=reranker)
-    result["rerank_bench"] = {"pairs_scored": reranker.scored, "scoring_seconds": round(reranker.seconds, 1),
-                              "max_length": reranker.inner.model.max_seq_length, "wall_seconds": round(time.time() - t0),
-                              "load_average_end": os.getloadavg()}
+    result["rerank_bench"] = {
+        "pairs_scored": reranker.scored,
+        "scoring_seconds": round(reranker.seconds, 1),
+        "max_length": reranker.inner.model.max_seq_length,
+        "wall_seconds": round(time.time() - t0),
+        "load_average_end": os.getloadavg(),
+    }
     name = f"{args.dataset.name}-{args.split}" + (f"-q{args.max_queries}" if args.max_queries else "")
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(result, args.out / f"{name}.json")

@@ -80,9 +80,16 @@ def main() -> int:
     t0 = time.time()
     queries, docs, qrels = subset(Path(args.data), args.split, args.n_other, args.seed)
     run = dense_run(args.model, queries, docs)
-    result = {"model": args.model, "data": args.data, "split": args.split, "queries": len(queries),
-              "docs": len(docs), "seed": args.seed, "n_other": args.n_other,
-              "dense": mean(evaluate_run(qrels, run, ["ndcg@10", "recall@100"]), ["ndcg@10", "recall@100"])}
+    result = {
+        "model": args.model,
+        "data": args.data,
+        "split": args.split,
+        "queries": len(queries),
+        "docs": len(docs),
+        "seed": args.seed,
+        "n_other": args.n_other,
+        "dense": mean(evaluate_run(qrels, run, ["ndcg@10", "recall@100"]), ["ndcg@10", "recall@100"]),
+    }
     if args.reranker:
         rr = rerank(run, queries, docs, args.reranker, args.rerank_top)
         result["reranker"] = args.reranker

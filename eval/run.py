@@ -142,8 +142,14 @@ def split_name(name: str) -> tuple[SearchMode, bool]:
     return cast(SearchMode, mode), suffix == "rerank"
 
 
-def prepare_index(corpus: Corpus, dataset_name: str, encoder: TextEncoder, config: EvalConfig,
-                  cache_dir: Path | None = None, show_progress: bool = False) -> Path:
+def prepare_index(
+    corpus: Corpus,
+    dataset_name: str,
+    encoder: TextEncoder,
+    config: EvalConfig,
+    cache_dir: Path | None = None,
+    show_progress: bool = False,
+) -> Path:
     """Index ``corpus`` with ``encoder`` into a cache folder keyed by content, model and chunking; returns it."""
     from indexer.build.job import build_index
 
@@ -156,14 +162,22 @@ def prepare_index(corpus: Corpus, dataset_name: str, encoder: TextEncoder, confi
         model=ModelConfig(model=encoder.name, batch_size=config.batch_size, backend=config.backend),
         chunking=ChunkConfig(chunk_size=config.chunk_size),
     )
-    summary = build_index(source, folder / "index", index_config, encoder=encoder, show_progress=show_progress)
-    logger.info("index %s: %d chunks, %d encoded in %.1fs", folder, summary.chunks, summary.chunks_encoded,
-                summary.seconds)
+    summary = build_index(
+        source, folder / "index", index_config, encoder=encoder, show_progress=show_progress
+    )
+    logger.info(
+        "index %s: %d chunks, %d encoded in %.1fs",
+        folder,
+        summary.chunks,
+        summary.chunks_encoded,
+        summary.seconds,
+    )
     return folder / "index"
 
 
-def run_retrievers(index_dir: Path, queries: Queries, config: EvalConfig, encoder: TextEncoder,
-                   reranker: Any = None) -> tuple[dict[str, Run], dict[str, float]]:
+def run_retrievers(
+    index_dir: Path, queries: Queries, config: EvalConfig, encoder: TextEncoder, reranker: Any = None
+) -> tuple[dict[str, Run], dict[str, float]]:
     """Each retriever's run over ``queries`` and its wall time in seconds."""
     from indexer.search.index import Index
 
@@ -171,8 +185,12 @@ def run_retrievers(index_dir: Path, queries: Queries, config: EvalConfig, encode
         from indexer.retrieval.rerank import NO_RERANKER
 
         raise ConfigError(NO_RERANKER)
-    idx = Index.open(index_dir, encoder=encoder, reranker=reranker if reranker is not None else config.reranker,
-                     config=SearchConfig(rerank_top=config.rerank_top))
+    idx = Index.open(
+        index_dir,
+        encoder=encoder,
+        reranker=reranker if reranker is not None else config.reranker,
+        config=SearchConfig(rerank_top=config.rerank_top),
+    )
     runs: dict[str, Run] = {}
     seconds: dict[str, float] = {}
     try:
@@ -187,33 +205,57 @@ def run_retrievers(index_dir: Path, queries: Queries, config: EvalConfig, encode
     return runs, seconds
 
 
-def score_runs(runs: dict[str, Run], qrels: Qrels, seconds: dict[str, float], config: EvalConfig,
-               ) -> tuple[dict[str, dict], dict[str, Any], dict[str, PerQuery]]:
+def score_runs(
+    runs: dict[str, Run],
+    qrels: Qrels,
+    seconds: dict[str, float],
+    config: EvalConfig,
+) -> tuple[dict[str, dict], dict[str, Any], dict[str, PerQuery]]:
     """Means with CIs per retriever, paired tests against the baseline, and the per-query values."""
     qids = sorted(qrels)
     per_query = {name: evaluate_run(qrels, run) for name, run in runs.items()}
     results: dict[str, dict] = {}
     for name, pq in per_query.items():
         row: dict[str, Any] = mean(pq)
-        row["ci95"] = {m: list(bootstrap_ci(column(pq, m, qids), n_resamples=config.n_resamples,
-                                            seed=config.seed)) for m in DEFAULT_METRICS}
+        row["ci95"] = {
+            m: list(bootstrap_ci(column(pq, m, qids), n_resamples=config.n_resamples, seed=config.seed))
+            for m in DEFAULT_METRICS
+        }
         row["seconds"] = round(seconds.get(name, 0.0), 3)
         row["queries_per_second"] = round(len(qids) / seconds[name], 2) if seconds.get(name) else None
         results[name] = row
     baseline = BASELINE if BASELINE in runs else next(iter(runs))
     vs = {
-        name: {m: paired_test(column(pq, m, qids), column(per_query[baseline], m, qids),
-                              n_resamples=config.n_resamples, seed=config.seed) for m in DEFAULT_METRICS}
-        for name, pq in per_query.items() if name != baseline
+        name: {
+            m: paired_test(
+                column(pq, m, qids),
+                column(per_query[baseline], m, qids),
+                n_resamples=config.n_resamples,
+                seed=config.seed,
+            )
+            for m in DEFAULT_METRICS
+        }
+        for name, pq in per_query.items()
+        if name != baseline
     }
-    significance = {"baseline": baseline, "method": "two-sided paired t-test and paired randomisation test "
-                    f"({config.n_resamples} resamples, seed {config.seed})", "vs_baseline": vs}
+    significance = {
+        "baseline": baseline,
+        "method": "two-sided paired t-test and paired randomisation test "
+        f"({config.n_resamples} resamples, seed {config.seed})",
+        "vs_baseline": vs,
+    }
     return results, significance, per_query
 
 
-def evaluate_config(dataset_dir: str | Path, config: EvalConfig = EvalConfig(), *,
-                    index_cache_dir: str | Path | None = None, encoder: TextEncoder | None = None,
-                    reranker: Any = None, show_progress: bool = False) -> dict:
+def evaluate_config(
+    dataset_dir: str | Path,
+    config: EvalConfig = EvalConfig(),
+    *,
+    index_cache_dir: str | Path | None = None,
+    encoder: TextEncoder | None = None,
+    reranker: Any = None,
+    show_progress: bool = False,
+) -> dict:
     """Run the evaluation ``config`` describes on the BEIR folder ``dataset_dir``; see the module docstring."""
     dataset_dir = Path(dataset_dir)
     corpus, queries, qrels = load_beir(dataset_dir, config.split, config.on_unknown)
@@ -221,8 +263,14 @@ def evaluate_config(dataset_dir: str | Path, config: EvalConfig = EvalConfig(), 
     encoder = encoder if encoder is not None else _load_encoder(config)
     if not config.needs_dense:  # BM25 alone: chunk like the full index, encode nothing
         encoder = LexicalOnly(encoder)
-    index_dir = prepare_index(corpus, dataset_dir.name, encoder, config,
-                              Path(index_cache_dir) if index_cache_dir else None, show_progress)
+    index_dir = prepare_index(
+        corpus,
+        dataset_dir.name,
+        encoder,
+        config,
+        Path(index_cache_dir) if index_cache_dir else None,
+        show_progress,
+    )
     runs, seconds = run_retrievers(index_dir, queries, config, encoder, reranker)
     results, significance, per_query = score_runs(runs, qrels, seconds, config)
     return {
@@ -238,10 +286,19 @@ def evaluate_config(dataset_dir: str | Path, config: EvalConfig = EvalConfig(), 
     }
 
 
-def evaluate(dataset_dir: str | Path, split: str = "test", retrievers: tuple[str, ...] | list[str] = ("bm25", "dense", "hybrid"),
-             model: str = DEFAULT_MODEL, reranker: Any = None, index_cache_dir: str | Path | None = None,
-             k: int = 100, *, encoder: TextEncoder | None = None, show_progress: bool = False,
-             **options: Any) -> dict:
+def evaluate(
+    dataset_dir: str | Path,
+    split: str = "test",
+    retrievers: tuple[str, ...] | list[str] = ("bm25", "dense", "hybrid"),
+    model: str = DEFAULT_MODEL,
+    reranker: Any = None,
+    index_cache_dir: str | Path | None = None,
+    k: int = 100,
+    *,
+    encoder: TextEncoder | None = None,
+    show_progress: bool = False,
+    **options: Any,
+) -> dict:
     """Keyword front end of :func:`evaluate_config`; ``options`` are further :class:`EvalConfig` fields.
 
     ``reranker`` is a CrossEncoder folder / hub id, or an object with ``name`` and ``score(query, passages)``.
@@ -249,11 +306,24 @@ def evaluate(dataset_dir: str | Path, split: str = "test", retrievers: tuple[str
     >>> result = evaluate("../shared/data/scifact-beir", retrievers=["bm25"], max_queries=50)  # doctest: +SKIP
     >>> result["results"]["bm25"]["ndcg@10"]                                                  # doctest: +SKIP
     """
-    config = EvalConfig(split=split, retrievers=tuple(retrievers), model=model,
-                        reranker=reranker if isinstance(reranker, str) or reranker is None
-                        else getattr(reranker, "name", type(reranker).__name__), k=k, **options)
-    return evaluate_config(dataset_dir, config, index_cache_dir=index_cache_dir, encoder=encoder,
-                           reranker=None if isinstance(reranker, str) else reranker, show_progress=show_progress)
+    config = EvalConfig(
+        split=split,
+        retrievers=tuple(retrievers),
+        model=model,
+        reranker=reranker
+        if isinstance(reranker, str) or reranker is None
+        else getattr(reranker, "name", type(reranker).__name__),
+        k=k,
+        **options,
+    )
+    return evaluate_config(
+        dataset_dir,
+        config,
+        index_cache_dir=index_cache_dir,
+        encoder=encoder,
+        reranker=None if isinstance(reranker, str) else reranker,
+        show_progress=show_progress,
+    )
 
 
 def _load_encoder(config: EvalConfig) -> TextEncoder:
@@ -263,8 +333,14 @@ def _load_encoder(config: EvalConfig) -> TextEncoder:
     return cast(TextEncoder, Encoder(model))
 
 
-def _describe(config: EvalConfig, encoder: TextEncoder, reranker: Any, dataset_dir: Path, corpus: Corpus,
-              index_dir: Path) -> dict:
+def _describe(
+    config: EvalConfig,
+    encoder: TextEncoder,
+    reranker: Any,
+    dataset_dir: Path,
+    corpus: Corpus,
+    index_dir: Path,
+) -> dict:
     return {
         **dataclasses.asdict(config),
         "reranker": config.reranker if reranker is None else getattr(reranker, "name", config.reranker),

@@ -28,7 +28,11 @@ def bootstrap_ci(
     if np.all(values == values[0]):  # no spread: the bootstrap distribution is a point
         return (float(values[0]), float(values[0]))
     res = stats.bootstrap(
-        (values,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
+        (values,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
         random_state=np.random.default_rng(seed),
     )
     return (float(res.confidence_interval.low), float(res.confidence_interval.high))
@@ -38,7 +42,9 @@ def _mean_diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(x - y, axis=axis)
 
 
-def paired_test(a: np.ndarray, b: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, float]:
+def paired_test(
+    a: np.ndarray, b: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = 0
+) -> dict[str, float]:
     """Compare system ``a`` with baseline ``b`` on the same queries (two-sided).
 
     Returns ``delta`` (mean of a - b), ``t`` and ``p_ttest`` (paired t-test) and ``p_randomization`` (paired
@@ -57,8 +63,13 @@ def paired_test(a: np.ndarray, b: np.ndarray, n_resamples: int = N_RESAMPLES, se
         return {"delta": float(diff.mean()) if a.size else 0.0, "t": 0.0, "p_ttest": p, "p_randomization": p}
     t = stats.ttest_rel(a, b)
     perm = stats.permutation_test(
-        (a, b), _mean_diff, permutation_type="samples", vectorized=True, n_resamples=n_resamples,
-        alternative="two-sided", random_state=np.random.default_rng(seed),
+        (a, b),
+        _mean_diff,
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=n_resamples,
+        alternative="two-sided",
+        random_state=np.random.default_rng(seed),
     )
     return {
         "delta": float(diff.mean()),

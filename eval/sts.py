@@ -32,11 +32,19 @@ def stsb_languages(root: str | Path, split: str = "test") -> list[str]:
 def load_stsb(root: str | Path, lang: str, split: str = "test") -> list[Pair]:
     """``(sentence1, sentence2, score in [0, 5])`` rows of ``data/stsb-{lang}-{split}.csv[.gz]``."""
     folder = Path(root) / "data"
-    path = next((p for p in (folder / f"stsb-{lang}-{split}.csv.gz", folder / f"stsb-{lang}-{split}.csv")
-                 if p.is_file()), None)
+    path = next(
+        (
+            p
+            for p in (folder / f"stsb-{lang}-{split}.csv.gz", folder / f"stsb-{lang}-{split}.csv")
+            if p.is_file()
+        ),
+        None,
+    )
     if path is None:
-        raise E5SearchError(f"STSb-multi-MT has no {lang!r}/{split!r} under {folder}; "
-                            f"languages: {', '.join(stsb_languages(root, split))}")
+        raise E5SearchError(
+            f"STSb-multi-MT has no {lang!r}/{split!r} under {folder}; "
+            f"languages: {', '.join(stsb_languages(root, split))}"
+        )
     opener = gzip.open if path.suffix == ".gz" else open
     pairs: list[Pair] = []
     with opener(path, "rt", encoding="utf-8", newline="") as f:
@@ -44,7 +52,9 @@ def load_stsb(root: str | Path, lang: str, split: str = "test") -> list[Pair]:
             try:
                 pairs.append((row[0], row[1], float(row[2])))
             except (IndexError, ValueError):
-                raise E5SearchError(f"{path}:{lineno}: expected sentence1,sentence2,score; got {row!r}") from None
+                raise E5SearchError(
+                    f"{path}:{lineno}: expected sentence1,sentence2,score; got {row!r}"
+                ) from None
     return pairs
 
 
@@ -62,8 +72,14 @@ def sts_spearman(encoder: TextEncoder, pairs: Sequence[Pair], prompt: Prompt = "
     return float(100 * stats.spearmanr(cos, gold).statistic)
 
 
-def sts_benchmark(encoder: TextEncoder, root: str | Path, languages: Sequence[str] | None = None,
-                  split: str = "test", max_pairs: int | None = None, prompt: Prompt = "query") -> dict[str, dict]:
+def sts_benchmark(
+    encoder: TextEncoder,
+    root: str | Path,
+    languages: Sequence[str] | None = None,
+    split: str = "test",
+    max_pairs: int | None = None,
+    prompt: Prompt = "query",
+) -> dict[str, dict]:
     """``{lang: {"spearman", "n"}}`` for each language (all of them by default)."""
     out: dict[str, dict] = {}
     for lang in languages or stsb_languages(root, split):

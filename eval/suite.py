@@ -58,32 +58,63 @@ class SuiteConfig:
         if bad or not self.parts:
             raise ConfigError(f"parts={list(self.parts)}: choose from {', '.join(PARTS)}")
         if self.xling_queries < 1 or self.xling_docs < self.xling_queries:
-            raise ConfigError(f"xling_queries={self.xling_queries}, xling_docs={self.xling_docs}: need "
-                              "1 <= queries <= docs")
+            raise ConfigError(
+                f"xling_queries={self.xling_queries}, xling_docs={self.xling_docs}: need 1 <= queries <= docs"
+            )
 
 
-def run_xling(encoder: TextEncoder, data_root: Path, work_dir: Path, config: SuiteConfig,
-              show_progress: bool = False) -> dict[str, dict]:
+def run_xling(
+    encoder: TextEncoder, data_root: Path, work_dir: Path, config: SuiteConfig, show_progress: bool = False
+) -> dict[str, dict]:
     """``{"de-en": {retriever: {metric: value}}, ...}`` over the DDTP datasets, built into ``work_dir``."""
     src = data_root / "debian-ddtp"
     folder = work_dir / f"ddtp-q{config.xling_queries}-d{config.xling_docs}-s{config.seed}"
-    paths = ddtp.build_all(src, folder, list(config.xling_languages) or None, config.xling_queries,
-                           config.xling_docs, config.seed, config.xling_min_translations)
-    eval_config = EvalConfig(retrievers=config.xling_retrievers, model=config.model, seed=config.seed,
-                             batch_size=config.batch_size, backend=config.backend, n_resamples=1000)
+    paths = ddtp.build_all(
+        src,
+        folder,
+        list(config.xling_languages) or None,
+        config.xling_queries,
+        config.xling_docs,
+        config.seed,
+        config.xling_min_translations,
+    )
+    eval_config = EvalConfig(
+        retrievers=config.xling_retrievers,
+        model=config.model,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        backend=config.backend,
+        n_resamples=1000,
+    )
     out: dict[str, dict] = {}
     for name in sorted(paths):
-        result = evaluate_config(paths[name], eval_config, index_cache_dir=work_dir / "indexes", encoder=encoder,
-                                 show_progress=show_progress)
-        out[name] = {"n_queries": result["n_queries"], "n_docs": result["n_docs"],
-                     **{r: {m: row[m] for m in XLING_METRICS} for r, row in result["results"].items()}}
-        logger.info("xling %s: %s", name, {r: round(out[name][r]["ndcg@10"], 3) for r in config.xling_retrievers})
+        result = evaluate_config(
+            paths[name],
+            eval_config,
+            index_cache_dir=work_dir / "indexes",
+            encoder=encoder,
+            show_progress=show_progress,
+        )
+        out[name] = {
+            "n_queries": result["n_queries"],
+            "n_docs": result["n_docs"],
+            **{r: {m: row[m] for m in XLING_METRICS} for r, row in result["results"].items()},
+        }
+        logger.info(
+            "xling %s: %s", name, {r: round(out[name][r]["ndcg@10"], 3) for r in config.xling_retrievers}
+        )
     return out
 
 
-def run_suite(out_dir: str | Path, config: SuiteConfig = SuiteConfig(), *, data_root: str | Path | None = None,
-              work_dir: str | Path | None = None, encoder: TextEncoder | None = None,
-              show_progress: bool = False) -> dict:
+def run_suite(
+    out_dir: str | Path,
+    config: SuiteConfig = SuiteConfig(),
+    *,
+    data_root: str | Path | None = None,
+    work_dir: str | Path | None = None,
+    encoder: TextEncoder | None = None,
+    show_progress: bool = False,
+) -> dict:
     """Run the parts ``config`` names; write ``out_dir/multilingual.json`` and ``out_dir/multilingual.md``."""
     from indexer.cache import cache_home
 
@@ -95,20 +126,29 @@ def run_suite(out_dir: str | Path, config: SuiteConfig = SuiteConfig(), *, data_
 
         model = ModelConfig(model=config.model, batch_size=config.batch_size, backend=config.backend)
         encoder = cast(TextEncoder, Encoder(model))
-    result: dict = {"config": {**asdict(config), "encoder": encoder.describe(), "data_root": str(data_root),
-                               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                               "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"}}
+    result: dict = {
+        "config": {
+            **asdict(config),
+            "encoder": encoder.describe(),
+            "data_root": str(data_root),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        }
+    }
     if "xling" in config.parts:
         result["xling"] = run_xling(encoder, data_root, work_dir, config, show_progress)
     if "bitext" in config.parts:
-        result["bitext"] = bitext.bitext_mining(encoder, data_root / "ntrex-128", config.bitext_languages,
-                                                config.bitext_sentences)
+        result["bitext"] = bitext.bitext_mining(
+            encoder, data_root / "ntrex-128", config.bitext_languages, config.bitext_sentences
+        )
     if "sts" in config.parts:
-        result["sts"] = sts.sts_benchmark(encoder, data_root / "stsb-multi-mt", config.sts_languages or None,
-                                          max_pairs=config.sts_pairs)
+        result["sts"] = sts.sts_benchmark(
+            encoder, data_root / "stsb-multi-mt", config.sts_languages or None, max_pairs=config.sts_pairs
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "multilingual.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n",
-                                               encoding="utf-8")
+    (out_dir / "multilingual.json").write_text(
+        json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     (out_dir / "multilingual.md").write_text(suite_markdown(result) + "\n", encoding="utf-8")
     return result
 
@@ -119,35 +159,56 @@ def _mean(values: Sequence[float]) -> float:
 
 def _xling_md(xling: dict[str, dict], retrievers: Sequence[str]) -> list[str]:
     head = ["dataset", "queries", "docs"] + [f"{r} {m}" for r in retrievers for m in ("nDCG@10", "R@100")]
-    lines = ["## Cross-lingual retrieval (DDTP)", "",
-             "Queries: short descriptions in the first language; corpus: long descriptions in the second; one "
-             "relevant document per query. Scores ×100.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        "## Cross-lingual retrieval (DDTP)",
+        "",
+        "Queries: short descriptions in the first language; corpus: long descriptions in the second; one "
+        "relevant document per query. Scores ×100.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for name, row in sorted(xling.items()):
         cells = [name, str(row["n_queries"]), str(row["n_docs"])]
         cells += [f"{100 * row[r][m]:.1f}" for r in retrievers for m in ("ndcg@10", "recall@100")]
         lines.append("| " + " | ".join(cells) + " |")
-    means = [f"{100 * _mean([row[r][m] for row in xling.values()]):.1f}"
-             for r in retrievers for m in ("ndcg@10", "recall@100")]
+    means = [
+        f"{100 * _mean([row[r][m] for row in xling.values()]):.1f}"
+        for r in retrievers
+        for m in ("ndcg@10", "recall@100")
+    ]
     lines += ["| **mean** | | | " + " | ".join(means) + " |", ""]
     return lines
 
 
 def _bitext_md(rows: dict[str, dict]) -> list[str]:
-    lines = ["## Bitext mining (NTREX-128)", "",
-             "Accuracy (%) of finding each sentence's translation among all sentences of the other language by "
-             "cosine nearest neighbour.", "",
-             "| language | code | xx→en | en→xx | mean | sentences |", "|---|---|---|---|---|---|"]
+    lines = [
+        "## Bitext mining (NTREX-128)",
+        "",
+        "Accuracy (%) of finding each sentence's translation among all sentences of the other language by "
+        "cosine nearest neighbour.",
+        "",
+        "| language | code | xx→en | en→xx | mean | sentences |",
+        "|---|---|---|---|---|---|",
+    ]
     for code, r in rows.items():
-        lines.append(f"| {r['name']} | {code} | {100 * r['xx->en']:.1f} | {100 * r['en->xx']:.1f} | "
-                     f"{100 * r['mean']:.1f} | {r['n']} |")
+        lines.append(
+            f"| {r['name']} | {code} | {100 * r['xx->en']:.1f} | {100 * r['en->xx']:.1f} | "
+            f"{100 * r['mean']:.1f} | {r['n']} |"
+        )
     lines += [f"| **mean** | | | | {100 * _mean([r['mean'] for r in rows.values()]):.1f} | |", ""]
     return lines
 
 
 def _sts_md(rows: dict[str, dict]) -> list[str]:
-    lines = ["## STS (STSb-multi-MT, test)", "", "Spearman ×100 between cosine similarity and gold scores.", "",
-             "| language | Spearman | pairs |", "|---|---|---|"]
+    lines = [
+        "## STS (STSb-multi-MT, test)",
+        "",
+        "Spearman ×100 between cosine similarity and gold scores.",
+        "",
+        "| language | Spearman | pairs |",
+        "|---|---|---|",
+    ]
     lines += [f"| {lang} | {r['spearman']:.1f} | {r['n']} |" for lang, r in rows.items()]
     lines += [f"| **mean** | {_mean([r['spearman'] for r in rows.values()]):.1f} | |", ""]
     return lines
@@ -156,11 +217,15 @@ def _sts_md(rows: dict[str, dict]) -> list[str]:
 def suite_markdown(result: dict) -> str:
     cfg = result["config"]
     enc = cfg.get("encoder", {})
-    lines = ["# Multilingual evaluation", "",
-             f"Model `{enc.get('model')}` (fingerprint `{enc.get('fingerprint')}`); {cfg.get('date')}, "
-             f"{cfg.get('machine')}. Sizes: DDTP {cfg['xling_queries']} queries / {cfg['xling_docs']} documents "
-             f"per dataset, NTREX {cfg['bitext_sentences'] or 'all'} sentences, STS {cfg['sts_pairs'] or 'all'} "
-             "pairs per language.", ""]
+    lines = [
+        "# Multilingual evaluation",
+        "",
+        f"Model `{enc.get('model')}` (fingerprint `{enc.get('fingerprint')}`); {cfg.get('date')}, "
+        f"{cfg.get('machine')}. Sizes: DDTP {cfg['xling_queries']} queries / {cfg['xling_docs']} documents "
+        f"per dataset, NTREX {cfg['bitext_sentences'] or 'all'} sentences, STS {cfg['sts_pairs'] or 'all'} "
+        "pairs per language.",
+        "",
+    ]
     if "xling" in result:
         lines += _xling_md(result["xling"], cfg["xling_retrievers"])
     if "bitext" in result:

@@ -44,9 +44,27 @@ _EXPORTS = {
     "MissingExtra": "indexer.errors",
 }
 __all__ = [
-    "__version__", "build_index", "IndexSummary", "Index", "Filters", "Retriever", "Encoder", "TextEncoder",
-    "encoder_for_index", "ModelConfig", "ChunkConfig", "IndexConfig", "SearchConfig", "Hit", "SearchResult",
-    "E5SearchError", "ConfigError", "IndexStateError", "QueryError", "DatasetError", "MissingExtra",
+    "__version__",
+    "build_index",
+    "IndexSummary",
+    "Index",
+    "Filters",
+    "Retriever",
+    "Encoder",
+    "TextEncoder",
+    "encoder_for_index",
+    "ModelConfig",
+    "ChunkConfig",
+    "IndexConfig",
+    "SearchConfig",
+    "Hit",
+    "SearchResult",
+    "E5SearchError",
+    "ConfigError",
+    "IndexStateError",
+    "QueryError",
+    "DatasetError",
+    "MissingExtra",
 ]
 
 

@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     languages = [x.strip() for x in args.languages.split(",")] if args.languages else None
-    paths = build_all(args.source, args.out, languages, args.queries, args.docs, args.seed, args.min_translations)
+    paths = build_all(
+        args.source, args.out, languages, args.queries, args.docs, args.seed, args.min_translations
+    )
     for name, path in sorted(paths.items()):
         print(f"{name}\t{path}")
     return 0

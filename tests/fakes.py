@@ -15,8 +15,12 @@ from transformers import PreTrainedTokenizerFast
 
 
 def make_tokenizer(max_length: int = 128) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.WordLevel(vocab={"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3}, unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(handle_chinese_chars=True, lowercase=True, strip_accents=False)
+    tok = Tokenizer(
+        models.WordLevel(vocab={"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3}, unk_token="[UNK]")
+    )
+    tok.normalizer = normalizers.BertNormalizer(
+        handle_chinese_chars=True, lowercase=True, strip_accents=False
+    )
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]"
@@ -48,7 +52,11 @@ class FakeEncoder:
 
     def _words(self, text: str) -> list[str]:
         norm = self._tokenizer.backend_tokenizer.normalizer.normalize_str(text)
-        return [w for w, _ in self._tokenizer.backend_tokenizer.pre_tokenizer.pre_tokenize_str(norm) if w.isalnum()]
+        return [
+            w
+            for w, _ in self._tokenizer.backend_tokenizer.pre_tokenizer.pre_tokenize_str(norm)
+            if w.isalnum()
+        ]
 
     def _embed(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim, dtype=np.float32)
@@ -74,6 +82,11 @@ class FakeEncoder:
         return self._encode(texts)
 
     def describe(self) -> dict:
-        return {"model": self.name, "fingerprint": self.fingerprint, "dim": self.dim,
-                "max_length": self.max_length, "query_prompt": self.query_prompt,
-                "passage_prompt": self.passage_prompt}
+        return {
+            "model": self.name,
+            "fingerprint": self.fingerprint,
+            "dim": self.dim,
+            "max_length": self.max_length,
+            "query_prompt": self.query_prompt,
+            "passage_prompt": self.passage_prompt,
+        }

@@ -40,8 +40,12 @@ def _add_pairs(sub) -> None:
     p.add_argument("--ddtp-languages", type=_csv, help="e.g. de,fr,ja (default: all files)")
     p.add_argument("--ntrex", action="append", help="NTREX-128 folder: English sentence -> translation")
     p.add_argument("--ntrex-languages", type=_csv, help="NTREX codes, e.g. deu,rus,zho-CN (default: deu)")
-    for name, kind in (("min-query-chars", int), ("max-query-chars", int), ("min-passage-chars", int),
-                       ("max-passage-chars", int)):
+    for name, kind in (
+        ("min-query-chars", int),
+        ("max-query-chars", int),
+        ("min-passage-chars", int),
+        ("max-passage-chars", int),
+    ):
         p.add_argument(f"--{name}", type=kind)
     p.add_argument("--languages", type=_csv, help="keep passages in these languages (ISO 639-1)")
     p.add_argument("--no-dedup", dest="dedup", action="store_false", default=None)
@@ -78,8 +82,13 @@ def _add_bi_encoder(p) -> None:
     p.add_argument("--eval-beir", help="BEIR folder evaluated every --eval-steps (nDCG@10)")
     p.add_argument("--eval-split")
     p.add_argument("--eval-steps", type=int)
-    p.add_argument("--no-gather", dest="gather_across_devices", action="store_false", default=None,
-                   help="under torchrun, use only this device's negatives")
+    p.add_argument(
+        "--no-gather",
+        dest="gather_across_devices",
+        action="store_false",
+        default=None,
+        help="under torchrun, use only this device's negatives",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +129,9 @@ def _add_stages(sub) -> None:
     _add_model_io(p, "model to start from")
     _add_bi_encoder(p)
     p.add_argument("--alpha", type=float)
-    p.add_argument("--teacher", help="CrossEncoder folder: score --pairs first (else they need teacher_scores)")
+    p.add_argument(
+        "--teacher", help="CrossEncoder folder: score --pairs first (else they need teacher_scores)"
+    )
     p.add_argument("--teacher-temperature", type=float)
     p = sub.add_parser("reranker", help="train a cross-encoder reranker on pairs with hard negatives")
     _add_model_io(p, "backbone (default: the default model's BERT)")
@@ -147,23 +158,51 @@ def _run_stage(args: argparse.Namespace) -> Any:
 
     show = args.progress
     if args.stage == "pairs":
-        sources = {k: getattr(args, k) for k in (*S.SOURCE_KEYS, "beir_split", "ddtp_languages", "ntrex_languages",
-                                                  "query_field", "passage_field")}
-        return S.run_pairs({k: v for k, v in sources.items() if v}, args.output,
-                           C.CleanConfig(**_given(args, C.CleanConfig)))
+        sources = {
+            k: getattr(args, k)
+            for k in (
+                *S.SOURCE_KEYS,
+                "beir_split",
+                "ddtp_languages",
+                "ntrex_languages",
+                "query_field",
+                "passage_field",
+            )
+        }
+        return S.run_pairs(
+            {k: v for k, v in sources.items() if v}, args.output, C.CleanConfig(**_given(args, C.CleanConfig))
+        )
     if args.stage == "filter":
-        return S.run_filter(args.pairs, args.output, C.FilterConfig(**_given(args, C.FilterConfig)),
-                            args.max_seq_length, args.overwrite, show)
+        return S.run_filter(
+            args.pairs,
+            args.output,
+            C.FilterConfig(**_given(args, C.FilterConfig)),
+            args.max_seq_length,
+            args.overwrite,
+            show,
+        )
     if args.stage == "mine":
-        return S.run_mine(args.pairs, args.output, C.MineConfig(**_given(args, C.MineConfig)), args.corpus_beir,
-                          args.max_seq_length, args.overwrite, show)
+        return S.run_mine(
+            args.pairs,
+            args.output,
+            C.MineConfig(**_given(args, C.MineConfig)),
+            args.corpus_beir,
+            args.max_seq_length,
+            args.overwrite,
+            show,
+        )
     pairs = args.pairs
     if args.stage == "distill" and args.teacher:
         pairs = f"{args.output.rstrip('/')}.scored.jsonl"
         S.run_score(args.pairs, pairs, args.teacher, overwrite=args.overwrite, show_progress=show)
-    cls = {"contrastive": C.ContrastiveConfig, "distill": C.DistillConfig, "reranker": C.RerankerConfig}[args.stage]
+    cls = {"contrastive": C.ContrastiveConfig, "distill": C.DistillConfig, "reranker": C.RerankerConfig}[
+        args.stage
+    ]
     runners: dict[str, Callable[..., Any]] = {
-        "contrastive": S.run_contrastive, "distill": S.run_distill, "reranker": S.run_reranker}
+        "contrastive": S.run_contrastive,
+        "distill": S.run_distill,
+        "reranker": S.run_reranker,
+    }
     fn = runners[args.stage]
     return str(fn(pairs, args.output, cls(**_given(args, cls)), args.overwrite, show))
 
@@ -173,8 +212,10 @@ def run(args: argparse.Namespace) -> int:
     from indexer.errors import E5SearchError
 
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
     if not args.config and not args.stage:
         print(f"e5search train: give a stage ({', '.join(STAGES)}) or --config FILE.toml", file=sys.stderr)
         return 2

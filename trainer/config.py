@@ -42,11 +42,15 @@ class CleanConfig:
 
     def __post_init__(self) -> None:
         _check(self.max_pairs is None or self.max_pairs >= 1, f"max_pairs={self.max_pairs}: must be >= 1")
-        _check(0 <= self.min_query_chars < self.max_query_chars,
-               f"min_query_chars={self.min_query_chars}, max_query_chars={self.max_query_chars}: need 0 <= min < max")
-        _check(0 <= self.min_passage_chars < self.max_passage_chars,
-               f"min_passage_chars={self.min_passage_chars}, max_passage_chars={self.max_passage_chars}: "
-               "need 0 <= min < max")
+        _check(
+            0 <= self.min_query_chars < self.max_query_chars,
+            f"min_query_chars={self.min_query_chars}, max_query_chars={self.max_query_chars}: need 0 <= min < max",
+        )
+        _check(
+            0 <= self.min_passage_chars < self.max_passage_chars,
+            f"min_passage_chars={self.min_passage_chars}, max_passage_chars={self.max_passage_chars}: "
+            "need 0 <= min < max",
+        )
         object.__setattr__(self, "languages", tuple(self.languages))
 
 
@@ -107,17 +111,24 @@ class ContrastiveConfig:
     def __post_init__(self) -> None:
         _check(0 < self.temperature <= 1, f"temperature={self.temperature}: must be in (0, 1]; E5 uses 0.01")
         _check(self.batch_size >= 2, f"batch_size={self.batch_size}: in-batch negatives need at least 2")
-        _check(self.mini_batch_size is None or self.mini_batch_size >= 1,
-               f"mini_batch_size={self.mini_batch_size}: must be >= 1, or None to turn gradient caching off")
+        _check(
+            self.mini_batch_size is None or self.mini_batch_size >= 1,
+            f"mini_batch_size={self.mini_batch_size}: must be >= 1, or None to turn gradient caching off",
+        )
         _check(self.num_negatives >= 0, f"num_negatives={self.num_negatives}: must be >= 0")
         _check(self.max_steps >= 1, f"max_steps={self.max_steps}: must be >= 1")
         _check(self.learning_rate > 0, f"learning_rate={self.learning_rate}: must be > 0")
         _check(0 <= self.warmup_ratio < 1, f"warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
-        _check(self.precision in ("fp32", "bf16", "fp16"), f"precision={self.precision!r}: fp32, bf16 or fp16")
+        _check(
+            self.precision in ("fp32", "bf16", "fp16"), f"precision={self.precision!r}: fp32, bf16 or fp16"
+        )
         _check(self.save_steps >= 1, f"save_steps={self.save_steps}: must be >= 1")
         _check(self.eval_steps >= 0, f"eval_steps={self.eval_steps}: must be >= 0 (0: no periodic eval)")
-        _check(not (self.eval_steps and not self.eval_beir), "eval_steps is set but eval_beir is not: "
-               "give a BEIR folder with a dev split, or set eval_steps=0")
+        _check(
+            not (self.eval_steps and not self.eval_beir),
+            "eval_steps is set but eval_beir is not: "
+            "give a BEIR folder with a dev split, or set eval_steps=0",
+        )
         tasks: dict[str | None, str | None] = {None: self.instruction}
         tasks.update(self.instructions)
         for task, text in tasks.items():
@@ -155,7 +166,9 @@ class MineConfig:
     num_negatives: int = 7
     range_min: int = 3  # skip the first ranks: they hold unlabelled positives most often
     range_max: int = 100
-    relative_margin: float | None = 0.05  # drop candidates scoring above (1 - m) · positive score (NV-Retriever)
+    relative_margin: float | None = (
+        0.05  # drop candidates scoring above (1 - m) · positive score (NV-Retriever)
+    )
     absolute_margin: float | None = None
     sampling: Literal["top", "random"] = "top"
     teacher: str | None = None  # a CrossEncoder folder: adds "teacher_scores" for distillation
@@ -165,12 +178,18 @@ class MineConfig:
     def __post_init__(self) -> None:
         _check(self.method in ("bm25", "dense"), f"method={self.method!r}: use 'bm25' or 'dense'")
         _check(self.num_negatives >= 1, f"num_negatives={self.num_negatives}: must be >= 1")
-        _check(0 <= self.range_min < self.range_max,
-               f"range_min={self.range_min}, range_max={self.range_max}: need 0 <= range_min < range_max")
-        _check(self.range_max - self.range_min >= self.num_negatives,
-               f"range {self.range_min}..{self.range_max} holds fewer than num_negatives={self.num_negatives}")
-        _check(self.relative_margin is None or 0 <= self.relative_margin < 1,
-               f"relative_margin={self.relative_margin}: must be in [0, 1)")
+        _check(
+            0 <= self.range_min < self.range_max,
+            f"range_min={self.range_min}, range_max={self.range_max}: need 0 <= range_min < range_max",
+        )
+        _check(
+            self.range_max - self.range_min >= self.num_negatives,
+            f"range {self.range_min}..{self.range_max} holds fewer than num_negatives={self.num_negatives}",
+        )
+        _check(
+            self.relative_margin is None or 0 <= self.relative_margin < 1,
+            f"relative_margin={self.relative_margin}: must be in [0, 1)",
+        )
         _check(self.sampling in ("top", "random"), f"sampling={self.sampling!r}: 'top' or 'random'")
 
 
@@ -201,7 +220,9 @@ class RerankerConfig:
         _check(16 <= self.max_length <= 8192, f"max_length={self.max_length}: must be between 16 and 8192")
         _check(self.num_negatives >= 0, f"num_negatives={self.num_negatives}: must be >= 0")
         _check(self.lora_r >= 0, f"lora_r={self.lora_r}: must be >= 0 (0: full fine-tuning)")
-        _check(self.precision in ("fp32", "bf16", "fp16"), f"precision={self.precision!r}: fp32, bf16 or fp16")
+        _check(
+            self.precision in ("fp32", "bf16", "fp16"), f"precision={self.precision!r}: fp32, bf16 or fp16"
+        )
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -61,7 +61,11 @@ class Pair:
 
 
 def _open(path: Path, mode: str):
-    return gzip.open(path, mode + "t", encoding="utf-8") if path.suffix == ".gz" else open(path, mode, encoding="utf-8")
+    return (
+        gzip.open(path, mode + "t", encoding="utf-8")
+        if path.suffix == ".gz"
+        else open(path, mode, encoding="utf-8")
+    )
 
 
 def _text(record: dict, key: str, where: str) -> str:
@@ -71,7 +75,9 @@ def _text(record: dict, key: str, where: str) -> str:
     if not isinstance(value, str):
         raise TrainingDataError(f"{where}: field {key!r} is {type(value).__name__}, expected a string")
     if not value.strip():
-        raise TrainingDataError(f"{where}: field {key!r} is empty; remove the record or run `train pairs` to clean")
+        raise TrainingDataError(
+            f"{where}: field {key!r} is empty; remove the record or run `train pairs` to clean"
+        )
     return value
 
 
@@ -81,8 +87,10 @@ def parse_record(record: Any, where: str) -> Pair:
         raise TrainingDataError(f"{where}: expected a JSON object, got {type(record).__name__}")
     unknown = sorted(set(record) - set(REQUIRED) - set(OPTIONAL))
     if unknown:
-        raise TrainingDataError(f"{where}: unknown fields {unknown}; known: {list(REQUIRED + OPTIONAL)}. "
-                                "Rename them, or convert the file with `e5search train pairs --jsonl`")
+        raise TrainingDataError(
+            f"{where}: unknown fields {unknown}; known: {list(REQUIRED + OPTIONAL)}. "
+            "Rename them, or convert the file with `e5search train pairs --jsonl`"
+        )
     query, passage = _text(record, "query", where), _text(record, "passage", where)
     negatives = record.get("negatives", [])
     if not isinstance(negatives, list) or not all(isinstance(n, str) and n.strip() for n in negatives):
@@ -91,8 +99,10 @@ def parse_record(record: Any, where: str) -> Pair:
     if not isinstance(scores, list) or not all(isinstance(s, (int, float)) for s in scores):
         raise TrainingDataError(f"{where}: 'teacher_scores' must be a list of numbers")
     if scores and len(scores) != 1 + len(negatives):
-        raise TrainingDataError(f"{where}: {len(scores)} teacher_scores for 1 passage + {len(negatives)} negatives; "
-                                "give one score per candidate, positive first")
+        raise TrainingDataError(
+            f"{where}: {len(scores)} teacher_scores for 1 passage + {len(negatives)} negatives; "
+            "give one score per candidate, positive first"
+        )
     meta: dict[str, Any] = {k: record.get(k) for k in ("task", "lang", "source", "id")}
     for key, value in meta.items():
         if value is not None and not isinstance(value, str):
@@ -123,7 +133,8 @@ def iter_pairs(path: str | Path) -> Iterator[Pair]:
                 raise TrainingDataError(
                     f"{where}: mixed schemas: this record has {_describe(shape)} but line {first[0]} has "
                     f"{_describe(first[1])}. Split the file, or re-run `train mine` so every record has the same "
-                    "number of negatives")
+                    "number of negatives"
+                )
             yield pair
 
 
@@ -174,21 +185,26 @@ def check_no_prompts(pairs: Sequence[Pair], prompts: Sequence[str], path: str | 
             if hit is not None:
                 raise TrainingDataError(
                     f"{path}: record {i} starts with the prompt {hit!r}; the trainer applies the model's prompts "
-                    "itself. Remove the prefix from the data")
+                    "itself. Remove the prefix from the data"
+                )
 
 
 def columns(pairs: Sequence[Pair], num_negatives: int, with_labels: bool = False) -> dict[str, list]:
     """Pairs → ``{"anchor": [...], "positive": [...], "negative_1": [...], ..., ["label": [...]]}``."""
     if num_negatives and any(len(p.negatives) < num_negatives for p in pairs):
         have = min(len(p.negatives) for p in pairs)
-        raise TrainingDataError(f"num_negatives={num_negatives} but some records have only {have} negatives: "
-                                f"lower num_negatives, or mine more with `train mine --num-negatives`")
+        raise TrainingDataError(
+            f"num_negatives={num_negatives} but some records have only {have} negatives: "
+            f"lower num_negatives, or mine more with `train mine --num-negatives`"
+        )
     cols: dict[str, list] = {"anchor": [p.query for p in pairs], "positive": [p.passage for p in pairs]}
     for j in range(num_negatives):
         cols[f"negative_{j + 1}"] = [p.negatives[j] for p in pairs]
     if with_labels:
         if any(len(p.teacher_scores) < 1 + num_negatives for p in pairs):
-            raise TrainingDataError("distillation needs 'teacher_scores' for the passage and each negative: "
-                                    "score the candidates with `e5search train mine --teacher CROSS_ENCODER`")
+            raise TrainingDataError(
+                "distillation needs 'teacher_scores' for the passage and each negative: "
+                "score the candidates with `e5search train mine --teacher CROSS_ENCODER`"
+            )
         cols["label"] = [list(p.teacher_scores[: 1 + num_negatives]) for p in pairs]
     return cols

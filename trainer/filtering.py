@@ -48,8 +48,14 @@ def _unique(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     return list(index), ids
 
 
-def ranks_among_pool(anchors: np.ndarray, targets: np.ndarray, own: np.ndarray, pool: np.ndarray,
-                     same_group: Sequence[set[int]], chunk: int = 1024) -> np.ndarray:
+def ranks_among_pool(
+    anchors: np.ndarray,
+    targets: np.ndarray,
+    own: np.ndarray,
+    pool: np.ndarray,
+    same_group: Sequence[set[int]],
+    chunk: int = 1024,
+) -> np.ndarray:
     """1-based rank of each anchor's own target among the pooled targets.
 
     Args:
@@ -83,8 +89,12 @@ def _histogram(ranks: np.ndarray) -> dict[str, int]:
     return out
 
 
-def consistency_filter(pairs: Sequence[Pair], encoder: TextEncoder, config: FilterConfig = FilterConfig(),
-                       show_progress: bool = False) -> tuple[list[Pair], list[tuple[Pair, int]], FilterReport]:
+def consistency_filter(
+    pairs: Sequence[Pair],
+    encoder: TextEncoder,
+    config: FilterConfig = FilterConfig(),
+    show_progress: bool = False,
+) -> tuple[list[Pair], list[tuple[Pair, int]], FilterReport]:
     """Returns (kept pairs, dropped pairs with their rank, report). The encoder applies the prompts.
 
     >>> kept, dropped, report = consistency_filter(pairs, Encoder(ModelConfig()))  # doctest: +SKIP
@@ -108,14 +118,26 @@ def consistency_filter(pairs: Sequence[Pair], encoder: TextEncoder, config: Filt
     keep = ranks <= config.top_k
     kept = [p for p, k in zip(pairs, keep, strict=True) if k]
     dropped = [(p, int(r)) for p, r, k in zip(pairs, ranks, keep, strict=True) if not k]
-    report = FilterReport(read=len(pairs), kept=len(kept), dropped=len(dropped), pool_size=len(p_pool),
-                          top_k=config.top_k, both_directions=config.both_directions, rank_histogram=_histogram(ranks))
+    report = FilterReport(
+        read=len(pairs),
+        kept=len(kept),
+        dropped=len(dropped),
+        pool_size=len(p_pool),
+        top_k=config.top_k,
+        both_directions=config.both_directions,
+        rank_histogram=_histogram(ranks),
+    )
     sample = random.Random(config.seed + 1)
     kept_idx = [i for i in range(len(pairs)) if keep[i]]
     drop_idx = [i for i in range(len(pairs)) if not keep[i]]
     for idx, out in ((kept_idx, report.samples_kept), (drop_idx, report.samples_dropped)):
         for i in sorted(sample.sample(idx, min(config.n_samples, len(idx)))):
             out.append({"rank": int(ranks[i]), "query": pairs[i].query, "passage": pairs[i].passage[:300]})
-    logger.info("consistency filter: kept %d of %d (top-%d among %d)", len(kept), len(pairs), config.top_k,
-                len(p_pool))
+    logger.info(
+        "consistency filter: kept %d of %d (top-%d among %d)",
+        len(kept),
+        len(pairs),
+        config.top_k,
+        len(p_pool),
+    )
     return kept, dropped, report

@@ -45,8 +45,9 @@ def contrastive_loss(model, config: ContrastiveConfig) -> nn.Module:
     gather = config.gather_across_devices and distributed()
     if config.mini_batch_size is None:
         return MultipleNegativesRankingLoss(model, scale=config.scale, gather_across_devices=gather)
-    return CachedMultipleNegativesRankingLoss(model, scale=config.scale, mini_batch_size=config.mini_batch_size,
-                                              gather_across_devices=gather)
+    return CachedMultipleNegativesRankingLoss(
+        model, scale=config.scale, mini_batch_size=config.mini_batch_size, gather_across_devices=gather
+    )
 
 
 def info_nce(queries: Tensor, docs: Tensor, temperature: float, offset: int = 0) -> Tensor:
@@ -70,8 +71,15 @@ class DistillKLInfoNCELoss(CachedLossMixin, nn.Module):
     GradCache, giving the same value and gradients with bounded memory.
     """
 
-    def __init__(self, model, temperature: float = 0.01, alpha: float = 0.2, teacher_temperature: float = 1.0,
-                 mini_batch_size: int | None = None, gather_across_devices: bool = False):
+    def __init__(
+        self,
+        model,
+        temperature: float = 0.01,
+        alpha: float = 0.2,
+        teacher_temperature: float = 1.0,
+        mini_batch_size: int | None = None,
+        gather_across_devices: bool = False,
+    ):
         super().__init__()
         self.model = model
         self.temperature = temperature
@@ -82,20 +90,28 @@ class DistillKLInfoNCELoss(CachedLossMixin, nn.Module):
 
     @classmethod
     def from_config(cls, model, config: DistillConfig) -> DistillKLInfoNCELoss:
-        return cls(model, temperature=config.temperature, alpha=config.alpha,
-                   teacher_temperature=config.teacher_temperature, mini_batch_size=config.mini_batch_size,
-                   gather_across_devices=config.gather_across_devices and distributed())
+        return cls(
+            model,
+            temperature=config.temperature,
+            alpha=config.alpha,
+            teacher_temperature=config.teacher_temperature,
+            mini_batch_size=config.mini_batch_size,
+            gather_across_devices=config.gather_across_devices and distributed(),
+        )
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
         features = list(sentence_features)
         if len(features) < 3:
-            raise ValueError(f"distillation needs (anchor, positive, negative_1, ...) columns, got {len(features)}")
+            raise ValueError(
+                f"distillation needs (anchor, positive, negative_1, ...) columns, got {len(features)}"
+            )
         if self.mini_batch_size is None:
             return self.compute([self.model(f)["sentence_embedding"] for f in features], labels)
         return self.forward_cached(features, labels)
 
-    def calculate_loss(self, reps: list[list[Tensor]], labels: Tensor | None = None, *,
-                       with_backward: bool = False) -> Tensor:
+    def calculate_loss(
+        self, reps: list[list[Tensor]], labels: Tensor | None = None, *, with_backward: bool = False
+    ) -> Tensor:
         """GradCache's step 2: the loss from every column's mini-batch embeddings."""
         assert labels is not None
         loss = self.compute([torch.cat(column) for column in reps], labels)
@@ -110,9 +126,15 @@ class DistillKLInfoNCELoss(CachedLossMixin, nn.Module):
         student = torch.einsum("bd,bcd->bc", q, cands) / self.temperature  # (batch, 1 + n_neg)
         teacher = labels.to(student.dtype) / self.teacher_temperature  # (batch, 1 + n_neg)
         if teacher.shape != student.shape:
-            raise ValueError(f"teacher scores have shape {tuple(teacher.shape)}, expected {tuple(student.shape)}")
-        kl = F.kl_div(F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1),
-                      log_target=True, reduction="batchmean")
+            raise ValueError(
+                f"teacher scores have shape {tuple(teacher.shape)}, expected {tuple(student.shape)}"
+            )
+        kl = F.kl_div(
+            F.log_softmax(student, dim=-1),
+            F.log_softmax(teacher, dim=-1),
+            log_target=True,
+            reduction="batchmean",
+        )
         columns = [F.normalize(e, dim=-1) for e in embeddings[1:]]  # (1 + n_neg) x (batch, dim)
         offset = 0
         if self.gather_across_devices:
@@ -122,6 +144,10 @@ class DistillKLInfoNCELoss(CachedLossMixin, nn.Module):
         return kl + self.alpha * info_nce(q, docs, self.temperature, offset)
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "alpha": self.alpha,
-                "teacher_temperature": self.teacher_temperature, "mini_batch_size": self.mini_batch_size,
-                "gather_across_devices": self.gather_across_devices}
+        return {
+            "temperature": self.temperature,
+            "alpha": self.alpha,
+            "teacher_temperature": self.teacher_temperature,
+            "mini_batch_size": self.mini_batch_size,
+            "gather_across_devices": self.gather_across_devices,
+        }

@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 Ranked = list[tuple[int, float]]  # (candidate index, score), best first
 
 
-def _dense_ranked(queries: list[str], corpus: list[str], encoder: TextEncoder, depth: int,
-                  show_progress: bool) -> tuple[list[Ranked], np.ndarray, np.ndarray]:
+def _dense_ranked(
+    queries: list[str], corpus: list[str], encoder: TextEncoder, depth: int, show_progress: bool
+) -> tuple[list[Ranked], np.ndarray, np.ndarray]:
     qv = encoder.encode_queries(queries)  # (n_queries, dim)
     cv = encoder.encode_passages(corpus, show_progress=show_progress)  # (n_corpus, dim)
     out = []
@@ -45,12 +46,20 @@ def _bm25_ranked(queries: list[str], corpus: list[str], depth: int, show_progres
     from indexer.ingest.langdetect import detect_languages
     from indexer.retrieval.bm25 import BM25Index
 
-    index = BM25Index.build(list(range(len(corpus))), corpus, detect_languages(corpus), show_progress=show_progress)
+    index = BM25Index.build(
+        list(range(len(corpus))), corpus, detect_languages(corpus), show_progress=show_progress
+    )
     return [index.search(q, depth) for q in queries]
 
 
-def _select(ranked: Ranked, positives: set[int], pos_score: float | None, config: MineConfig,
-            rng: random.Random, counts: Counter) -> list[int]:
+def _select(
+    ranked: Ranked,
+    positives: set[int],
+    pos_score: float | None,
+    config: MineConfig,
+    rng: random.Random,
+    counts: Counter,
+) -> list[int]:
     window: list[int] = []
     rank = 0  # among non-positive candidates, as sentence-transformers counts range_min / range_max
     for cand, score in ranked:
@@ -63,7 +72,10 @@ def _select(ranked: Ranked, positives: set[int], pos_score: float | None, config
         if rank > config.range_max:
             break
         if pos_score is not None:
-            if config.relative_margin is not None and score > pos_score - abs(pos_score) * config.relative_margin:
+            if (
+                config.relative_margin is not None
+                and score > pos_score - abs(pos_score) * config.relative_margin
+            ):
                 counts["skipped_margin"] += 1
                 continue
             if config.absolute_margin is not None and score + config.absolute_margin > pos_score:
@@ -75,8 +87,13 @@ def _select(ranked: Ranked, positives: set[int], pos_score: float | None, config
     return window[: config.num_negatives]
 
 
-def mine_hard_negatives(pairs: Sequence[Pair], config: MineConfig = MineConfig(), encoder: TextEncoder | None = None,
-                        extra_corpus: Sequence[str] = (), show_progress: bool = False) -> tuple[list[Pair], dict]:
+def mine_hard_negatives(
+    pairs: Sequence[Pair],
+    config: MineConfig = MineConfig(),
+    encoder: TextEncoder | None = None,
+    extra_corpus: Sequence[str] = (),
+    show_progress: bool = False,
+) -> tuple[list[Pair], dict]:
     """Pairs with ``negatives`` filled (exactly ``num_negatives`` each); pairs without enough are dropped.
 
     Returns (pairs, counts). ``encoder`` is required for ``method="dense"``.
@@ -98,7 +115,9 @@ def mine_hard_negatives(pairs: Sequence[Pair], config: MineConfig = MineConfig()
             raise ValueError("method='dense' needs an encoder")
         ranked, qv, cv = _dense_ranked(queries, corpus, encoder, depth, show_progress)
         q_row = {q: i for i, q in enumerate(queries)}
-        pos_scores = {(p.query, p.passage): float(qv[q_row[p.query]] @ cv[corpus_index[p.passage]]) for p in pairs}
+        pos_scores = {
+            (p.query, p.passage): float(qv[q_row[p.query]] @ cv[corpus_index[p.passage]]) for p in pairs
+        }
     else:
         ranked = _bm25_ranked(queries, corpus, depth, show_progress)
     by_query = dict(zip(queries, ranked, strict=True))
@@ -112,14 +131,17 @@ def mine_hard_negatives(pairs: Sequence[Pair], config: MineConfig = MineConfig()
             counts["dropped_not_enough_negatives"] += 1
             continue
         assert not set(chosen) & positives[p.query], "a positive was selected as a negative"
-        out.append(Pair(p.query, p.passage, tuple(corpus[c] for c in chosen), (), p.task, p.lang, p.source, p.id))
+        out.append(
+            Pair(p.query, p.passage, tuple(corpus[c] for c in chosen), (), p.task, p.lang, p.source, p.id)
+        )
     counts["mined"] = len(out)
     logger.info("mining (%s): %s", config.method, dict(counts))
     return out, dict(counts)
 
 
-def add_teacher_scores(pairs: Sequence[Pair], teacher: str, batch_size: int = 32,
-                       show_progress: bool = False) -> list[Pair]:
+def add_teacher_scores(
+    pairs: Sequence[Pair], teacher: str, batch_size: int = 32, show_progress: bool = False
+) -> list[Pair]:
     """Score (query, passage) and (query, negative_i) with a CrossEncoder: ``teacher_scores``, positive first."""
     from tqdm.auto import tqdm
 
@@ -129,6 +151,16 @@ def add_teacher_scores(pairs: Sequence[Pair], teacher: str, batch_size: int = 32
     out = []
     for p in tqdm(pairs, desc="teacher", unit="pair", disable=not show_progress):
         scores = ce.score(p.query, [p.passage, *p.negatives])  # (1 + n_neg,)
-        out.append(Pair(p.query, p.passage, p.negatives, tuple(float(s) for s in scores), p.task, p.lang,
-                        p.source, p.id))
+        out.append(
+            Pair(
+                p.query,
+                p.passage,
+                p.negatives,
+                tuple(float(s) for s in scores),
+                p.task,
+                p.lang,
+                p.source,
+                p.id,
+            )
+        )
     return out

@@ -26,6 +26,7 @@ from trainer.data import Pair, iter_pairs
 
 logger = logging.getLogger(__name__)
 
+
 # ------------------------------------------------------------------------------------------------ readers
 def read_beir(folder: str | Path, split: str | None) -> tuple[Corpus, Queries, Qrels]:
     """A BEIR folder's corpus, queries and (when ``split`` is given) qrels, read by :mod:`indexer.ingest.beir`."""
@@ -48,7 +49,9 @@ def from_beir_qrels(folder: str | Path, split: str = "train", min_score: int = 1
     for qid in sorted(qrels):
         for did, score in sorted(qrels[qid].items()):
             if score >= min_score and qid in queries and did in corpus:
-                yield Pair(queries[qid], doc_text(corpus[did]), source=f"beir:{name}:{split}", id=f"{qid}:{did}")
+                yield Pair(
+                    queries[qid], doc_text(corpus[did]), source=f"beir:{name}:{split}", id=f"{qid}:{did}"
+                )
 
 
 def from_beir_corpus(folder: str | Path) -> Iterator[Pair]:
@@ -60,7 +63,9 @@ def from_beir_corpus(folder: str | Path) -> Iterator[Pair]:
             yield Pair(doc["title"], doc["text"], source=f"beir-corpus:{name}", id=did)
 
 
-def from_jsonl(path: str | Path, query_field: str = "query", passage_field: str = "passage") -> Iterator[Pair]:
+def from_jsonl(
+    path: str | Path, query_field: str = "query", passage_field: str = "passage"
+) -> Iterator[Pair]:
     """Any JSONL with two text fields; a file already in the pairs format is read as is."""
     path = Path(path)
     if (query_field, passage_field) == ("query", "passage"):
@@ -84,10 +89,14 @@ def from_ddtp(folder: str | Path, languages: Sequence[str] = ()) -> Iterator[Pai
         if languages and lang not in languages:
             continue
         for _, r in jsonl_records(path, require_id=False):
-            yield Pair(r["short"], r["long"], lang=lang.split("_")[0], source=f"ddtp:{lang}", id=r.get("package"))
+            yield Pair(
+                r["short"], r["long"], lang=lang.split("_")[0], source=f"ddtp:{lang}", id=r.get("package")
+            )
 
 
-def from_ntrex(folder: str | Path, source_lang: str = "eng", target_langs: Sequence[str] = ()) -> Iterator[Pair]:
+def from_ntrex(
+    folder: str | Path, source_lang: str = "eng", target_langs: Sequence[str] = ()
+) -> Iterator[Pair]:
     """NTREX-128 translation pairs: the ``source_lang`` sentence → the same sentence in each target language."""
     root = Path(folder) / "NTREX-128"
 
@@ -99,6 +108,7 @@ def from_ntrex(folder: str | Path, source_lang: str = "eng", target_langs: Seque
             raise ConfigError(f"{path} does not exist; language codes are as in {folder}/LANGUAGES.tsv")
         with open_text(path) as f:
             return [line.rstrip("\n") for line in f]
+
     src = sentences(source_lang)
     for code in target_langs:
         for i, (s, t) in enumerate(zip(src, sentences(code), strict=True)):
@@ -119,9 +129,18 @@ def from_index(index_dir: str | Path) -> Iterator[Pair]:
     engine = open_engine(index_dir)
     try:
         with Session(engine) as session:
-            rows = session.execute(select(DocumentRow.title, ChunkRow.heading_path, ChunkRow.text, ChunkRow.lang,
-                                          DocumentRow.path, ChunkRow.ordinal)
-                                   .join(DocumentRow).order_by(ChunkRow.id)).all()
+            rows = session.execute(
+                select(
+                    DocumentRow.title,
+                    ChunkRow.heading_path,
+                    ChunkRow.text,
+                    ChunkRow.lang,
+                    DocumentRow.path,
+                    ChunkRow.ordinal,
+                )
+                .join(DocumentRow)
+                .order_by(ChunkRow.id)
+            ).all()
     finally:
         engine.dispose()
     for title, headings, text, lang, path, ordinal in rows:
@@ -137,7 +156,9 @@ def _norm(text: str) -> str:
     return _SPACE.sub(" ", text).strip().casefold()
 
 
-def clean_pairs(pairs: Iterable[Pair], config: CleanConfig = CleanConfig()) -> tuple[list[Pair], dict[str, int]]:
+def clean_pairs(
+    pairs: Iterable[Pair], config: CleanConfig = CleanConfig()
+) -> tuple[list[Pair], dict[str, int]]:
     """Whitespace-normalise texts and drop pairs that fail the heuristics. Returns (kept, counts by reason)."""
     from indexer.ingest.langdetect import detect_language
 
@@ -162,7 +183,9 @@ def clean_pairs(pairs: Iterable[Pair], config: CleanConfig = CleanConfig()) -> t
             counts[f"dropped_{reason}"] += 1
             continue
         seen.add((_norm(q), _norm(p)))
-        kept.append(Pair(q, p, pair.negatives, pair.teacher_scores, pair.task, pair.lang, pair.source, pair.id))
+        kept.append(
+            Pair(q, p, pair.negatives, pair.teacher_scores, pair.task, pair.lang, pair.source, pair.id)
+        )
     if config.max_pairs is not None and len(kept) > config.max_pairs:
         counts["dropped_sampled_out"] = len(kept) - config.max_pairs
         keep = set(random.Random(config.seed).sample(range(len(kept)), config.max_pairs))

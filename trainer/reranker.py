@@ -28,8 +28,10 @@ logger = logging.getLogger(__name__)
 def labelled_pairs(pairs: Sequence[Pair], num_negatives: int) -> dict[str, list]:
     """(query, passage, 1) for each pair and (query, negative, 0) for its first ``num_negatives`` negatives."""
     if num_negatives and any(len(p.negatives) < num_negatives for p in pairs):
-        raise TrainingDataError(f"num_negatives={num_negatives} but some records have fewer negatives; "
-                                "mine them with `e5search train mine` or lower --num-negatives")
+        raise TrainingDataError(
+            f"num_negatives={num_negatives} but some records have fewer negatives; "
+            "mine them with `e5search train mine` or lower --num-negatives"
+        )
     cols: dict[str, list] = {"query": [], "passage": [], "label": []}
     for p in pairs:
         for text, label in [(p.passage, 1.0)] + [(n, 0.0) for n in p.negatives[:num_negatives]]:
@@ -60,8 +62,13 @@ def _add_lora(model, config: RerankerConfig) -> None:
     """Wrap the transformers model in a PEFT LoRA model: only the adapter, pooler and head train."""
     from peft import LoraConfig, get_peft_model
 
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=["query", "value"],
-                      modules_to_save=["classifier", "pooler"], task_type="SEQ_CLS")
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        target_modules=["query", "value"],
+        modules_to_save=["classifier", "pooler"],
+        task_type="SEQ_CLS",
+    )
     model[0].model = get_peft_model(model[0].model, lora)
 
 
@@ -72,8 +79,13 @@ def _merge_lora(model, output: Path) -> None:
     model[0].model = peft_model.merge_and_unload()
 
 
-def train_reranker(pairs_path: str | Path, output: str | Path, config: RerankerConfig = RerankerConfig(),
-                   overwrite: bool = False, show_progress: bool = False) -> Path:
+def train_reranker(
+    pairs_path: str | Path,
+    output: str | Path,
+    config: RerankerConfig = RerankerConfig(),
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> Path:
     """Train a CrossEncoder on pairs (with ``negatives``) and write it to ``output``.
 
     >>> train_reranker("mined.jsonl", "models/reranker", RerankerConfig(max_steps=500))  # doctest: +SKIP
@@ -88,8 +100,11 @@ def train_reranker(pairs_path: str | Path, output: str | Path, config: RerankerC
     t0 = time.time()
     output = Path(output).expanduser()
     pairs = read_pairs(pairs_path)
-    identity = {"stage": "reranker", "config": to_dict(config),
-                "data_sha256": file_sha256(pairs_path)}  # the content, not the path: a moved file still matches
+    identity = {
+        "stage": "reranker",
+        "config": to_dict(config),
+        "data_sha256": file_sha256(pairs_path),
+    }  # the content, not the path: a moved file still matches
     done, checkpoint = runs.prepare(output, identity, overwrite)
     if done:
         return output
@@ -99,27 +114,40 @@ def train_reranker(pairs_path: str | Path, output: str | Path, config: RerankerC
         _add_lora(model, config)
     data = Dataset.from_dict(labelled_pairs(pairs, config.num_negatives))
     args = CrossEncoderTrainingArguments(**runs.common_args(config, output, show_progress))
-    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=BinaryCrossEntropyLoss(model),
-                                  callbacks=[runs.MetricsJsonl(output / runs.METRICS)])
+    trainer = CrossEncoderTrainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        loss=BinaryCrossEntropyLoss(model),
+        callbacks=[runs.MetricsJsonl(output / runs.METRICS)],
+    )
     runs.quiet_stdout(trainer)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if trainer.is_world_process_zero():
         if config.lora_r:
             _merge_lora(model, output)
         model.save(str(output), create_model_card=False)
-        extra = {"data": str(pairs_path), "base_model": config.model, "examples": len(data),
-                 "pairs": len(pairs),
-                 "loss": "BinaryCrossEntropyLoss"}
+        extra = {
+            "data": str(pairs_path),
+            "base_model": config.model,
+            "examples": len(data),
+            "pairs": len(pairs),
+            "loss": "BinaryCrossEntropyLoss",
+        }
         runs.finish(output, identity, extra, config.keep_checkpoints, t0)
     return output
 
 
 # ------------------------------------------------------------------------------ the shippable delta
 REFERENCE_PAIRS = (  # a few languages and scripts; a rebuilt model must reproduce the exported scores
-    ("Vitamin D deficiency is associated with multiple sclerosis.",
-     "Low serum 25-hydroxyvitamin D levels were found in patients with multiple sclerosis."),
-    ("Vitamin D deficiency is associated with multiple sclerosis.",
-     "The Eiffel Tower was completed in 1889 for the World's Fair in Paris."),
+    (
+        "Vitamin D deficiency is associated with multiple sclerosis.",
+        "Low serum 25-hydroxyvitamin D levels were found in patients with multiple sclerosis.",
+    ),
+    (
+        "Vitamin D deficiency is associated with multiple sclerosis.",
+        "The Eiffel Tower was completed in 1889 for the World's Fair in Paris.",
+    ),
     ("Wie wirkt Koffein auf den Schlaf?", "Koffein verzögert das Einschlafen und verkürzt den Tiefschlaf."),
     ("光合作用是如何进行的？", "植物利用光能把二氧化碳和水转化为葡萄糖和氧气。"),
     ("Как работает вакцина?", "Вакцина обучает иммунную систему распознавать возбудителя."),
@@ -161,23 +189,37 @@ def export_delta(model_dir: str | Path, asset_dir: str | Path, extra: dict | Non
         delta[name if kind == "full" else f"{name}.lora_{kind}"] = value.float().contiguous()
     trained = CrossEncoder(str(model_dir), device="cpu")
     base_name = record["config"]["model"]
-    base = CrossEncoder(resolve_model(base_name), num_labels=1, max_length=trained.max_seq_length, device="cpu")
+    base = CrossEncoder(
+        resolve_model(base_name), num_labels=1, max_length=trained.max_seq_length, device="cpu"
+    )
     with torch.no_grad():
         merged = apply_delta(base[0].model.state_dict(), delta, scale)
     want = trained[0].model.state_dict()
     worst = max(float((merged[k] - want[k]).abs().max()) for k in want)
     if set(merged) != set(want) or worst > 1e-5:
-        raise TrainingDataError(f"{model_dir}: the adapter does not reproduce the merged weights "
-                                f"(max |diff| {worst:.2e}); was it trained with --lora-r?")
+        raise TrainingDataError(
+            f"{model_dir}: the adapter does not reproduce the merged weights "
+            f"(max |diff| {worst:.2e}); was it trained with --lora-r?"
+        )
     scores = [float(s) for s in trained.predict(list(REFERENCE_PAIRS), show_progress_bar=False)]
-    meta = {"base_model": base_name, "lora_r": adapter["r"], "lora_alpha": adapter["lora_alpha"],
-            "lora_scale": scale, "lora_targets": sorted(adapter["target_modules"]),
-            "max_length": trained.max_seq_length, "merge_max_abs_diff": worst,
-            "training": {k: record.get(k) for k in ("config", "examples", "pairs", "loss", "first_loss", "last_loss",
-                                                   "seconds")},
-            **(extra or {}),
-            "reference": {"pairs": [list(p) for p in REFERENCE_PAIRS], "scores": scores}}
+    meta = {
+        "base_model": base_name,
+        "lora_r": adapter["r"],
+        "lora_alpha": adapter["lora_alpha"],
+        "lora_scale": scale,
+        "lora_targets": sorted(adapter["target_modules"]),
+        "max_length": trained.max_seq_length,
+        "merge_max_abs_diff": worst,
+        "training": {
+            k: record.get(k)
+            for k in ("config", "examples", "pairs", "loss", "first_loss", "last_loss", "seconds")
+        },
+        **(extra or {}),
+        "reference": {"pairs": [list(p) for p in REFERENCE_PAIRS], "scores": scores},
+    }
     asset_dir.mkdir(parents=True, exist_ok=True)
     save_file(dict(sorted(delta.items())), str(asset_dir / DELTA_FILE), metadata={"format": "pt"})
-    (asset_dir / META_FILE).write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (asset_dir / META_FILE).write_text(
+        json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return meta

@@ -43,11 +43,17 @@ class MetricsJsonl(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
             return
-        record = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), "time": round(time.time(), 3)}
+        record = {
+            "step": state.global_step,
+            "epoch": round(state.epoch or 0.0, 4),
+            "time": round(time.time(), 3),
+        }
         record.update({k: (round(v, 8) if isinstance(v, float) else v) for k, v in logs.items()})
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
-        logger.info("step %d: %s", state.global_step, {k: v for k, v in record.items() if k not in ("step", "time")})
+        logger.info(
+            "step %d: %s", state.global_step, {k: v for k, v in record.items() if k not in ("step", "time")}
+        )
 
 
 def quiet_stdout(trainer) -> None:
@@ -67,8 +73,11 @@ def read_metrics(output: str | Path) -> list[dict[str, Any]]:
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop lines logged after ``step``: a resumed run logs those steps again."""
     if path.is_file():
-        keep = [line for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line)["step"] <= step]
+        keep = [
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line)["step"] <= step
+        ]
         path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
 
 
@@ -76,8 +85,11 @@ def last_checkpoint(output: Path) -> Path | None:
     folder = output / CHECKPOINTS
     if not folder.is_dir():
         return None
-    done = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
-            and (p / "trainer_state.json").is_file()]
+    done = [
+        p
+        for p in folder.glob("checkpoint-*")
+        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()
+    ]
     return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
@@ -95,14 +107,18 @@ def prepare(output: Path, identity: dict[str, Any], overwrite: bool = False) -> 
         if {k: record.get(k) for k in identity} == identity:
             logger.info("%s is already trained with this config and data; nothing to do", output)
             return True, None
-        raise ConfigError(f"{output} holds a model trained with another config or data; give another --output, "
-                          "or pass --overwrite to replace it")
+        raise ConfigError(
+            f"{output} holds a model trained with another config or data; give another --output, "
+            "or pass --overwrite to replace it"
+        )
     started = output / ".identity.json"
     if output.exists() and any(output.iterdir()) and not started.is_file():
         raise ConfigError(f"{output} exists and is not a training run; give an empty or new --output folder")
     if started.is_file() and json.loads(started.read_text(encoding="utf-8")) != identity:
-        raise ConfigError(f"{output} holds an interrupted run with another config or data; resume it with the "
-                          "same settings, or pass --overwrite to start again")
+        raise ConfigError(
+            f"{output} holds an interrupted run with another config or data; resume it with the "
+            "same settings, or pass --overwrite to start again"
+        )
     checkpoint = last_checkpoint(output)
     if is_main_process():
         output.mkdir(parents=True, exist_ok=True)
@@ -157,7 +173,15 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("e5search", "sentence-transformers", "transformers", "torch", "accelerate", "peft", "datasets"):
+    for pkg in (
+        "e5search",
+        "sentence-transformers",
+        "transformers",
+        "torch",
+        "accelerate",
+        "peft",
+        "datasets",
+    ):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -165,15 +189,17 @@ def versions() -> dict[str, str]:
     return out
 
 
-def finish(output: Path, identity: dict[str, Any], extra: dict[str, Any], keep_checkpoints: bool,
-           started: float) -> dict[str, Any]:
+def finish(
+    output: Path, identity: dict[str, Any], extra: dict[str, Any], keep_checkpoints: bool, started: float
+) -> dict[str, Any]:
     """Write the record (last: it marks the run as finished) and drop the checkpoints."""
     import torch
 
     metrics = read_metrics(output)
     losses = [m["loss"] for m in metrics if "loss" in m]
     record = {
-        **identity, **extra,
+        **identity,
+        **extra,
         "finished": True,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.time() - started, 1),

@@ -45,10 +45,16 @@ def _report_path(output: Path) -> Path:
 
 
 def _identity(stage: str, inputs: dict[str, Any], config: Any) -> dict[str, Any]:
-    hashed = {k: (file_sha256(v) if isinstance(v, (str, Path)) and Path(v).is_file() else v)
-              for k, v in inputs.items()}
-    identity = {"stage": stage, "inputs": {k: str(v) for k, v in inputs.items()}, "hashes": hashed,
-                "config": to_dict(config) if config is not None else None}
+    hashed = {
+        k: (file_sha256(v) if isinstance(v, (str, Path)) and Path(v).is_file() else v)
+        for k, v in inputs.items()
+    }
+    identity = {
+        "stage": stage,
+        "inputs": {k: str(v) for k, v in inputs.items()},
+        "hashes": hashed,
+        "config": to_dict(config) if config is not None else None,
+    }
     return json.loads(json.dumps(identity, default=str))  # as it reads back from the report (tuples -> lists)
 
 
@@ -75,7 +81,9 @@ def torch_model_config(model: str, batch_size: int = 64):
 
     from indexer.config import ModelConfig
 
-    extra: dict[str, Any] = {"backend": "torch"} if "backend" in {f.name for f in dataclasses.fields(ModelConfig)} else {}
+    extra: dict[str, Any] = (
+        {"backend": "torch"} if "backend" in {f.name for f in dataclasses.fields(ModelConfig)} else {}
+    )
     return ModelConfig(model=model, batch_size=batch_size, **extra)
 
 
@@ -88,14 +96,18 @@ def _encoder(model: str, max_seq_length: int | None, batch_size: int = 64):
     return enc
 
 
-def run_pairs(sources: dict[str, Any], output: str | Path, clean: CleanConfig = CleanConfig(),
-              overwrite: bool = False) -> dict[str, Any]:
+def run_pairs(
+    sources: dict[str, Any], output: str | Path, clean: CleanConfig = CleanConfig(), overwrite: bool = False
+) -> dict[str, Any]:
     """Build pairs from every source given, clean them, write JSONL and a report with counts per source."""
     from trainer import pairs as P
 
     output = Path(output)
-    unknown = sorted(set(sources) - set(SOURCE_KEYS) - {"beir_split", "ddtp_languages", "ntrex_languages",
-                                                          "query_field", "passage_field"})
+    unknown = sorted(
+        set(sources)
+        - set(SOURCE_KEYS)
+        - {"beir_split", "ddtp_languages", "ntrex_languages", "query_field", "passage_field"}
+    )
     if unknown:
         raise ConfigError(f"pairs: unknown source keys {unknown}; known: {list(SOURCE_KEYS)}")
     identity = _identity("pairs", {k: v for k, v in sources.items() if v}, clean)
@@ -104,13 +116,17 @@ def run_pairs(sources: dict[str, Any], output: str | Path, clean: CleanConfig = 
     as_list = lambda v: [v] if isinstance(v, str) else list(v or [])  # noqa: E731
     gens = []
     gens += [P.from_index(d) for d in as_list(sources.get("index"))]
-    gens += [P.from_jsonl(f, sources.get("query_field", "query"), sources.get("passage_field", "passage"))
-             for f in as_list(sources.get("jsonl"))]
+    gens += [
+        P.from_jsonl(f, sources.get("query_field", "query"), sources.get("passage_field", "passage"))
+        for f in as_list(sources.get("jsonl"))
+    ]
     gens += [P.from_beir_qrels(d, sources.get("beir_split", "train")) for d in as_list(sources.get("beir"))]
     gens += [P.from_beir_corpus(d) for d in as_list(sources.get("beir_corpus"))]
     gens += [P.from_ddtp(d, as_list(sources.get("ddtp_languages"))) for d in as_list(sources.get("ddtp"))]
-    gens += [P.from_ntrex(d, "eng", as_list(sources.get("ntrex_languages")) or ["deu"])
-             for d in as_list(sources.get("ntrex"))]
+    gens += [
+        P.from_ntrex(d, "eng", as_list(sources.get("ntrex_languages")) or ["deu"])
+        for d in as_list(sources.get("ntrex"))
+    ]
     if not gens:
         raise ConfigError(f"pairs: no source given; use one or more of {list(SOURCE_KEYS)}")
     raw = [p for g in gens for p in g]
@@ -125,9 +141,14 @@ def run_pairs(sources: dict[str, Any], output: str | Path, clean: CleanConfig = 
     return _write_report(output, identity, {"counts": counts, "kept_by_source": by_source})
 
 
-def run_filter(pairs_path: str | Path, output: str | Path, config: FilterConfig = FilterConfig(),
-               max_seq_length: int | None = None, overwrite: bool = False,
-               show_progress: bool = False) -> dict[str, Any]:
+def run_filter(
+    pairs_path: str | Path,
+    output: str | Path,
+    config: FilterConfig = FilterConfig(),
+    max_seq_length: int | None = None,
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> dict[str, Any]:
     from trainer.filtering import consistency_filter
 
     output = Path(output)
@@ -135,23 +156,32 @@ def run_filter(pairs_path: str | Path, output: str | Path, config: FilterConfig 
     if _done(output, identity, overwrite):
         return json.loads(_report_path(output).read_text(encoding="utf-8"))
     pairs = read_pairs(pairs_path)
-    kept, dropped, report = consistency_filter(pairs, _encoder(config.model, max_seq_length, config.batch_size),
-                                               config, show_progress)
-    write_jsonl(output.with_name(output.stem + ".dropped.jsonl"),
-                ({**p.to_json(), "rank": r} for p, r in dropped))
+    kept, dropped, report = consistency_filter(
+        pairs, _encoder(config.model, max_seq_length, config.batch_size), config, show_progress
+    )
+    write_jsonl(
+        output.with_name(output.stem + ".dropped.jsonl"), ({**p.to_json(), "rank": r} for p, r in dropped)
+    )
     write_pairs(output, kept)
     return _write_report(output, identity, report.to_json())
 
 
-def run_mine(pairs_path: str | Path, output: str | Path, config: MineConfig = MineConfig(),
-             corpus_beir: str | None = None, max_seq_length: int | None = None, overwrite: bool = False,
-             show_progress: bool = False) -> dict[str, Any]:
+def run_mine(
+    pairs_path: str | Path,
+    output: str | Path,
+    config: MineConfig = MineConfig(),
+    corpus_beir: str | None = None,
+    max_seq_length: int | None = None,
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> dict[str, Any]:
     from trainer.mining import add_teacher_scores, mine_hard_negatives
     from trainer.pairs import doc_text, read_beir
 
     output = Path(output)
-    identity = _identity("mine", {"pairs": pairs_path, "corpus_beir": corpus_beir,
-                                  "max_seq_length": max_seq_length}, config)
+    identity = _identity(
+        "mine", {"pairs": pairs_path, "corpus_beir": corpus_beir, "max_seq_length": max_seq_length}, config
+    )
     if _done(output, identity, overwrite):
         return json.loads(_report_path(output).read_text(encoding="utf-8"))
     pairs = read_pairs(pairs_path)
@@ -161,14 +191,22 @@ def run_mine(pairs_path: str | Path, output: str | Path, config: MineConfig = Mi
     if config.teacher:
         mined = add_teacher_scores(mined, config.teacher, config.batch_size, show_progress)
     if not mined:
-        raise ConfigError(f"mine: no pair got {config.num_negatives} negatives ({counts}); lower range_min or "
-                          "num_negatives, or add a corpus")
+        raise ConfigError(
+            f"mine: no pair got {config.num_negatives} negatives ({counts}); lower range_min or "
+            "num_negatives, or add a corpus"
+        )
     write_pairs(output, mined)
     return _write_report(output, identity, {"counts": counts})
 
 
-def run_score(pairs_path: str | Path, output: str | Path, teacher: str, batch_size: int = 32,
-              overwrite: bool = False, show_progress: bool = False) -> dict[str, Any]:
+def run_score(
+    pairs_path: str | Path,
+    output: str | Path,
+    teacher: str,
+    batch_size: int = 32,
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> dict[str, Any]:
     """Add cross-encoder ``teacher_scores`` to pairs that already have negatives (for ``distill``)."""
     from trainer.mining import add_teacher_scores
 
@@ -178,27 +216,44 @@ def run_score(pairs_path: str | Path, output: str | Path, teacher: str, batch_si
         return json.loads(_report_path(output).read_text(encoding="utf-8"))
     pairs = read_pairs(pairs_path)
     if not all(p.negatives for p in pairs):
-        raise ConfigError(f"{pairs_path}: records without negatives; mine them first with `e5search train mine`")
+        raise ConfigError(
+            f"{pairs_path}: records without negatives; mine them first with `e5search train mine`"
+        )
     n = write_pairs(output, add_teacher_scores(pairs, teacher, batch_size, show_progress))
     return _write_report(output, identity, {"scored": n})
 
 
-def run_contrastive(pairs_path: str | Path, output: str | Path, config: ContrastiveConfig = ContrastiveConfig(),
-                    overwrite: bool = False, show_progress: bool = False) -> Path:
+def run_contrastive(
+    pairs_path: str | Path,
+    output: str | Path,
+    config: ContrastiveConfig = ContrastiveConfig(),
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> Path:
     from trainer.train import train_contrastive
 
     return train_contrastive(pairs_path, output, config, overwrite, show_progress)
 
 
-def run_distill(pairs_path: str | Path, output: str | Path, config: DistillConfig = DistillConfig(),
-                overwrite: bool = False, show_progress: bool = False) -> Path:
+def run_distill(
+    pairs_path: str | Path,
+    output: str | Path,
+    config: DistillConfig = DistillConfig(),
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> Path:
     from trainer.train import train_distill
 
     return train_distill(pairs_path, output, config, overwrite, show_progress)
 
 
-def run_reranker(pairs_path: str | Path, output: str | Path, config: RerankerConfig = RerankerConfig(),
-                 overwrite: bool = False, show_progress: bool = False) -> Path:
+def run_reranker(
+    pairs_path: str | Path,
+    output: str | Path,
+    config: RerankerConfig = RerankerConfig(),
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> Path:
     from trainer.reranker import train_reranker
 
     return train_reranker(pairs_path, output, config, overwrite, show_progress)
@@ -211,7 +266,9 @@ def run_recipe(path: str | Path, show_progress: bool = False) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"{path}: unknown sections {unknown}; stages are {list(ORDER)}")
     base = Path(path).resolve().parent
-    resolve = lambda v: str((base / v).resolve()) if isinstance(v, str) and v and not Path(v).is_absolute() else v  # noqa: E731
+    resolve = lambda v: (  # noqa: E731
+        str((base / v).resolve()) if isinstance(v, str) and v and not Path(v).is_absolute() else v
+    )
     results: dict[str, Any] = {}
     last_file: str | None = None
     for stage in (s for s in ORDER if s in recipe):
@@ -225,8 +282,16 @@ def run_recipe(path: str | Path, show_progress: bool = False) -> dict[str, Any]:
             section["model"] = resolve(section["model"])
         if stage == "pairs":
             clean = from_dict(CleanConfig, section.pop("clean", {}), f"{where}.clean")
-            sources = {k: ([resolve(x) for x in v] if isinstance(v, list) and k in SOURCE_KEYS else
-                           resolve(v) if k in SOURCE_KEYS else v) for k, v in section.items()}
+            sources = {
+                k: (
+                    [resolve(x) for x in v]
+                    if isinstance(v, list) and k in SOURCE_KEYS
+                    else resolve(v)
+                    if k in SOURCE_KEYS
+                    else v
+                )
+                for k, v in section.items()
+            }
             results[stage] = run_pairs(sources, output, clean, overwrite)
             last_file = output
             continue
@@ -239,11 +304,23 @@ def run_recipe(path: str | Path, show_progress: bool = False) -> dict[str, Any]:
                 extra["corpus_beir"] = resolve(extra["corpus_beir"])
             if stage == "filter":
                 extra.pop("corpus_beir", None)
-                results[stage] = run_filter(pairs_path, output, from_dict(FilterConfig, section, where),
-                                            overwrite=overwrite, show_progress=show_progress, **extra)
+                results[stage] = run_filter(
+                    pairs_path,
+                    output,
+                    from_dict(FilterConfig, section, where),
+                    overwrite=overwrite,
+                    show_progress=show_progress,
+                    **extra,
+                )
             else:
-                results[stage] = run_mine(pairs_path, output, from_dict(MineConfig, section, where),
-                                          overwrite=overwrite, show_progress=show_progress, **extra)
+                results[stage] = run_mine(
+                    pairs_path,
+                    output,
+                    from_dict(MineConfig, section, where),
+                    overwrite=overwrite,
+                    show_progress=show_progress,
+                    **extra,
+                )
             last_file = output
         else:
             teacher = section.pop("teacher", None)
@@ -251,9 +328,16 @@ def run_recipe(path: str | Path, show_progress: bool = False) -> dict[str, Any]:
                 scored = str(Path(output).with_name(Path(output).name + ".scored.jsonl"))
                 run_score(pairs_path, scored, resolve(teacher), show_progress=show_progress)
                 pairs_path = scored
-            cls = {"contrastive": ContrastiveConfig, "distill": DistillConfig, "reranker": RerankerConfig}[stage]
+            cls = {"contrastive": ContrastiveConfig, "distill": DistillConfig, "reranker": RerankerConfig}[
+                stage
+            ]
             runners: dict[str, Callable[..., Any]] = {
-                "contrastive": run_contrastive, "distill": run_distill, "reranker": run_reranker}
+                "contrastive": run_contrastive,
+                "distill": run_distill,
+                "reranker": run_reranker,
+            }
             fn = runners[stage]
-            results[stage] = str(fn(pairs_path, output, from_dict(cls, section, where), overwrite, show_progress))
+            results[stage] = str(
+                fn(pairs_path, output, from_dict(cls, section, where), overwrite, show_progress)
+            )
     return results

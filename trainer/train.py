@@ -59,13 +59,20 @@ def task_prompts(pairs: Sequence[Pair], config: ContrastiveConfig, query: str) -
         elif config.instruction is not None:
             out[task] = query
         else:
-            raise ConfigError(f"records have task {task!r} but instructions has no entry for it and no default "
-                              f"instruction is set; add instructions.{task} or instruction")
+            raise ConfigError(
+                f"records have task {task!r} but instructions has no entry for it and no default "
+                f"instruction is set; add instructions.{task} or instruction"
+            )
     return out
 
 
-def build_datasets(pairs: Sequence[Pair], num_negatives: int, prompts_by_task: dict[str, str], passage: str,
-                   with_labels: bool) -> tuple[Any, dict]:
+def build_datasets(
+    pairs: Sequence[Pair],
+    num_negatives: int,
+    prompts_by_task: dict[str, str],
+    passage: str,
+    with_labels: bool,
+) -> tuple[Any, dict]:
     """(Dataset or DatasetDict per task, the trainer's ``prompts`` argument)."""
     from datasets import Dataset, DatasetDict
 
@@ -80,7 +87,9 @@ def build_datasets(pairs: Sequence[Pair], num_negatives: int, prompts_by_task: d
     groups: dict[str, list[Pair]] = defaultdict(list)
     for p in pairs:
         groups[p.task or DEFAULT_TASK].append(p)
-    data = DatasetDict({t: Dataset.from_dict(columns(g, num_negatives, with_labels)) for t, g in groups.items()})
+    data = DatasetDict(
+        {t: Dataset.from_dict(columns(g, num_negatives, with_labels)) for t, g in groups.items()}
+    )
     return data, {t: column_prompts(prompts_by_task[t]) for t in groups}
 
 
@@ -95,11 +104,19 @@ def beir_evaluator(config: ContrastiveConfig, query: str, passage: str):
     qids = sorted(q for q in qrels if q in queries and any(s > 0 for s in qrels[q].values()))
     qids = qids[: config.eval_max_queries]
     return InformationRetrievalEvaluator(
-        {q: queries[q] for q in qids}, {d: doc_text(doc) for d, doc in corpus.items()},
+        {q: queries[q] for q in qids},
+        {d: doc_text(doc) for d, doc in corpus.items()},
         {q: {d for d, s in qrels[q].items() if s > 0} for q in qids},
-        name=f"{Path(config.eval_beir).name}-{config.eval_split}", query_prompt=query, corpus_prompt=passage,
-        ndcg_at_k=[10], mrr_at_k=[10], accuracy_at_k=[1], precision_recall_at_k=[10, 100], map_at_k=[100],
-        batch_size=64)
+        name=f"{Path(config.eval_beir).name}-{config.eval_split}",
+        query_prompt=query,
+        corpus_prompt=passage,
+        ndcg_at_k=[10],
+        mrr_at_k=[10],
+        accuracy_at_k=[1],
+        precision_recall_at_k=[10, 100],
+        map_at_k=[100],
+        batch_size=64,
+    )
 
 
 def recorded_prompts(query: str, passage: str, prompts_by_task: dict[str, str]) -> dict[str, str]:
@@ -110,8 +127,14 @@ def recorded_prompts(query: str, passage: str, prompts_by_task: dict[str, str]) 
     return out
 
 
-def _train(pairs_path: str | Path, output: str | Path, config: ContrastiveConfig, stage: str,
-           overwrite: bool, show_progress: bool) -> Path:
+def _train(
+    pairs_path: str | Path,
+    output: str | Path,
+    config: ContrastiveConfig,
+    stage: str,
+    overwrite: bool,
+    show_progress: bool,
+) -> Path:
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
 
@@ -121,8 +144,11 @@ def _train(pairs_path: str | Path, output: str | Path, config: ContrastiveConfig
     t0 = time.time()
     output = Path(output).expanduser()
     pairs = read_pairs(pairs_path)
-    identity = {"stage": stage, "config": to_dict(config),
-                "data_sha256": file_sha256(pairs_path)}  # the content, not the path: a moved file still matches
+    identity = {
+        "stage": stage,
+        "config": to_dict(config),
+        "data_sha256": file_sha256(pairs_path),
+    }  # the content, not the path: a moved file still matches
     done, checkpoint = runs.prepare(output, identity, overwrite)
     if done:
         return output
@@ -136,9 +162,14 @@ def _train(pairs_path: str | Path, output: str | Path, config: ContrastiveConfig
     distill = isinstance(config, DistillConfig)
     data, prompts = build_datasets(pairs, config.num_negatives, by_task, passage, with_labels=distill)
     model.prompts = recorded_prompts(query, passage, by_task)  # checkpoints carry them too
-    loss = (DistillKLInfoNCELoss.from_config(model, config) if isinstance(config, DistillConfig)
-            else contrastive_loss(model, config))
-    evaluator = beir_evaluator(config, by_task.get(DEFAULT_TASK, query), passage) if config.eval_beir else None
+    loss = (
+        DistillKLInfoNCELoss.from_config(model, config)
+        if isinstance(config, DistillConfig)
+        else contrastive_loss(model, config)
+    )
+    evaluator = (
+        beir_evaluator(config, by_task.get(DEFAULT_TASK, query), passage) if config.eval_beir else None
+    )
     args = SentenceTransformerTrainingArguments(
         **runs.common_args(config, output, show_progress),
         max_grad_norm=config.max_grad_norm,
@@ -148,24 +179,42 @@ def _train(pairs_path: str | Path, output: str | Path, config: ContrastiveConfig
         eval_strategy="steps" if evaluator is not None and config.eval_steps else "no",
         eval_steps=config.eval_steps or None,
     )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss,
-                                         evaluator=evaluator, callbacks=[runs.MetricsJsonl(output / runs.METRICS)])
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        loss=loss,
+        evaluator=evaluator,
+        callbacks=[runs.MetricsJsonl(output / runs.METRICS)],
+    )
     runs.quiet_stdout(trainer)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if trainer.is_world_process_zero():
         model.max_seq_length = inference_length
         model.save(str(output), create_model_card=False)
-        extra = {"data": str(pairs_path), "base_model": config.model,
-                 "base_model_path": resolve_model(config.model), "pairs": len(pairs),
-                 "prompts": model.prompts, "loss": type(loss).__name__, "scale": config.scale,
-                 "world_size": args.world_size, "global_batch_size": config.batch_size * args.world_size}
+        extra = {
+            "data": str(pairs_path),
+            "base_model": config.model,
+            "base_model_path": resolve_model(config.model),
+            "pairs": len(pairs),
+            "prompts": model.prompts,
+            "loss": type(loss).__name__,
+            "scale": config.scale,
+            "world_size": args.world_size,
+            "global_batch_size": config.batch_size * args.world_size,
+        }
         runs.finish(output, identity, extra, config.keep_checkpoints, t0)
     logger.info("trained %s in %.0f s", output, time.time() - t0)
     return output
 
 
-def train_contrastive(pairs_path: str | Path, output: str | Path, config: ContrastiveConfig = ContrastiveConfig(),
-                      overwrite: bool = False, show_progress: bool = False) -> Path:
+def train_contrastive(
+    pairs_path: str | Path,
+    output: str | Path,
+    config: ContrastiveConfig = ContrastiveConfig(),
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> Path:
     """InfoNCE over cosine similarity at temperature τ with in-batch (+ hard) negatives; writes a model folder.
 
     >>> train_contrastive("pairs.jsonl", "models/adapted", ContrastiveConfig(max_steps=300))  # doctest: +SKIP
@@ -175,7 +224,12 @@ def train_contrastive(pairs_path: str | Path, output: str | Path, config: Contra
     return _train(pairs_path, output, config, "contrastive", overwrite, show_progress)
 
 
-def train_distill(pairs_path: str | Path, output: str | Path, config: DistillConfig = DistillConfig(),
-                  overwrite: bool = False, show_progress: bool = False) -> Path:
+def train_distill(
+    pairs_path: str | Path,
+    output: str | Path,
+    config: DistillConfig = DistillConfig(),
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> Path:
     """KL(cross-encoder ‖ bi-encoder) + α · InfoNCE on pairs with mined negatives and teacher scores."""
     return _train(pairs_path, output, config, "distill", overwrite, show_progress)

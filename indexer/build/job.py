@@ -34,7 +34,9 @@ logger = logging.getLogger(__name__)
 READ_AHEAD_FILES = 256  # files read and chunked ahead of the encoder
 
 
-ENCODE_GROUP_BATCHES = 8  # model batches per encoder call: fewer calls, and each group is committed to the cache
+ENCODE_GROUP_BATCHES = (
+    8  # model batches per encoder call: fewer calls, and each group is committed to the cache
+)
 
 
 @dataclass
@@ -61,8 +63,12 @@ class IndexSummary:
         }
 
 
-def _read_and_encode(scan: Iterator[tuple[int, int, _Prepared | None]], encoding: CachedEncoding, overlap: bool,
-                     progress: Progress | None) -> list[_Prepared]:
+def _read_and_encode(
+    scan: Iterator[tuple[int, int, _Prepared | None]],
+    encoding: CachedEncoding,
+    overlap: bool,
+    progress: Progress | None,
+) -> list[_Prepared]:
     """Files read (on the read-ahead thread if ``overlap``), their chunks encoded here as groups fill up.
 
     Overlap pays only where the encoder leaves the CPU free (a GPU; bench/index.py --off-cpu shows it): on CPU the
@@ -79,9 +85,14 @@ def _read_and_encode(scan: Iterator[tuple[int, int, _Prepared | None]], encoding
     return prepared
 
 
-def build_index(source: str | Path, index_dir: str | Path, config: IndexConfig = IndexConfig(),
-                encoder: TextEncoder | None = None, show_progress: bool = False,
-                progress: Progress | None = None) -> IndexSummary:
+def build_index(
+    source: str | Path,
+    index_dir: str | Path,
+    config: IndexConfig = IndexConfig(),
+    encoder: TextEncoder | None = None,
+    show_progress: bool = False,
+    progress: Progress | None = None,
+) -> IndexSummary:
     """Index ``source`` (a folder or one file) into ``index_dir``, incrementally.
 
     Only files whose content hash changed are read again; files gone from ``source`` are removed from SQLite,
@@ -115,7 +126,9 @@ def build_index(source: str | Path, index_dir: str | Path, config: IndexConfig =
         try:
             found = _Scan()
             batch = config.model.batch_size
-            encoding = CachedEncoding(encoder, cache, ENCODE_GROUP_BATCHES * batch, show_progress, first_group=batch)
+            encoding = CachedEncoding(
+                encoder, cache, ENCODE_GROUP_BATCHES * batch, show_progress, first_group=batch
+            )
             scan = _scan(source, root, known, encoder, config, found, show_progress)
             prepared = _read_and_encode(scan, encoding, encoder.on_gpu, progress)
             vectors = encoding.finish(progress)
@@ -125,13 +138,26 @@ def build_index(source: str | Path, index_dir: str | Path, config: IndexConfig =
             summary.added = sum(1 for p in prepared if p.is_new and not p.reason)
             summary.updated = sum(1 for p in prepared if not p.is_new and not p.reason)
             summary.removed, summary.unchanged = len(removed), found.unchanged
-            summary.skipped += found.skipped + [{"path": p.rel, "reason": p.reason} for p in prepared if p.reason]
+            summary.skipped += found.skipped + [
+                {"path": p.rel, "reason": p.reason} for p in prepared if p.reason
+            ]
             with Session(engine) as session, session.begin():
                 for rel, mtime in found.touched.items():
                     session.query(FileRow).filter(FileRow.path == rel).update({"mtime": mtime})
                 if prepared or removed or not manifest.get("generation"):
-                    gen = _write(session, layout, manifest, prepared, removed, vectors, encoder, config, root,
-                                 show_progress, progress)
+                    gen = _write(
+                        session,
+                        layout,
+                        manifest,
+                        prepared,
+                        removed,
+                        vectors,
+                        encoder,
+                        config,
+                        root,
+                        show_progress,
+                        progress,
+                    )
                 else:
                     gen = manifest["generation"]
                 summary.chunks = session.query(ChunkRow).count()

@@ -85,8 +85,14 @@ class CachedEncoding:
     >>> vectors = stage.finish()                            # {text_hash: (dim,) vector}
     """
 
-    def __init__(self, encoder: TextEncoder, cache: EmbeddingCache, group: int, show_progress: bool = False,
-                 first_group: int | None = None):
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        cache: EmbeddingCache,
+        group: int,
+        show_progress: bool = False,
+        first_group: int | None = None,
+    ):
         self.encoder, self.cache, self.max_group = encoder, cache, group
         self.group = min(first_group or group, group)
         self.vectors: dict[str, np.ndarray] = {}
@@ -95,7 +101,11 @@ class CachedEncoding:
         self.bar = tqdm(desc="encoding", unit="chunk", total=0, disable=not show_progress)
 
     def add(self, texts: list[str]) -> None:
-        new = {h: t for h, t in zip(map(text_hash, texts), texts) if h not in self.vectors and h not in self.waiting}
+        new = {
+            h: t
+            for h, t in zip(map(text_hash, texts), texts)
+            if h not in self.vectors and h not in self.waiting
+        }
         self.vectors.update(self.cache.get(list(new)))
         self.waiting.update((h, t) for h, t in new.items() if h not in self.vectors)
         self.bar.total += sum(h not in self.vectors for h in new)

@@ -71,12 +71,23 @@ def _body_budget(encoder: TextEncoder, config: IndexConfig) -> int:
     prompt = count_tokens(encoder.tokenizer, [encoder.passage_prompt])[0] if encoder.passage_prompt else 0
     budget = encoder.max_length - 2 - prompt - config.chunking.max_title_tokens - 2
     if budget < 16:
-        raise ConfigError(f"model max length {encoder.max_length} leaves {budget} tokens per chunk; too small")
+        raise ConfigError(
+            f"model max length {encoder.max_length} leaves {budget} tokens per chunk; too small"
+        )
     return budget
 
 
-def _prepare(path: Path, rel: str, st: os.stat_result, digest: str, is_new: bool, root: Path,
-             tokenizer, budget: int, config: IndexConfig) -> _Prepared:
+def _prepare(
+    path: Path,
+    rel: str,
+    st: os.stat_result,
+    digest: str,
+    is_new: bool,
+    root: Path,
+    tokenizer,
+    budget: int,
+    config: IndexConfig,
+) -> _Prepared:
     prep = _Prepared(rel, st.st_size, st.st_mtime, digest, is_new)
     if not is_supported(path):
         prep.reason = f"unsupported file type {path.suffix or '(none)'!r}"
@@ -89,8 +100,10 @@ def _prepare(path: Path, rel: str, st: os.stat_result, digest: str, is_new: bool
     for doc in docs:
         chunks = chunk_document(doc, tokenizer, config.chunking, budget)
         langs = detect_languages([c.text for c in chunks])
-        passages = [passage_text(doc.title, c.heading_path, c.text, tokenizer,
-                                 config.chunking.max_title_tokens) for c in chunks]
+        passages = [
+            passage_text(doc.title, c.heading_path, c.text, tokenizer, config.chunking.max_title_tokens)
+            for c in chunks
+        ]
         prep.docs.append((doc, chunks, langs, passages))
     if not any(chunks for _, chunks, _, _ in prep.docs):
         prep.docs, prep.reason = [], "no text to index"
@@ -107,8 +120,15 @@ class _Scan:
     skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable files
 
 
-def _scan(source: Path, root: Path, known: dict[str, FileRow], encoder: TextEncoder, config: IndexConfig,
-          found: _Scan, show_progress: bool) -> Iterator[tuple[int, int, _Prepared | None]]:
+def _scan(
+    source: Path,
+    root: Path,
+    known: dict[str, FileRow],
+    encoder: TextEncoder,
+    config: IndexConfig,
+    found: _Scan,
+    show_progress: bool,
+) -> Iterator[tuple[int, int, _Prepared | None]]:
     """Yields ``(files done, files in all, the file read or None)`` per file; runs on the read-ahead thread,
     with its own copy of the tokenizer (a fast tokenizer used from two threads at once can fail with
     "Already borrowed" when their truncation settings differ)."""

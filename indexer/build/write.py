@@ -31,26 +31,50 @@ from indexer.types import Progress
 _RECORDED_PACKAGES = ("faiss-cpu", "sentence-transformers", "transformers", "torch", "bm25s", "sqlalchemy")
 
 
-def _insert_file(session: Session, prep: _Prepared, vectors: dict[str, np.ndarray]) -> tuple[list[int], list[np.ndarray]]:
+def _insert_file(
+    session: Session, prep: _Prepared, vectors: dict[str, np.ndarray]
+) -> tuple[list[int], list[np.ndarray]]:
     status = "skipped" if prep.reason else "indexed"
-    row = FileRow(path=prep.rel, content_hash=prep.content_hash, mtime=prep.mtime, size=prep.size,
-                  status=status, reason=prep.reason, indexed_at=utcnow())
+    row = FileRow(
+        path=prep.rel,
+        content_hash=prep.content_hash,
+        mtime=prep.mtime,
+        size=prep.size,
+        status=status,
+        reason=prep.reason,
+        indexed_at=utcnow(),
+    )
     session.add(row)
     session.flush()
     ids: list[int] = []
     vecs: list[np.ndarray] = []
     for doc, chunks, langs, texts in prep.docs:
         lang = Counter(langs).most_common(1)[0][0] if langs else "und"
-        drow = DocumentRow(file_id=row.id, path=doc.path, external_id=doc.external_id, title=doc.title,
-                           file_type=doc.file_type, lang=lang, n_chars=len(doc.text))
+        drow = DocumentRow(
+            file_id=row.id,
+            path=doc.path,
+            external_id=doc.external_id,
+            title=doc.title,
+            file_type=doc.file_type,
+            lang=lang,
+            n_chars=len(doc.text),
+        )
         session.add(drow)
         session.flush()
         if not chunks:
             continue
         params = [
-            {"document_id": drow.id, "ordinal": j, "text": c.text, "start": c.start, "end": c.end,
-             "heading_path": json.dumps(list(c.heading_path), ensure_ascii=False), "lang": lg,
-             "n_tokens": c.n_tokens, "text_hash": text_hash(t)}
+            {
+                "document_id": drow.id,
+                "ordinal": j,
+                "text": c.text,
+                "start": c.start,
+                "end": c.end,
+                "heading_path": json.dumps(list(c.heading_path), ensure_ascii=False),
+                "lang": lg,
+                "n_tokens": c.n_tokens,
+                "text_hash": text_hash(t),
+            }
             for j, (c, lg, t) in enumerate(zip(chunks, langs, texts))
         ]
         new_ids = session.scalars(
@@ -63,8 +87,14 @@ def _insert_file(session: Session, prep: _Prepared, vectors: dict[str, np.ndarra
 
 def _all_passages(session: Session) -> tuple[list[int], list[str], list[str], list[str]]:
     rows = session.execute(
-        select(ChunkRow.id, ChunkRow.text, ChunkRow.heading_path, ChunkRow.lang, ChunkRow.text_hash,
-               DocumentRow.title)
+        select(
+            ChunkRow.id,
+            ChunkRow.text,
+            ChunkRow.heading_path,
+            ChunkRow.lang,
+            ChunkRow.text_hash,
+            DocumentRow.title,
+        )
         .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
         .order_by(ChunkRow.id)
     ).all()
@@ -79,16 +109,30 @@ def _load_dense(layout: Layout, manifest: dict, dim: int) -> DenseIndex:
     return DenseIndex.load(path) if gen and path.exists() else DenseIndex.empty(dim)
 
 
-def _write(session: Session, layout: Layout, manifest: dict, prepared: list[_Prepared], removed: list[str],
-           vectors: dict[str, np.ndarray], encoder: TextEncoder, config: IndexConfig, root: Path,
-           show_progress: bool, progress: Progress | None) -> int:
+def _write(
+    session: Session,
+    layout: Layout,
+    manifest: dict,
+    prepared: list[_Prepared],
+    removed: list[str],
+    vectors: dict[str, np.ndarray],
+    encoder: TextEncoder,
+    config: IndexConfig,
+    root: Path,
+    show_progress: bool,
+    progress: Progress | None,
+) -> int:
     """All changes in the caller's transaction; returns the new generation (files written, not yet committed)."""
     from indexer.retrieval.bm25 import BM25Index
 
     gone = [p.rel for p in prepared if not p.is_new] + removed
-    old_ids = session.scalars(
-        select(ChunkRow.id).join(DocumentRow).join(FileRow).where(FileRow.path.in_(gone))
-    ).all() if gone else []
+    old_ids = (
+        session.scalars(
+            select(ChunkRow.id).join(DocumentRow).join(FileRow).where(FileRow.path.in_(gone))
+        ).all()
+        if gone
+        else []
+    )
     if gone:
         session.execute(delete(FileRow).where(FileRow.path.in_(gone)))
     dense = _load_dense(layout, manifest, encoder.dim)
@@ -99,8 +143,11 @@ def _write(session: Session, layout: Layout, manifest: dict, prepared: list[_Pre
             dense.add(np.asarray(ids, dtype=np.int64), np.stack(vecs))
     if progress:
         progress("writing", 0, 1)
-    kind = config.dense_kind if config.dense_kind != "auto" else (
-        "hnsw" if len(dense) > config.ann_threshold else "flat")
+    kind = (
+        config.dense_kind
+        if config.dense_kind != "auto"
+        else ("hnsw" if len(dense) > config.ann_threshold else "flat")
+    )
     if kind == "hnsw":
         dense.build_ann(m=config.hnsw_m)
     gen = manifest.get("generation", 0) + 1
@@ -114,8 +161,9 @@ def _write(session: Session, layout: Layout, manifest: dict, prepared: list[_Pre
     return gen
 
 
-def _manifest_values(manifest: dict, gen: int, kind: str, encoder: TextEncoder, config: IndexConfig,
-                     root: Path, n_chunks: int) -> dict:
+def _manifest_values(
+    manifest: dict, gen: int, kind: str, encoder: TextEncoder, config: IndexConfig, root: Path, n_chunks: int
+) -> dict:
     return {
         "schema_version": 1,
         "generation": gen,

@@ -66,7 +66,9 @@ BACKENDS: dict[str, BackendSpec] = {
     spec.name: spec
     for spec in (
         BackendSpec("torch", numerics="fp32", device="any"),
-        BackendSpec("torch-bf16", numerics="fp32", device="cuda"),  # unmeasured on a GPU: auto does not pick it
+        BackendSpec(
+            "torch-bf16", numerics="fp32", device="cuda"
+        ),  # unmeasured on a GPU: auto does not pick it
         BackendSpec(
             "ct2-int8",
             numerics="int8",

@@ -78,10 +78,15 @@ def _convert(st_model, staging: Path) -> dict[str, Any]:
             f"the CTranslate2 int8 model does not reproduce this model (probe cosine {cosines.min():.4f} < "
             f"{MIN_PROBE_COSINE}); use backend='onnx-int8' or 'torch'"
         )
-    return {"probe_cosine_min": round(float(cosines.min()), 5), "probe_cosine_mean": round(float(cosines.mean()), 5)}
+    return {
+        "probe_cosine_min": round(float(cosines.min()), 5),
+        "probe_cosine_mean": round(float(cosines.mean()), 5),
+    }
 
 
-def ensure_ct2_model(st_model, model_fingerprint: str, force: bool = False, show_progress: bool = False) -> Path:
+def ensure_ct2_model(
+    st_model, model_fingerprint: str, force: bool = False, show_progress: bool = False
+) -> Path:
     """Path of the converted int8 model for ``st_model``, built unless already cached (measured for the default
     model: ~20 s, once).
 
@@ -107,6 +112,10 @@ def ensure_ct2_model(st_model, model_fingerprint: str, force: bool = False, show
             "build_seconds": round(time.perf_counter() - started, 1),
         }
         (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")  # written last
-    logger.info("built %s in %.0f s (probe cosine >= %.4f)", target, record["build_seconds"],
-                record["probe_cosine_min"])
+    logger.info(
+        "built %s in %.0f s (probe cosine >= %.4f)",
+        target,
+        record["build_seconds"],
+        record["probe_cosine_min"],
+    )
     return target / MODEL_DIR

@@ -52,13 +52,17 @@ class TextEncoder(Protocol):
     passage_prompt: str
 
     @property
-    def fingerprint(self) -> str: ...  # the model's, plus the backend's name where its vectors differ from fp32
+    def fingerprint(
+        self,
+    ) -> str: ...  # the model's, plus the backend's name where its vectors differ from fp32
 
     @property
     def model_fingerprint(self) -> str: ...  # the model's alone, whatever the backend
 
     @property
-    def cache_key(self) -> str: ...  # the fingerprint plus anything else that changes vectors (artefact format)
+    def cache_key(
+        self,
+    ) -> str: ...  # the fingerprint plus anything else that changes vectors (artefact format)
 
     @property
     def on_gpu(self) -> bool: ...  # whether encoding leaves the CPU free
@@ -81,7 +85,9 @@ def resolve_prompts(recorded: dict[str, str] | None, query: str, passage: str) -
     ('q: ', 'd: ')
     """
     recorded = recorded or {}
-    return recorded.get("query", query), next((recorded[n] for n in _PASSAGE_PROMPT_NAMES if n in recorded), passage)
+    return recorded.get("query", query), next(
+        (recorded[n] for n in _PASSAGE_PROMPT_NAMES if n in recorded), passage
+    )
 
 
 def folder_fingerprint(folder: Path) -> str:
@@ -145,11 +151,20 @@ class Encoder:
         self.name = config.model
         self.model = _load(resolve_model(config.model), config.device)
         prompts = self.model.prompts or {}
-        self.query_prompt, self.passage_prompt = resolve_prompts(prompts, config.query_prompt, config.passage_prompt)
+        self.query_prompt, self.passage_prompt = resolve_prompts(
+            prompts, config.query_prompt, config.passage_prompt
+        )
         if "query" not in prompts:
-            logger.info("model %s records no prompts; using %r / %r", config.model, self.query_prompt,
-                        self.passage_prompt)
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+            logger.info(
+                "model %s records no prompts; using %r / %r",
+                config.model,
+                self.query_prompt,
+                self.passage_prompt,
+            )
+        get_dim = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
         self.dim = int(get_dim() or 0)
         self.max_length = int(self.model.max_seq_length)
         folder = _model_folder(self.model)
@@ -220,8 +235,9 @@ def _open_backend(model, config: ModelConfig, model_fingerprint: str, show_progr
         except Exception as exc:
             if i + 1 == len(candidates):
                 raise
-            logger.warning("backend %s unavailable for %s (%s); trying %s", backend, config.model, exc,
-                           candidates[i + 1])
+            logger.warning(
+                "backend %s unavailable for %s (%s); trying %s", backend, config.model, exc, candidates[i + 1]
+            )
     raise AssertionError("unreachable: candidates is never empty")
 
 
@@ -251,13 +267,18 @@ def model_for_index(manifest: dict, model: ModelConfig | None = None) -> ModelCo
 def check_encoder(manifest: dict, encoder: TextEncoder) -> None:
     """Refuse ``encoder`` for an index whose recorded model (fingerprint, dim) differs, naming the fix."""
     model = manifest.get("model")
-    if not model or (model.get("fingerprint") == encoder.fingerprint and model.get("dim", encoder.dim) == encoder.dim):
+    if not model or (
+        model.get("fingerprint") == encoder.fingerprint and model.get("dim", encoder.dim) == encoder.dim
+    ):
         return
     hint = mismatch_hint(model, encoder.model_fingerprint)
     raise IndexStateError(
         f"this index was built with model {model.get('model')!r} (fingerprint {model.get('fingerprint')}, "
         f"dim {model.get('dim')}); the encoder given is {encoder.name!r} ({encoder.fingerprint}, dim {encoder.dim})."
-        + (hint or " Use the index's own model (the same --model, or none) or index into a new --index folder")
+        + (
+            hint
+            or " Use the index's own model (the same --model, or none) or index into a new --index folder"
+        )
     )
 
 

@@ -44,8 +44,10 @@ def _bert_parts(model):
     if pooling.get("pooling_mode", "mean") != "mean" or not pooling.get("include_prompt", True):
         raise ValueError(f"fast GPU path supports mean pooling over all tokens, not {pooling}")
     backbone = modules[0].auto_model
-    if backbone.config.model_type not in ("bert", "xlm-roberta") or \
-            getattr(backbone.config, "position_embedding_type", "absolute") != "absolute":
+    if (
+        backbone.config.model_type not in ("bert", "xlm-roberta")
+        or getattr(backbone.config, "position_embedding_type", "absolute") != "absolute"
+    ):
         raise ValueError(f"fast GPU path supports BERT / XLM-R encoders, not {backbone.config.model_type}")
     normalize = any(type(m).__name__ == "Normalize" for m in modules[2:])
     return modules[0], backbone, normalize
@@ -54,8 +56,16 @@ def _bert_parts(model):
 class GPUEncoder:
     """Encode many texts fast with a loaded ``SentenceTransformer`` (see the module docstring)."""
 
-    def __init__(self, model, *, dtype: torch.dtype = torch.bfloat16, max_tokens: int = 65536,
-                 window: int = 16384, packed: bool = True, device: str | torch.device | None = None):
+    def __init__(
+        self,
+        model,
+        *,
+        dtype: torch.dtype = torch.bfloat16,
+        max_tokens: int = 65536,
+        window: int = 16384,
+        packed: bool = True,
+        device: str | torch.device | None = None,
+    ):
         transformer, backbone, self.normalize = _bert_parts(model)
         self.tokenizer = transformer.tokenizer
         self.max_length = int(model.max_seq_length)
@@ -65,8 +75,11 @@ class GPUEncoder:
         self.window = window
         self.packed = packed
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
-        self.model = backbone if backbone.dtype == dtype and backbone.device == self.device else \
-            _copy_to(backbone, self.device, dtype)
+        self.model = (
+            backbone
+            if backbone.dtype == dtype and backbone.device == self.device
+            else _copy_to(backbone, self.device, dtype)
+        )
         self.model.eval()
         self.dim = int(self.model.config.hidden_size)
         # XLM-R numbers positions from padding_idx + 1; BERT from 0
@@ -74,13 +87,20 @@ class GPUEncoder:
 
     # -- batching (CPU thread) --------------------------------------------------------------------------------
     def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=self.max_length,
-                              return_attention_mask=False, return_token_type_ids=False, verbose=False)["input_ids"]
+        return self.tokenizer(
+            list(texts),
+            add_special_tokens=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )["input_ids"]
 
     def batches(self, texts: Sequence[str]) -> Iterator[Batch]:
         """Length-sorted token-budget batches, window by window (pinned CPU tensors)."""
         for start in range(0, len(texts), self.window):
-            yield from self._batches(self._tokenize(texts[start:start + self.window]), start)
+            yield from self._batches(self._tokenize(texts[start : start + self.window]), start)
 
     def _batches(self, ids: Sequence[Sequence[int]], start: int = 0) -> Iterator[Batch]:
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
@@ -93,7 +113,7 @@ class GPUEncoder:
                 n = max(1, int(np.searchsorted(cum, self.max_tokens, side="right")))
             else:  # the budget counts padding too
                 n = max(1, self.max_tokens // longest)
-            rows = order[i:i + n]
+            rows = order[i : i + n]
             i += n
             lens = lengths[rows]
             if self.packed:
@@ -102,11 +122,14 @@ class GPUEncoder:
                 width = -(-int(lens.max()) // 8) * 8
                 grid = np.full((len(rows), width), self.pad_id, dtype=np.int64)
                 for j, r in enumerate(rows):
-                    grid[j, :lens[j]] = ids[r]
+                    grid[j, : lens[j]] = ids[r]
                 tensor = torch.from_numpy(grid)
             pin = self.device.type == "cuda"
-            yield Batch(index=_pin(torch.from_numpy(rows + start), pin), ids=_pin(tensor, pin),
-                        lengths=_pin(torch.from_numpy(lens.astype(np.int32)), pin))
+            yield Batch(
+                index=_pin(torch.from_numpy(rows + start), pin),
+                ids=_pin(tensor, pin),
+                lengths=_pin(torch.from_numpy(lens.astype(np.int32)), pin),
+            )
 
     # -- encoding (GPU) ---------------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -137,11 +160,16 @@ class GPUEncoder:
     def _forward_packed(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         m = self.model
         offsets = F.pad(torch.cumsum(lengths, 0, dtype=torch.int64), (1, 0))
-        seq = torch.repeat_interleave(torch.arange(len(lengths), device=ids.device), lengths.long(),
-                                      output_size=ids.shape[0])
+        seq = torch.repeat_interleave(
+            torch.arange(len(lengths), device=ids.device), lengths.long(), output_size=ids.shape[0]
+        )
         positions = torch.arange(ids.shape[0], device=ids.device) - offsets[seq] + self.position_offset
         emb = m.embeddings
-        x = emb.word_embeddings(ids) + emb.position_embeddings(positions) + emb.token_type_embeddings.weight[0]
+        x = (
+            emb.word_embeddings(ids)
+            + emb.position_embeddings(positions)
+            + emb.token_type_embeddings.weight[0]
+        )
         x = emb.LayerNorm(x)
         for layer in m.encoder.layer:
             x = _layer_packed(layer, x, offsets)
@@ -153,8 +181,11 @@ class GPUEncoder:
 def _layer_packed(layer, x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     """One BERT layer on packed tokens ``x`` (tokens, hidden); sequences delimited by ``offsets``."""
     att = layer.attention
-    heads = att.self.num_attention_heads if hasattr(att.self, "num_attention_heads") else \
-        layer.attention.self.config.num_attention_heads
+    heads = (
+        att.self.num_attention_heads
+        if hasattr(att.self, "num_attention_heads")
+        else layer.attention.self.config.num_attention_heads
+    )
     hidden = x.shape[1]
     d = hidden // heads
 

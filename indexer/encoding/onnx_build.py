@@ -211,7 +211,9 @@ def exact_q4_weights(model, names: list[str], block: int = Q4_BLOCK) -> list[str
         if w.ndim != 2 or w.shape[0] % block:
             continue
         blocks = w.reshape(-1, block, w.shape[1])  # (K / block, block, N)
-        peak = np.take_along_axis(blocks, np.abs(blocks).argmax(axis=1)[:, None, :], axis=1)  # (K / block, 1, N)
+        peak = np.take_along_axis(
+            blocks, np.abs(blocks).argmax(axis=1)[:, None, :], axis=1
+        )  # (K / block, 1, N)
         d = peak / -8.0
         q = np.divide(blocks, d, out=np.zeros_like(blocks), where=d != 0)
         levels = np.rint(q)
@@ -314,7 +316,9 @@ def ensure_int8_model(
             "(MatMulNBits, fp32 compute) where lossless, else fp32",
             "activations": "uint8 dynamic per tensor, per run",
             **built,
-            "versions": package_versions("onnxruntime", "onnx", "torch", "transformers", "sentence-transformers"),
+            "versions": package_versions(
+                "onnxruntime", "onnx", "torch", "transformers", "sentence-transformers"
+            ),
             "built_at": datetime.now(timezone.utc).isoformat(),
             "build_seconds": round(time.perf_counter() - started, 1),
         }

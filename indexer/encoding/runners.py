@@ -98,7 +98,9 @@ class _PerTextRunner:
         from tqdm.auto import tqdm
 
         assert seqs, "callers handle the empty batch"
-        if len(seqs) == 1 and self.workers > 1:  # a query: split it over the cores (same numbers, less latency)
+        if (
+            len(seqs) == 1 and self.workers > 1
+        ):  # a query: split it over the cores (same numbers, less latency)
             return self._one(seqs[0], solo=True)[None, :]
         longest_first = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))  # balances the workers
         if len(seqs) > 1 and self.workers > 1:
@@ -136,16 +138,22 @@ class Ct2Runner(_PerTextRunner):
         super().__init__(pooling, workers)
         self.path = str(model_path)
         # one replica per worker thread, each on one core; its calls release the GIL
-        self.encoder = ctranslate2.Encoder(self.path, device="cpu", compute_type="int8", intra_threads=1,
-                                           inter_threads=self.workers)
+        self.encoder = ctranslate2.Encoder(
+            self.path, device="cpu", compute_type="int8", intra_threads=1, inter_threads=self.workers
+        )
         self._solo: Any = None
 
     def _hidden(self, ids: np.ndarray, solo: bool) -> np.ndarray:
         if solo and self._solo is None:
             import ctranslate2
 
-            self._solo = ctranslate2.Encoder(self.path, device="cpu", compute_type="int8", inter_threads=1,
-                                             intra_threads=min(self.workers, SOLO_THREADS))
+            self._solo = ctranslate2.Encoder(
+                self.path,
+                device="cpu",
+                compute_type="int8",
+                inter_threads=1,
+                intra_threads=min(self.workers, SOLO_THREADS),
+            )
         out = (self._solo if solo else self.encoder).forward_batch([ids.tolist()])
         return np.asarray(out.last_hidden_state)[0]  # (seq, hidden)
 
@@ -219,7 +227,9 @@ class PackedRunner:
 
         from indexer.encoding.gpu_encode import GPUEncoder
 
-        self.encoder = GPUEncoder(st_model, dtype=torch.bfloat16, max_tokens=4 * GPU_BATCH_TOKENS, packed=True)
+        self.encoder = GPUEncoder(
+            st_model, dtype=torch.bfloat16, max_tokens=4 * GPU_BATCH_TOKENS, packed=True
+        )
 
     def embed(self, seqs: list[np.ndarray], show_progress: bool = False) -> np.ndarray:
         vecs = self.encoder.encode_ids(seqs)  # (n, dim)

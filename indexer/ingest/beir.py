@@ -31,8 +31,10 @@ def _beir_documents(records: Iterable[tuple[int, object]], rel: str, what: str) 
         where = f"{what} {number}"
         if not isinstance(record, dict) or "_id" not in record or "text" not in record:
             got = sorted(record) if isinstance(record, dict) else type(record).__name__
-            raise SkipFile(f'{where}: not a BEIR corpus record: expected an object with "_id", "text" '
-                           f'(and optional "title"), got {got}')
+            raise SkipFile(
+                f'{where}: not a BEIR corpus record: expected an object with "_id", "text" '
+                f'(and optional "title"), got {got}'
+            )
         doc_id, text, title = record["_id"], record["text"], record.get("title") or ""
         if not isinstance(doc_id, (str, int)) or not isinstance(text, str) or not isinstance(title, str):
             raise SkipFile(f'{where}: "_id" must be a string and "text"/"title" strings')
@@ -71,9 +73,12 @@ def _read_json(data: bytes, path: Path, rel: str) -> list[Document]:
     if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
         value = [{"_id": k, **v} for k, v in value.items()]  # BEIR's in-memory corpus: {_id: {title, text}}
     if not isinstance(value, list):
-        raise SkipFile(f'not a BEIR corpus: expected a list of objects with "_id" and "text", '
-                       f"got a JSON {type(value).__name__}")
+        raise SkipFile(
+            f'not a BEIR corpus: expected a list of objects with "_id" and "text", '
+            f"got a JSON {type(value).__name__}"
+        )
     return _beir_documents(enumerate(value, start=1), rel, "item")
+
 
 # ------------------------------------------------------------------------------------ BEIR dataset folders
 # Layout (Thakur et al. 2021): DIR/corpus.jsonl[.gz], DIR/queries.jsonl[.gz], DIR/qrels/{split}.tsv[.gz].

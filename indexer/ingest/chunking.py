@@ -91,8 +91,13 @@ class _SectionCutter:
 
     def __init__(self, text: str, tokenizer, size: int, overlap: int):
         self.text, self.tokenizer, self.size, self.overlap = text, tokenizer, size, overlap
-        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
-                        return_attention_mask=False, verbose=False)
+        enc = tokenizer(
+            text,
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+            verbose=False,
+        )
         self.token_starts = sorted(self._visible_start(s, e) for s, e in enc["offset_mapping"])
         self.levels = self._boundary_levels()
         # candidates[level]: sorted positions where a chunk may end if it ends at a boundary of >= level
@@ -155,7 +160,7 @@ class _SectionCutter:
             else:
                 b = mid
         for i in range(a - 1, lo - 1, -1):  # re-tokenizing alone can differ by a token or two: check exactly
-            text = self.text[start:cands[i]].rstrip()
+            text = self.text[start : cands[i]].rstrip()
             n = self.exact_tokens(text)
             if n <= self.size and text:
                 return _Chunk(start, cands[i], text, n)
@@ -166,9 +171,9 @@ class _SectionCutter:
         if self.overlap <= 0:
             return []
         cands = self.candidates[SENTENCE]
-        inside = cands[bisect_right(cands, prev.start):bisect_left(cands, prev.end)]
+        inside = cands[bisect_right(cands, prev.start) : bisect_left(cands, prev.end)]
         fitting = [p for p in inside if self.approx_tokens(p, prev.end) <= self.overlap]
-        while fitting and self.exact_tokens(self.text[fitting[0]:prev.end].rstrip()) > self.overlap:
+        while fitting and self.exact_tokens(self.text[fitting[0] : prev.end].rstrip()) > self.overlap:
             fitting.pop(0)
         return fitting
 
@@ -205,8 +210,10 @@ def chunk_document(doc: Document, tokenizer, config: ChunkConfig, max_tokens: in
     """
     size = min(config.chunk_size, max_tokens)
     if size < _MIN_BODY_TOKENS:
-        raise ConfigError(f"max_tokens={max_tokens}: leaves no room for text; it must be >= {_MIN_BODY_TOKENS} "
-                          "(use a model with a longer max length or a smaller max_title_tokens)")
+        raise ConfigError(
+            f"max_tokens={max_tokens}: leaves no room for text; it must be >= {_MIN_BODY_TOKENS} "
+            "(use a model with a longer max length or a smaller max_title_tokens)"
+        )
     overlap = min(config.chunk_overlap, size // 2)
     drafts: list[ChunkDraft] = []
     for section in doc.sections:
@@ -217,28 +224,42 @@ def chunk_document(doc: Document, tokenizer, config: ChunkConfig, max_tokens: in
             cutter = _SectionCutter(window[lead:], tokenizer, size, overlap)
             for c in cutter.cut():
                 start = section.start + offset + lead + c.start
-                drafts.append(ChunkDraft(text=c.text, heading_path=section.heading_path, start=start,
-                                         end=start + len(c.text), n_tokens=c.n_tokens))
+                drafts.append(
+                    ChunkDraft(
+                        text=c.text,
+                        heading_path=section.heading_path,
+                        start=start,
+                        end=start + len(c.text),
+                        n_tokens=c.n_tokens,
+                    )
+                )
     return drafts
 
 
 def _truncate_tokens(text: str, tokenizer, max_tokens: int) -> str:
     if max_tokens <= 0:
         return ""
-    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
-                        return_attention_mask=False, verbose=False)["offset_mapping"]
+    offsets = tokenizer(
+        text,
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        return_attention_mask=False,
+        verbose=False,
+    )["offset_mapping"]
     if len(offsets) <= max_tokens:
         return text
     keep = max_tokens
     while keep > 0:
-        cut = text[:offsets[keep - 1][1]].rstrip(" >")
+        cut = text[: offsets[keep - 1][1]].rstrip(" >")
         if count_tokens(tokenizer, [cut])[0] <= max_tokens:
             return cut
         keep -= 1
     return ""
 
 
-def header_text(title: str, heading_path: tuple[str, ...], tokenizer=None, max_tokens: int | None = None) -> str:
+def header_text(
+    title: str, heading_path: tuple[str, ...], tokenizer=None, max_tokens: int | None = None
+) -> str:
     """``"Title > Heading > Subheading"``, cut to ``max_tokens`` tokens when a tokenizer is given.
 
     >>> header_text("Coffee", ("Coffee", "Roasting"))
@@ -254,8 +275,9 @@ def header_text(title: str, heading_path: tuple[str, ...], tokenizer=None, max_t
     return header
 
 
-def passage_text(title: str, heading_path: tuple[str, ...], text: str, tokenizer=None,
-                 max_header_tokens: int | None = None) -> str:
+def passage_text(
+    title: str, heading_path: tuple[str, ...], text: str, tokenizer=None, max_header_tokens: int | None = None
+) -> str:
     """The text that gets embedded (without the ``passage: `` prompt, which the encoder adds).
 
     >>> passage_text("Coffee", ("Roasting",), "Beans turn brown.")

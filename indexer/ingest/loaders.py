@@ -102,8 +102,10 @@ def read_documents(path: Path, root: Path, max_bytes: int) -> list[Document]:
     path, root = Path(path), Path(root)
     suffix = file_suffix(path)
     if suffix not in SUPPORTED_SUFFIXES:
-        raise SkipFile(f"unsupported file type {suffix or '(no suffix)'!r}; supported: "
-                       + ", ".join(sorted(SUPPORTED_SUFFIXES)))
+        raise SkipFile(
+            f"unsupported file type {suffix or '(no suffix)'!r}; supported: "
+            + ", ".join(sorted(SUPPORTED_SUFFIXES))
+        )
     data = _read_bytes(path, max_bytes)
     rel = _relative(path, root)
     try:
@@ -165,7 +167,14 @@ def _relative(path: Path, root: Path) -> str:
 
 
 _READERS = {
-    ".txt": _read_txt, ".md": _read_markdown, ".markdown": _read_markdown, ".rst": _read_rst,
-    ".html": _read_html, ".htm": _read_html, ".pdf": _read_pdf, ".docx": _read_docx,
-    ".jsonl": _read_jsonl, ".json": _read_json,
+    ".txt": _read_txt,
+    ".md": _read_markdown,
+    ".markdown": _read_markdown,
+    ".rst": _read_rst,
+    ".html": _read_html,
+    ".htm": _read_html,
+    ".pdf": _read_pdf,
+    ".docx": _read_docx,
+    ".jsonl": _read_jsonl,
+    ".json": _read_json,
 }

@@ -27,11 +27,37 @@ _HTML_DROP = ("script", "style", "nav", "noscript", "template", "svg", "iframe")
 _HTML_HEADINGS = {f"h{i}": i for i in range(1, 7)}
 
 
-_HTML_BLOCKS = frozenset({
-    "p", "div", "section", "article", "main", "header", "footer", "aside", "blockquote", "ul", "ol", "dl", "dt",
-    "dd", "table", "thead", "tbody", "tfoot", "figure", "figcaption", "caption", "address", "form", "fieldset",
-    "details", "summary", "hr",
-})
+_HTML_BLOCKS = frozenset(
+    {
+        "p",
+        "div",
+        "section",
+        "article",
+        "main",
+        "header",
+        "footer",
+        "aside",
+        "blockquote",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "table",
+        "thead",
+        "tbody",
+        "tfoot",
+        "figure",
+        "figcaption",
+        "caption",
+        "address",
+        "form",
+        "fieldset",
+        "details",
+        "summary",
+        "hr",
+    }
+)
 
 
 _RST_ADORNMENT = re.compile(r"^([=\-~`:'\"^_*+#<>.!$%&(),/;?@\[\\\]{|}])\1+\s*$")
@@ -48,7 +74,7 @@ def _split_front_matter(text: str) -> tuple[str, str]:
         return "", text
     title = re.search(r"^title:[ \t]*(.+)$", m.group(1), re.MULTILINE)
     blank = "\n" * m.group(0).count("\n")  # keep line numbers so markdown-it's line maps stay valid
-    return (title.group(1).strip().strip("'\"") if title else ""), blank + text[m.end():]
+    return (title.group(1).strip().strip("'\"") if title else ""), blank + text[m.end() :]
 
 
 def _inline_text(token) -> str:

@@ -110,8 +110,10 @@ def _read_pdf(data: bytes, path: Path, rel: str) -> list[Document]:
     if not any(t.strip() for _, t in outline):
         if errors:
             raise SkipFile(f"corrupt PDF: no page could be read ({errors[0]})")
-        raise SkipFile(f"scanned PDF? no text layer (no extractable text on {len(outline)} "
-                       f"page{'' if len(outline) == 1 else 's'})")
+        raise SkipFile(
+            f"scanned PDF? no text layer (no extractable text on {len(outline)} "
+            f"page{'' if len(outline) == 1 else 's'})"
+        )
     return [make_document(rel, _pdf_title(reader) or stem_title(path), outline, "pdf")]
 
 

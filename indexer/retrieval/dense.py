@@ -64,7 +64,9 @@ class DenseIndex:
         if len(ids) == 0:
             return
         assert vectors.shape == (len(ids), self.dim), (vectors.shape, len(ids), self.dim)
-        self.flat.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+        self.flat.add_with_ids(
+            np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
+        )
         self.ann = self._gpu = None  # stale: rebuilt by build_ann()
 
     def remove(self, ids: Collection[int]) -> int:
@@ -91,7 +93,9 @@ class DenseIndex:
         ann.add_with_ids(vecs, ids)
         self.ann = ann
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k ids and scores per query: ``(n_queries, k)`` arrays, id -1 where fewer than k exist.
 
         ``allowed`` (sorted int64 chunk ids) restricts the search, e.g. to one language.

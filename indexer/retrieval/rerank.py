@@ -35,7 +35,9 @@ def default_reranker() -> str | None:
 
 
 class Reranker:
-    def __init__(self, model: str, device: str | None = None, batch_size: int = 32, max_length: int | None = None):
+    def __init__(
+        self, model: str, device: str | None = None, batch_size: int = 32, max_length: int | None = None
+    ):
         """``max_length``: input tokens per (query, passage); None takes the model folder's own (else 512)."""
         from sentence_transformers import CrossEncoder
 

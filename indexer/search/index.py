@@ -50,8 +50,14 @@ class Index:
     >>> idx.search("Wie funktioniert Photosynthese?", mode="dense").hits[0].doc_path  # doctest: +SKIP
     """
 
-    def __init__(self, index_dir: Path, manifest: dict, encoder: TextEncoder | None,
-                 reranker: Reranker | str | None, config: SearchConfig):
+    def __init__(
+        self,
+        index_dir: Path,
+        manifest: dict,
+        encoder: TextEncoder | None,
+        reranker: Reranker | str | None,
+        config: SearchConfig,
+    ):
         self.dir = index_dir
         self.layout = Layout(index_dir)
         self.manifest = manifest
@@ -61,14 +67,22 @@ class Index:
         self._reranker = reranker
         self._bm25 = None
         gen = manifest["generation"]
-        self.dense = DenseIndex.load(self.layout.dense(gen), self.layout.hnsw(gen),
-                                     ef_search=manifest["config"].get("hnsw_ef_search", 128))
+        self.dense = DenseIndex.load(
+            self.layout.dense(gen),
+            self.layout.hnsw(gen),
+            ef_search=manifest["config"].get("hnsw_ef_search", 128),
+        )
         self.dense.to_gpu()
         self._doc_keys: dict[int, str] | None = None
 
     @classmethod
-    def open(cls, index_dir: str | Path, encoder: TextEncoder | None = None, reranker: Reranker | str | None = None,
-             config: SearchConfig = SearchConfig()) -> Index:
+    def open(
+        cls,
+        index_dir: str | Path,
+        encoder: TextEncoder | None = None,
+        reranker: Reranker | str | None = None,
+        config: SearchConfig = SearchConfig(),
+    ) -> Index:
         index_dir = Path(index_dir).expanduser()
         manifest = read_index_manifest(index_dir)
         if encoder is not None:
@@ -118,8 +132,10 @@ class Index:
         if not query:
             raise QueryError("empty query: type a few words to search for")
         if len(query) > self.config.max_query_chars:
-            raise QueryError(f"query is {len(query)} characters; the limit is {self.config.max_query_chars}. "
-                             "Shorten it to the words that matter")
+            raise QueryError(
+                f"query is {len(query)} characters; the limit is {self.config.max_query_chars}. "
+                "Shorten it to the words that matter"
+            )
         if needs_model:
             enc = self.encoder
             n = count_tokens(enc.tokenizer, [enc.query_prompt + query])[0] + 2
@@ -137,17 +153,24 @@ class Index:
         ids = catalog.chunk_ids_where(self.engine, filters.lang, filters.file_type, filters.path_prefix)
         return np.array(ids, dtype=np.int64)
 
-    def _dense(self, queries: Sequence[str], n: int, allowed: np.ndarray | None) -> tuple[list[Ranked], float, float]:
+    def _dense(
+        self, queries: Sequence[str], n: int, allowed: np.ndarray | None
+    ) -> tuple[list[Ranked], float, float]:
         t0 = time.perf_counter()
         qv = self.encoder.encode_queries(list(queries))  # (n_queries, dim)
         t1 = time.perf_counter()
         if allowed is not None and len(allowed) == 0:
             return [[] for _ in queries], (t1 - t0) * 1e3, 0.0
         ids, scores = self.dense.search(qv, n, allowed)
-        out = [[(int(i), float(s)) for i, s in zip(row_ids, row_s) if i >= 0] for row_ids, row_s in zip(ids, scores)]
+        out = [
+            [(int(i), float(s)) for i, s in zip(row_ids, row_s) if i >= 0]
+            for row_ids, row_s in zip(ids, scores)
+        ]
         return out, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
 
-    def _bm25_search(self, queries: Sequence[str], n: int, lang: str | None, allowed: np.ndarray | None) -> list[Ranked]:
+    def _bm25_search(
+        self, queries: Sequence[str], n: int, lang: str | None, allowed: np.ndarray | None
+    ) -> list[Ranked]:
         if allowed is not None:
             allowed_set = set(allowed.tolist())
             return [self.bm25.search(q, n, lang=lang, allowed_ids=allowed_set) for q in queries]
@@ -164,10 +187,17 @@ class Index:
         parts = catalog.passage_parts(self.engine, [cid for cid, _ in head])
         scores = reranker.score(query, [passage_text(*parts[cid]) for cid, _ in head])
         order = np.argsort(-scores, kind="stable")
-        return [(head[i][0], float(scores[i])) for i in order] + ranked[self.config.rerank_top:]
+        return [(head[i][0], float(scores[i])) for i in order] + ranked[self.config.rerank_top :]
 
-    def rank(self, queries: Sequence[str], mode: SearchMode, n: int, lang: str | None = None,
-             allowed: np.ndarray | None = None, timings: dict[str, float] | None = None) -> list[Ranked]:
+    def rank(
+        self,
+        queries: Sequence[str],
+        mode: SearchMode,
+        n: int,
+        lang: str | None = None,
+        allowed: np.ndarray | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> list[Ranked]:
         """Each query's top ``n`` chunks (at least ``config.candidates`` per retriever before fusion) as (chunk
         id, score), best first. ``allowed`` restricts to those chunk ids; ``timings`` collects per-stage ms."""
         timings = {} if timings is None else timings
@@ -186,13 +216,23 @@ class Index:
         if mode == "bm25":
             return bm25_runs
         t0 = time.perf_counter()
-        fused = [rrf([[c for c, _ in d], [c for c, _ in b]], k=self.config.rrf_k) for d, b in zip(dense_runs, bm25_runs)]
+        fused = [
+            rrf([[c for c, _ in d], [c for c, _ in b]], k=self.config.rrf_k)
+            for d, b in zip(dense_runs, bm25_runs)
+        ]
         timings["fuse"] = (time.perf_counter() - t0) * 1e3
         return fused
 
     # ----------------------------------------------------------------- public search API
-    def search(self, query: str, mode: SearchMode = "hybrid", k: int = 10, rerank: bool = False,
-               lang: str | None = None, filters: Filters | None = None) -> SearchResult:
+    def search(
+        self,
+        query: str,
+        mode: SearchMode = "hybrid",
+        k: int = 10,
+        rerank: bool = False,
+        lang: str | None = None,
+        filters: Filters | None = None,
+    ) -> SearchResult:
         """One query, with hits hydrated from SQLite and per-stage timings in milliseconds.
 
         ``lang`` restricts results to chunks in that language (and analyses the BM25 query in it).
@@ -204,9 +244,11 @@ class Index:
         if rerank and not self.has_reranker:
             raise QueryError(NO_RERANKER)
         query = self._check_query(query, needs_model=mode != "bm25")
-        filters = Filters(lang=lang or (filters.lang if filters else None),
-                          file_type=filters.file_type if filters else None,
-                          path_prefix=filters.path_prefix if filters else None)
+        filters = Filters(
+            lang=lang or (filters.lang if filters else None),
+            file_type=filters.file_type if filters else None,
+            path_prefix=filters.path_prefix if filters else None,
+        )
         timings: dict[str, float] = {}
         t_all = time.perf_counter()
         allowed = self._allowed(filters)
@@ -242,11 +284,17 @@ class Index:
         """Counts, languages, file types, sizes on disk and skipped files, for ``e5search info`` and the app."""
         counts = catalog.counts(self.engine)
         return {
-            "index": str(self.dir), **{k: counts[k] for k in ("files", "documents", "chunks")},
-            "vectors": len(self.dense), "dense_kind": self.dense.kind, "faiss_device": self.dense.device,
+            "index": str(self.dir),
+            **{k: counts[k] for k in ("files", "documents", "chunks")},
+            "vectors": len(self.dense),
+            "dense_kind": self.dense.kind,
+            "faiss_device": self.dense.device,
             **{k: counts[k] for k in ("chunk_languages", "document_languages", "file_types", "skipped")},
-            "model": self.manifest.get("model"), "source_root": self.manifest.get("source_root"),
-            "config": self.manifest.get("config"), "versions": self.manifest.get("versions"),
-            "generation": self.manifest.get("generation"), "updated_at": self.manifest.get("updated_at"),
+            "model": self.manifest.get("model"),
+            "source_root": self.manifest.get("source_root"),
+            "config": self.manifest.get("config"),
+            "versions": self.manifest.get("versions"),
+            "generation": self.manifest.get("generation"),
+            "updated_at": self.manifest.get("updated_at"),
             "sizes_on_disk": self.layout.size_on_disk(),
         }

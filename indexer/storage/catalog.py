@@ -18,8 +18,9 @@ from indexer.storage.store import ChunkRow, DocumentRow, FileRow
 from indexer.types import Hit, Ranked
 
 
-def chunk_ids_where(engine: Engine, lang: str | None = None, file_type: str | None = None,
-                    path_prefix: str | None = None) -> list[int]:
+def chunk_ids_where(
+    engine: Engine, lang: str | None = None, file_type: str | None = None, path_prefix: str | None = None
+) -> list[int]:
     """Ids of the chunks in language ``lang``, of documents of ``file_type`` under ``path_prefix``, ascending."""
     stmt = select(ChunkRow.id).join(DocumentRow)
     if lang:
@@ -37,7 +38,8 @@ def passage_parts(engine: Engine, chunk_ids: Sequence[int]) -> dict[int, tuple[s
     with Session(engine) as session:
         rows = session.execute(
             select(ChunkRow.id, DocumentRow.title, ChunkRow.heading_path, ChunkRow.text)
-            .join(DocumentRow).where(ChunkRow.id.in_(list(chunk_ids)))
+            .join(DocumentRow)
+            .where(ChunkRow.id.in_(list(chunk_ids)))
         ).all()
     return {r[0]: (r[1], tuple(json.loads(r[2])), r[3]) for r in rows}
 
@@ -45,24 +47,39 @@ def passage_parts(engine: Engine, chunk_ids: Sequence[int]) -> dict[int, tuple[s
 def hits(engine: Engine, ranked: Ranked, before: dict[int, int] | None) -> list[Hit]:
     """``ranked`` hydrated into hits; ``before`` maps chunk id -> rank before reranking (for the movement)."""
     with Session(engine) as session:
-        rows = {c.id: c for c in session.scalars(
-            select(ChunkRow).where(ChunkRow.id.in_([cid for cid, _ in ranked])))}
+        rows = {
+            c.id: c
+            for c in session.scalars(select(ChunkRow).where(ChunkRow.id.in_([cid for cid, _ in ranked])))
+        }
         out = []
         for rank, (cid, score) in enumerate(ranked, start=1):
             c = rows.get(cid)
             if c is None:  # the index changed under us; skip rather than show a ghost
                 continue
             d = c.document
-            out.append(Hit(rank=rank, score=score, chunk_id=cid, doc_path=d.path, title=d.title, text=c.text,
-                           lang=c.lang, heading_path=c.headings, doc_id=d.external_id,
-                           prev_rank=before.get(cid) if before is not None else None))
+            out.append(
+                Hit(
+                    rank=rank,
+                    score=score,
+                    chunk_id=cid,
+                    doc_path=d.path,
+                    title=d.title,
+                    text=c.text,
+                    lang=c.lang,
+                    heading_path=c.headings,
+                    doc_id=d.external_id,
+                    prev_rank=before.get(cid) if before is not None else None,
+                )
+            )
     return out
 
 
 def doc_keys(engine: Engine) -> dict[int, str]:
     """chunk id -> document key (external id, else path), for document-level runs."""
     with Session(engine) as session:
-        rows = session.execute(select(ChunkRow.id, DocumentRow.external_id, DocumentRow.path).join(DocumentRow))
+        rows = session.execute(
+            select(ChunkRow.id, DocumentRow.external_id, DocumentRow.path).join(DocumentRow)
+        )
         return {cid: ext if ext is not None else path for cid, ext, path in rows}
 
 
@@ -73,32 +90,60 @@ def chunk(engine: Engine, chunk_id: int, neighbours: int = 0) -> dict:
         if c is None:
             raise IndexStateError(f"chunk {chunk_id} is not in this index")
         d = c.document
-        near = session.scalars(select(ChunkRow).where(
-            ChunkRow.document_id == d.id,
-            ChunkRow.ordinal.between(c.ordinal - neighbours, c.ordinal + neighbours)).order_by(ChunkRow.ordinal))
+        near = session.scalars(
+            select(ChunkRow)
+            .where(
+                ChunkRow.document_id == d.id,
+                ChunkRow.ordinal.between(c.ordinal - neighbours, c.ordinal + neighbours),
+            )
+            .order_by(ChunkRow.ordinal)
+        )
         return {
-            "chunk_id": c.id, "text": c.text, "heading_path": list(c.headings), "lang": c.lang,
-            "start": c.start, "end": c.end, "ordinal": c.ordinal,
-            "neighbours": [{"chunk_id": n.id, "ordinal": n.ordinal, "text": n.text} for n in near if n.id != c.id],
-            "document": {"path": d.path, "title": d.title, "lang": d.lang, "file_type": d.file_type,
-                         "external_id": d.external_id, "n_chars": d.n_chars, "n_chunks": len(d.chunks),
-                         "size": d.file.size, "mtime": d.file.mtime, "content_hash": d.file.content_hash},
+            "chunk_id": c.id,
+            "text": c.text,
+            "heading_path": list(c.headings),
+            "lang": c.lang,
+            "start": c.start,
+            "end": c.end,
+            "ordinal": c.ordinal,
+            "neighbours": [
+                {"chunk_id": n.id, "ordinal": n.ordinal, "text": n.text} for n in near if n.id != c.id
+            ],
+            "document": {
+                "path": d.path,
+                "title": d.title,
+                "lang": d.lang,
+                "file_type": d.file_type,
+                "external_id": d.external_id,
+                "n_chars": d.n_chars,
+                "n_chunks": len(d.chunks),
+                "size": d.file.size,
+                "mtime": d.file.mtime,
+                "content_hash": d.file.content_hash,
+            },
         }
 
 
 def counts(engine: Engine) -> dict:
     """Files, documents and chunks; chunks and documents per language; documents per file type; skipped files."""
     with Session(engine) as session:
+
         def grouped(column) -> dict:
             return dict(session.execute(select(column, func.count()).group_by(column)).all())
 
         return {
-            "files": session.scalar(select(func.count()).select_from(FileRow).where(FileRow.status == "indexed")),
+            "files": session.scalar(
+                select(func.count()).select_from(FileRow).where(FileRow.status == "indexed")
+            ),
             "documents": session.scalar(select(func.count()).select_from(DocumentRow)),
             "chunks": session.scalar(select(func.count()).select_from(ChunkRow)),
             "chunk_languages": grouped(ChunkRow.lang),
             "document_languages": grouped(DocumentRow.lang),
             "file_types": grouped(DocumentRow.file_type),
-            "skipped": [{"path": f.path, "reason": f.reason} for f in
-                        session.scalars(select(FileRow).where(FileRow.status == "skipped").order_by(FileRow.path))],
+            "skipped": [
+                {"path": f.path, "reason": f.reason}
+                for f in session.scalars(
+                    select(FileRow).where(FileRow.status == "skipped").order_by(FileRow.path)
+                )
+            ],
         }

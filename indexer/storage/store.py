@@ -74,7 +74,10 @@ class DocumentRow(Base):
     n_chars: Mapped[int] = mapped_column(Integer)
     file: Mapped[FileRow] = relationship(back_populates="documents")
     chunks: Mapped[list[ChunkRow]] = relationship(
-        back_populates="document", cascade="all, delete-orphan", passive_deletes=True, order_by="ChunkRow.ordinal"
+        back_populates="document",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="ChunkRow.ordinal",
     )
 
     @property
@@ -154,15 +157,21 @@ def read_index_manifest(index_dir: str | Path, complete: bool = True) -> dict[st
     engine = open_engine(index_dir)
     try:
         if not inspect(engine).has_table("manifest"):
-            raise IndexStateError(f"{db} is not an e5search index (no manifest table): give another --index folder")
+            raise IndexStateError(
+                f"{db} is not an e5search index (no manifest table): give another --index folder"
+            )
         with Session(engine) as session:
             manifest = read_manifest(session)
     except DBAPIError as exc:
-        raise IndexStateError(f"{db} is not a readable e5search index ({exc.orig}): give another --index folder") from exc
+        raise IndexStateError(
+            f"{db} is not a readable e5search index ({exc.orig}): give another --index folder"
+        ) from exc
     finally:
         engine.dispose()
     if complete and not manifest.get("generation"):
-        raise IndexStateError(f"the index at {index_dir} was never completed: run `e5search index` on its folder again")
+        raise IndexStateError(
+            f"the index at {index_dir} was never completed: run `e5search index` on its folder again"
+        )
     return manifest
 
 

@@ -35,12 +35,15 @@ def clean_app_caches():
     service.use_encoder(None)
 
 
-def test_an_index_built_with_torch_opens_in_the_app_with_onnxruntime_installed(tmp_path: Path, monkeypatch,
-                                                                                 clean_app_caches):
+def test_an_index_built_with_torch_opens_in_the_app_with_onnxruntime_installed(
+    tmp_path: Path, monkeypatch, clean_app_caches
+):
     pytest.importorskip("onnxruntime")
     from tests.trainer.tiny import make_tiny_model
 
-    monkeypatch.setenv("E5SEARCH_HOME", str(tmp_path / "home"))  # the int8 artefact of the tiny model goes here
+    monkeypatch.setenv(
+        "E5SEARCH_HOME", str(tmp_path / "home")
+    )  # the int8 artefact of the tiny model goes here
     model = make_tiny_model(tmp_path / "model", MULTILINGUAL, dropout=0.0)
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -57,7 +60,9 @@ def test_an_index_built_with_torch_opens_in_the_app_with_onnxruntime_installed(t
     assert idx.search("glacier kilometres", mode="dense", k=1).hits
 
 
-def test_indexing_from_the_app_keys_the_cache_like_the_cli(tmp_path: Path, corpus_copy: Path, clean_app_caches):
+def test_indexing_from_the_app_keys_the_cache_like_the_cli(
+    tmp_path: Path, corpus_copy: Path, clean_app_caches
+):
     fake = FakeEncoder()
     fake.cache_key = f"{fake.fingerprint}@format2"  # like an int8 artefact's revision
     service.use_encoder(fake)

@@ -42,11 +42,16 @@ def data_root(tmp_path: Path) -> Path:
     _write(root / "debian-ddtp" / "descriptions.fi.jsonl.gz", DE[:1])  # too few translations
     (root / "ntrex-128" / "NTREX-128").mkdir(parents=True)
     (root / "ntrex-128" / "LANGUAGES.tsv").write_text("deu German\n", encoding="utf-8")
-    for name, lines in (("src.eng", ["Zebra 2024", "Coffee 1999"]), ("ref.deu", ["Zebra 2024", "Kaffee 1999"])):
+    for name, lines in (
+        ("src.eng", ["Zebra 2024", "Coffee 1999"]),
+        ("ref.deu", ["Zebra 2024", "Kaffee 1999"]),
+    ):
         path = root / "ntrex-128" / "NTREX-128" / f"newstest2019-{name}.txt.gz"
         path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     (root / "stsb-multi-mt" / "data").mkdir(parents=True)
     buf = io.StringIO()
     csv.writer(buf).writerows([("a b", "a b", 5), ("a b", "a c", 2.5), ("a b", "c d", 0)])
-    (root / "stsb-multi-mt" / "data" / "stsb-de-test.csv.gz").write_bytes(gzip.compress(buf.getvalue().encode()))
+    (root / "stsb-multi-mt" / "data" / "stsb-de-test.csv.gz").write_bytes(
+        gzip.compress(buf.getvalue().encode())
+    )
     return root

@@ -16,7 +16,11 @@ from indexer.errors import E5SearchError
 from tests.fakes import FakeEncoder
 
 ENGLISH = ["Paris 2024 Olympics", "Tokyo 1964 games", "Berlin wall 1989"]
-GERMAN = ["Olympische Spiele Paris 2024", "Spiele Tokyo 1964", "Berliner Mauer 1989"]  # shares names and years
+GERMAN = [
+    "Olympische Spiele Paris 2024",
+    "Spiele Tokyo 1964",
+    "Berliner Mauer 1989",
+]  # shares names and years
 # the third "translation" shares a word with each of the first two English sentences and none with the third
 FRENCH = ["Jeux de Paris 2024", "Jeux de Tokyo 1964", "Paris 1964"]
 
@@ -28,7 +32,9 @@ def _gz(path: Path, lines: list[str]) -> None:
 @pytest.fixture
 def ntrex(tmp_path: Path) -> Path:
     (tmp_path / "NTREX-128").mkdir()
-    (tmp_path / "LANGUAGES.tsv").write_text("deu German\nfra French\nzho-CN  Chinese (Simplified)\n", encoding="utf-8")
+    (tmp_path / "LANGUAGES.tsv").write_text(
+        "deu German\nfra French\nzho-CN  Chinese (Simplified)\n", encoding="utf-8"
+    )
     _gz(tmp_path / "NTREX-128" / "newstest2019-src.eng.txt.gz", ENGLISH)
     _gz(tmp_path / "NTREX-128" / "newstest2019-ref.deu.txt.gz", GERMAN)
     _gz(tmp_path / "NTREX-128" / "newstest2019-ref.fra.txt.gz", FRENCH)
@@ -88,7 +94,10 @@ def test_sts_benchmark_reads_stsb_files(tmp_path: Path):
     assert stsb_languages(tmp_path) == ["de", "en"]
     assert load_stsb(tmp_path, "de")[1] == ("red fox runs fast", "red fox runs slowly", 4.0)
     got = sts_benchmark(FakeEncoder(dim=4096), tmp_path, max_pairs=3)
-    assert got == {"de": {"spearman": pytest.approx(100.0), "n": 3}, "en": {"spearman": pytest.approx(100.0), "n": 3}}
+    assert got == {
+        "de": {"spearman": pytest.approx(100.0), "n": 3},
+        "en": {"spearman": pytest.approx(100.0), "n": 3},
+    }
     with pytest.raises(E5SearchError, match="languages: de, en"):
         load_stsb(tmp_path, "fr")
     (tmp_path / "data" / "stsb-xx-test.csv").write_text("only one column\n", encoding="utf-8")

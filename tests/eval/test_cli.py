@@ -27,15 +27,29 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def test_eval_writes_json_and_report(tmp_path: Path, capsys: pytest.CaptureFixture):
-    args = parse(["--dataset", str(TINY), "--retrievers", "bm25,dense", "--json", str(tmp_path / "r.json"),
-                  "--report", str(tmp_path / "r.md"), "--cache-dir", str(tmp_path / "cache")])
+    args = parse(
+        [
+            "--dataset",
+            str(TINY),
+            "--retrievers",
+            "bm25,dense",
+            "--json",
+            str(tmp_path / "r.json"),
+            "--report",
+            str(tmp_path / "r.md"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert cli.run(args) == 0
     out = capsys.readouterr().out
     assert "beir_tiny (test): 6 queries, 14 documents" in out and "| dense |" in out
     result = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert set(result) >= {"dataset", "split", "n_queries", "results", "significance", "config"}
     assert set(result["results"]["bm25"]) >= {"ndcg@10", "recall@100", "mrr@10", "map@100", "ci95"}
-    assert (tmp_path / "r.png").exists() and "![scores](r.png)" in (tmp_path / "r.md").read_text(encoding="utf-8")
+    assert (tmp_path / "r.png").exists() and "![scores](r.png)" in (tmp_path / "r.md").read_text(
+        encoding="utf-8"
+    )
 
 
 def test_eval_needs_a_dataset_or_a_suite():
@@ -51,8 +65,22 @@ def test_standalone_main_reports_errors_without_traceback(tmp_path: Path, capsys
 
 
 def test_suite_from_the_command_line(data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
-    args = parse(["--suite", "multilingual", "--out", str(tmp_path / "suite"), "--data-root", str(data_root),
-                  "--parts", "bitext,sts", "--bitext-languages", "deu", "--cache-dir", str(tmp_path / "work")])
+    args = parse(
+        [
+            "--suite",
+            "multilingual",
+            "--out",
+            str(tmp_path / "suite"),
+            "--data-root",
+            str(data_root),
+            "--parts",
+            "bitext,sts",
+            "--bitext-languages",
+            "deu",
+            "--cache-dir",
+            str(tmp_path / "work"),
+        ]
+    )
     assert cli.run(args) == 0
     assert "multilingual.md" in capsys.readouterr().out
     result = json.loads((tmp_path / "suite" / "multilingual.json").read_text(encoding="utf-8"))

@@ -40,7 +40,9 @@ def test_gzipped_corpus_reads_the_same(tmp_path: Path):
 
 def test_missing_split_lists_the_splits_there_are():
     assert list_splits(TINY) == ["dev", "malformed", "test", "unknown"]
-    with pytest.raises(DatasetError, match=r"no qrels for split 'train'; splits present: dev, malformed, test, unknown"):
+    with pytest.raises(
+        DatasetError, match=r"no qrels for split 'train'; splits present: dev, malformed, test, unknown"
+    ):
         load_beir(TINY, "train")
 
 
@@ -54,7 +56,9 @@ def test_malformed_qrels_line_names_file_line_and_format():
 
 
 def test_unknown_ids_in_qrels_are_an_error_by_default():
-    with pytest.raises(DatasetError, match=r"1 unknown query id\(s\) \['q8'\] and 1 unknown document id\(s\) \['d99'\]"):
+    with pytest.raises(
+        DatasetError, match=r"1 unknown query id\(s\) \['q8'\] and 1 unknown document id\(s\) \['d99'\]"
+    ):
         load_beir(TINY, "unknown")
 
 
@@ -76,7 +80,9 @@ def test_missing_folder_and_files_say_what_is_missing(tmp_path: Path):
 
 
 def test_bad_corpus_line_names_file_and_line(tmp_path: Path):
-    (tmp_path / "corpus.jsonl").write_text('{"_id": "a", "text": "ok"}\n{"_id": "b", "text": \n', encoding="utf-8")
+    (tmp_path / "corpus.jsonl").write_text(
+        '{"_id": "a", "text": "ok"}\n{"_id": "b", "text": \n', encoding="utf-8"
+    )
     with pytest.raises(DatasetError, match=r"corpus.jsonl:2: not valid JSON"):
         load_corpus(tmp_path)
     (tmp_path / "corpus.jsonl").write_text('{"_id": "a"}\n{"_id": "a"}\n', encoding="utf-8")

@@ -37,14 +37,23 @@ def test_builds_both_directions_with_filters_and_seed(data_root: Path, tmp_path:
 
 def test_suite_writes_one_report(data_root: Path, tmp_path: Path):
     config = SuiteConfig(xling_queries=2, xling_docs=4, xling_min_translations=3, bitext_languages=("deu",))
-    result = run_suite(tmp_path / "report", config, data_root=data_root, work_dir=tmp_path / "work",
-                       encoder=FakeEncoder(dim=4096))
+    result = run_suite(
+        tmp_path / "report",
+        config,
+        data_root=data_root,
+        work_dir=tmp_path / "work",
+        encoder=FakeEncoder(dim=4096),
+    )
     assert set(result["xling"]) == {"de-en", "en-de"}  # fi has 1 translation, below the minimum
     assert set(result["xling"]["de-en"]) == {"n_queries", "n_docs", "bm25", "dense"}
     assert result["bitext"]["deu"]["mean"] == 1.0  # names and years carry both sentences
     assert result["sts"]["de"]["spearman"] == pytest.approx(100.0)
     text = (tmp_path / "report" / "multilingual.md").read_text(encoding="utf-8")
-    for heading in ("Cross-lingual retrieval (DDTP)", "Bitext mining (NTREX-128)", "STS (STSb-multi-MT, test)"):
+    for heading in (
+        "Cross-lingual retrieval (DDTP)",
+        "Bitext mining (NTREX-128)",
+        "STS (STSb-multi-MT, test)",
+    ):
         assert heading in text
     assert json.loads((tmp_path / "report" / "multilingual.json").read_text())["config"]["xling_docs"] == 4
 

@@ -12,8 +12,9 @@ TINY = Path(__file__).resolve().parents[1] / "fixtures" / "beir_tiny"
 
 
 @pytest.mark.model
-def test_real_model_finds_every_relevant_document_first(default_model_path: Path, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch):
+def test_real_model_finds_every_relevant_document_first(
+    default_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.setenv("E5SEARCH_HOME", str(default_model_path.parents[1]))
     result = evaluate(TINY, retrievers=["bm25", "dense", "hybrid"], index_cache_dir=tmp_path, n_resamples=200)
     # BM25 does not depend on the encoder: the same numbers as with the fake encoder (see test_run.py)

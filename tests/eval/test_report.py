@@ -10,15 +10,32 @@ import pytest
 from eval.report import default_pairs, drilldown, markdown, results_table, write_json, write_report
 
 RESULT = {
-    "dataset": "tiny", "split": "test", "n_queries": 3, "n_docs": 10,
+    "dataset": "tiny",
+    "split": "test",
+    "n_queries": 3,
+    "n_docs": 10,
     "results": {
-        "bm25": {"ndcg@10": 0.5, "recall@100": 0.9, "mrr@10": 0.5, "map@100": 0.4,
-                 "ci95": {m: [0.1, 0.9] for m in ("ndcg@10", "recall@100", "mrr@10", "map@100")}},
-        "dense": {"ndcg@10": 0.6, "recall@100": 1.0, "mrr@10": 0.7, "map@100": 0.5,
-                  "ci95": {m: [0.2, 1.0] for m in ("ndcg@10", "recall@100", "mrr@10", "map@100")}},
+        "bm25": {
+            "ndcg@10": 0.5,
+            "recall@100": 0.9,
+            "mrr@10": 0.5,
+            "map@100": 0.4,
+            "ci95": {m: [0.1, 0.9] for m in ("ndcg@10", "recall@100", "mrr@10", "map@100")},
+        },
+        "dense": {
+            "ndcg@10": 0.6,
+            "recall@100": 1.0,
+            "mrr@10": 0.7,
+            "map@100": 0.5,
+            "ci95": {m: [0.2, 1.0] for m in ("ndcg@10", "recall@100", "mrr@10", "map@100")},
+        },
     },
-    "significance": {"baseline": "bm25", "vs_baseline": {"dense": {"ndcg@10": {
-        "delta": 0.1, "t": 1.0, "p_ttest": 0.3, "p_randomization": 0.0004}}}},
+    "significance": {
+        "baseline": "bm25",
+        "vs_baseline": {
+            "dense": {"ndcg@10": {"delta": 0.1, "t": 1.0, "p_ttest": 0.3, "p_randomization": 0.0004}}
+        },
+    },
     "config": {"model": "m", "encoder": {"model": "m", "fingerprint": "abc"}, "k": 100, "chunk_size": 512},
     "per_query": {
         "bm25": {"a": {"ndcg@10": 1.0}, "b": {"ndcg@10": 0.5}, "c": {"ndcg@10": 0.0}},

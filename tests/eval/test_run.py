@@ -36,9 +36,22 @@ MAP_Q1 = (1 + 2 / 3) / 2
 # per query (q1..q6): (nDCG@10, Recall@100, MRR@10, MAP@100)
 EXPECTED_PER_QUERY = {
     "bm25": [(NDCG_Q1, 1, 1, MAP_Q1), (0, 0, 0, 0), (1, 1, 1, 1), (1, 1, 1, 1), (1, 1, 1, 1), (1, 1, 1, 1)],
-    "dense": [(NDCG_Q1, 1, 1, MAP_Q1), (1, 1, 1, 1), (0.5, 1, 1 / 3, 1 / 3), (1, 1, 1, 1), (1, 1, 1, 1), (1, 1, 1, 1)],
-    "hybrid": [(NDCG_Q1, 1, 1, MAP_Q1), (1, 1, 1, 1), (1 / np.log2(3), 1, 0.5, 0.5), (1, 1, 1, 1), (1, 1, 1, 1),
-               (1, 1, 1, 1)],
+    "dense": [
+        (NDCG_Q1, 1, 1, MAP_Q1),
+        (1, 1, 1, 1),
+        (0.5, 1, 1 / 3, 1 / 3),
+        (1, 1, 1, 1),
+        (1, 1, 1, 1),
+        (1, 1, 1, 1),
+    ],
+    "hybrid": [
+        (NDCG_Q1, 1, 1, MAP_Q1),
+        (1, 1, 1, 1),
+        (1 / np.log2(3), 1, 0.5, 0.5),
+        (1, 1, 1, 1),
+        (1, 1, 1, 1),
+        (1, 1, 1, 1),
+    ],
 }
 EXPECTED_MEANS = {  # the means of the rows above, written out
     "bm25": {"ndcg@10": 0.825039, "recall@100": 0.833333, "mrr@10": 0.833333, "map@100": 0.805556},
@@ -64,8 +77,13 @@ class FakeReranker:
 @pytest.fixture(scope="module")
 def result(tmp_path_factory) -> dict:
     cache = tmp_path_factory.mktemp("eval-cache")
-    return evaluate(TINY, retrievers=["bm25", "dense", "hybrid"], index_cache_dir=cache,
-                    encoder=FakeEncoder(dim=DIM), n_resamples=2000)
+    return evaluate(
+        TINY,
+        retrievers=["bm25", "dense", "hybrid"],
+        index_cache_dir=cache,
+        encoder=FakeEncoder(dim=DIM),
+        n_resamples=2000,
+    )
 
 
 def test_fixture_preconditions_hold():
@@ -74,11 +92,20 @@ def test_fixture_preconditions_hold():
     enc = FakeEncoder(dim=DIM)
     texts = [d["title"] + " " + d["text"] for d in corpus.values()] + list(queries.values())
     words = {w for t in texts for w in enc._words(t)}
-    buckets = {int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little") % DIM for w in words}
+    buckets = {
+        int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little") % DIM for w in words
+    }
     assert len(buckets) == len(words)
     langs = {doc_id: detect_language(d["text"]) for doc_id, d in corpus.items()}
-    assert langs == {**{f"d{i:02d}": "en" for i in range(1, 9)}, "d09": "ru", "d10": "ru", "d11": "zh",
-                     "d12": "zh", "d13": "ar", "d14": "ar"}
+    assert langs == {
+        **{f"d{i:02d}": "en" for i in range(1, 9)},
+        "d09": "ru",
+        "d10": "ru",
+        "d11": "zh",
+        "d12": "zh",
+        "d13": "ar",
+        "d14": "ar",
+    }
 
 
 def test_exact_per_query_values(result: dict):
@@ -89,7 +116,12 @@ def test_exact_per_query_values(result: dict):
 
 
 def test_exact_means_and_result_shape(result: dict):
-    assert (result["dataset"], result["split"], result["n_queries"], result["n_docs"]) == ("beir_tiny", "test", 6, 14)
+    assert (result["dataset"], result["split"], result["n_queries"], result["n_docs"]) == (
+        "beir_tiny",
+        "test",
+        6,
+        14,
+    )
     for name, expected in EXPECTED_MEANS.items():
         row = result["results"][name]
         assert {m: row[m] for m in METRICS} == pytest.approx(expected, abs=1e-6)
@@ -126,15 +158,25 @@ def test_second_run_reuses_the_index_without_encoding(tmp_path: Path):
 
 
 def test_reranked_retrievers(tmp_path: Path):
-    got = evaluate(TINY, retrievers=["bm25+rerank", "dense+rerank"], reranker=FakeReranker(),
-                   index_cache_dir=tmp_path, encoder=FakeEncoder(dim=DIM), n_resamples=100)
+    got = evaluate(
+        TINY,
+        retrievers=["bm25+rerank", "dense+rerank"],
+        reranker=FakeReranker(),
+        index_cache_dir=tmp_path,
+        encoder=FakeEncoder(dim=DIM),
+        n_resamples=100,
+    )
     # reranking by the dense cosine: dense+rerank is dense; bm25+rerank reorders BM25's hits (q3: d05 last of 3)
     # and still has nothing for q2
-    assert got["results"]["dense+rerank"]["ndcg@10"] == pytest.approx(EXPECTED_MEANS["dense"]["ndcg@10"], abs=1e-6)
+    assert got["results"]["dense+rerank"]["ndcg@10"] == pytest.approx(
+        EXPECTED_MEANS["dense"]["ndcg@10"], abs=1e-6
+    )
     assert got["results"]["bm25+rerank"]["ndcg@10"] == pytest.approx((NDCG_Q1 + 0 + 0.5 + 3) / 6, abs=1e-9)
     assert got["results"]["bm25+rerank"]["mrr@10"] == pytest.approx((1 + 0 + 1 / 3 + 3) / 6, abs=1e-9)
     assert got["config"]["reranker"] == "fake-reranker"
-    assert got["significance"]["baseline"] == "bm25+rerank"  # no plain bm25: the first retriever is the baseline
+    assert (
+        got["significance"]["baseline"] == "bm25+rerank"
+    )  # no plain bm25: the first retriever is the baseline
 
 
 def test_bm25_alone_encodes_nothing_and_scores_the_same(tmp_path: Path, result: dict):
@@ -147,8 +189,15 @@ def test_bm25_alone_encodes_nothing_and_scores_the_same(tmp_path: Path, result: 
 
 
 def test_subset_run(tmp_path: Path):
-    got = evaluate(TINY, retrievers=["bm25"], index_cache_dir=tmp_path, encoder=FakeEncoder(dim=DIM),
-                   max_queries=3, max_docs=6, n_resamples=100)
+    got = evaluate(
+        TINY,
+        retrievers=["bm25"],
+        index_cache_dir=tmp_path,
+        encoder=FakeEncoder(dim=DIM),
+        max_queries=3,
+        max_docs=6,
+        n_resamples=100,
+    )
     assert got["n_queries"] == 3 and got["n_docs"] == 6
 
 

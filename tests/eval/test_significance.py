@@ -26,7 +26,7 @@ def test_exact_randomisation_p_value():
 def test_constant_shift_gets_the_smallest_attainable_p():
     got = paired_test(np.full(5, 0.6), np.full(5, 0.4))
     assert got["delta"] == pytest.approx(0.2)
-    assert got["p_randomization"] == got["p_ttest"] == 2.0 ** -4
+    assert got["p_randomization"] == got["p_ttest"] == 2.0**-4
 
 
 def test_lengths_must_match():

@@ -89,9 +89,7 @@ def test_fast_split_agrees_with_exact_split() -> None:
             continue
         if not analysis._RE_W_DIFFERS.match(char):
             assert bool(re_w.match(char)) == bool(regex_w.match(char)), hex(code_point)
-    assert analysis._RE_W_DIFFERS.match(chr(0x10000)) and analysis._RE_W_DIFFERS.match(
-        chr(sys.maxunicode)
-    )
+    assert analysis._RE_W_DIFFERS.match(chr(0x10000)) and analysis._RE_W_DIFFERS.match(chr(sys.maxunicode))
     text = "a.1 1.a x'y 1'000 'quoted' e.g. ..a..b.. ,1,2, foo_bar_ __x__ naïve ΑΒΓ.δ – “ok”"
     assert not analysis._NEEDS_SLOW_PATH.search(text)
     assert analysis._TOKEN_RE.findall(text) == analysis._TOKEN.findall(text)

@@ -17,11 +17,19 @@ from tests.fakes import FakeEncoder
 
 TOK = FakeEncoder().tokenizer
 SNIPPETS = [
-    "Photosynthesis turns light into sugar. ", "Der Rhein fließt durch Köln und Düsseldorf! ",
-    "Le camembert vient de Normandie ; il est très bon. ", "茶起源于中国，已有几千年的历史。",
-    "富士山は日本でいちばん高い山です。", "تنمو أشجار النخيل في الواحات. هل تحب التمر؟ ",
-    "Волга — самая длинная река Европы. ", "मानसून भारत में बारिश लाता है। ", "\n\n", "\n", "- a list item\n",
-    "a-very-long-hyphenated-token-chain-" * 5, "word " * 30,
+    "Photosynthesis turns light into sugar. ",
+    "Der Rhein fließt durch Köln und Düsseldorf! ",
+    "Le camembert vient de Normandie ; il est très bon. ",
+    "茶起源于中国，已有几千年的历史。",
+    "富士山は日本でいちばん高い山です。",
+    "تنمو أشجار النخيل في الواحات. هل تحب التمر؟ ",
+    "Волга — самая длинная река Европы. ",
+    "मानसून भारत में बारिश लाता है। ",
+    "\n\n",
+    "\n",
+    "- a list item\n",
+    "a-very-long-hyphenated-token-chain-" * 5,
+    "word " * 30,
 ]
 
 
@@ -36,7 +44,7 @@ def doc_of(*sections: tuple[tuple[str, ...], str], title: str = "T") -> Document
 def check_invariants(doc: Document, chunks: list[ChunkDraft], limit: int) -> None:
     text = doc.text
     for c in chunks:
-        assert c.text == text[c.start:c.end] == c.text.strip() != ""
+        assert c.text == text[c.start : c.end] == c.text.strip() != ""
         assert c.n_tokens == n_tokens(c.text) <= limit
     covered = set()
     for c in chunks:
@@ -48,8 +56,10 @@ def check_invariants(doc: Document, chunks: list[ChunkDraft], limit: int) -> Non
 def test_chunk_size_never_exceeded_random():
     rng = random.Random(1234)
     for _ in range(100):
-        sections = [((f"h{i}",), "".join(rng.choice(SNIPPETS) for _ in range(rng.randint(1, 60))))
-                    for i in range(rng.randint(1, 3))]
+        sections = [
+            ((f"h{i}",), "".join(rng.choice(SNIPPETS) for _ in range(rng.randint(1, 60))))
+            for i in range(rng.randint(1, 3))
+        ]
         sections = [s for s in sections if s[1].strip()] or [((), "x")]
         doc = doc_of(*sections)
         size = rng.randint(32, 200)
@@ -79,7 +89,7 @@ def test_overlap_is_trailing_sentences_within_budget():
     # give up its overlap to fit there (rank before overlap, see the module doc)
     for prev, nxt in zip(chunks, chunks[1:-1], strict=False):
         assert prev.start < nxt.start < prev.end  # overlaps, but never repeats the whole previous chunk
-        shared = doc.text[nxt.start:prev.end]
+        shared = doc.text[nxt.start : prev.end]
         assert shared.startswith("Sentence number") and shared.endswith("is here.")  # whole sentences
         assert 0 < n_tokens(shared) <= 13
 
@@ -206,7 +216,7 @@ def test_chunk_size_never_exceeded_with_the_real_tokenizer(xlmr_tokenizer):
         max_tokens = rng.choice([4, 9, 50, 456])
         chunks = chunk_document(doc, xlmr_tokenizer, config, max_tokens)
         for c in chunks:
-            assert c.text == doc.text[c.start:c.end]
+            assert c.text == doc.text[c.start : c.end]
             assert c.n_tokens == count_tokens(xlmr_tokenizer, [c.text])[0] <= min(size, max_tokens)
     header = header_text("A very long title " * 20, ("Section",), xlmr_tokenizer, 48)
     assert count_tokens(xlmr_tokenizer, [header])[0] <= 48

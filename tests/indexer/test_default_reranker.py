@@ -10,14 +10,17 @@ from indexer.errors import E5SearchError
 from indexer.retrieval.rerank import default_reranker
 
 
-@pytest.mark.parametrize("env, shipped, expected", [
-    (None, False, None),
-    (None, True, dr.DEFAULT_RERANKER),
-    ("none", True, None),
-    (" OFF ", True, None),
-    ("/models/my-ce", True, "/models/my-ce"),
-    ("/models/my-ce", False, "/models/my-ce"),
-])
+@pytest.mark.parametrize(
+    "env, shipped, expected",
+    [
+        (None, False, None),
+        (None, True, dr.DEFAULT_RERANKER),
+        ("none", True, None),
+        (" OFF ", True, None),
+        ("/models/my-ce", True, "/models/my-ce"),
+        ("/models/my-ce", False, "/models/my-ce"),
+    ],
+)
 def test_default_reranker_choice(monkeypatch, env, shipped, expected):
     monkeypatch.setattr(dr, "is_shipped", lambda asset_dir=dr.ASSET_DIR: shipped)
     if env is None:

@@ -37,7 +37,9 @@ def run_json(capsys, *argv: str):
 
 
 def search(capsys, index: Path, query: str, mode: str, *extra: str) -> dict:
-    code, (obj,) = run_json(capsys, "search", query, "--index", str(index), "--mode", mode, "-k", "3", "--json", *extra)
+    code, (obj,) = run_json(
+        capsys, "search", query, "--index", str(index), "--mode", mode, "-k", "3", "--json", *extra
+    )
     assert code == 0
     return obj
 
@@ -54,12 +56,15 @@ def test_index_reports_summary_and_skips(indexed, capsys):
 
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
-@pytest.mark.parametrize("query, expected", [
-    ("camembert de Normandie", "fr_fromage.html"),
-    ("Волга Каспийское море", "ru_volga.rst"),
-    ("龙井茶 绿茶", "zh_tea.docx"),
-    ("glacier ice age", "en_glaciers.pdf"),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("camembert de Normandie", "fr_fromage.html"),
+        ("Волга Каспийское море", "ru_volga.rst"),
+        ("龙井茶 绿茶", "zh_tea.docx"),
+        ("glacier ice age", "en_glaciers.pdf"),
+    ],
+)
 def test_every_mode_finds_the_document(indexed, capsys, mode, query, expected):
     obj = search(capsys, indexed[1], query, mode)
     assert obj["mode"] == mode and obj["hits"][0]["doc_path"] == expected
@@ -67,13 +72,16 @@ def test_every_mode_finds_the_document(indexed, capsys, mode, query, expected):
     assert obj["timings_ms"]["total"] > 0
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("Wie entsteht Sauerstoff in Pflanzen?", "en_photosynthesis.md"),  # German query, English document
-    ("how is bread baked in Germany", "de_rhein_brot.txt"),  # English query, German document
-    ("富士山の高さ", "ja_fuji_shiftjis.txt"),
-    ("rice dish from Valencia", "es_paella_latin1.txt"),
-    ("date palms in the desert", "ar_dates_utf16.txt"),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("Wie entsteht Sauerstoff in Pflanzen?", "en_photosynthesis.md"),  # German query, English document
+        ("how is bread baked in Germany", "de_rhein_brot.txt"),  # English query, German document
+        ("富士山の高さ", "ja_fuji_shiftjis.txt"),
+        ("rice dish from Valencia", "es_paella_latin1.txt"),
+        ("date palms in the desert", "ar_dates_utf16.txt"),
+    ],
+)
 def test_cross_lingual_dense(indexed, capsys, query, expected):
     assert search(capsys, indexed[1], query, "dense")["hits"][0]["doc_path"] == expected
 
@@ -86,7 +94,9 @@ def test_language_filter_and_beir_records(indexed, capsys):
 def test_batch_queries_keep_ids(indexed, capsys, tmp_path):
     qfile = tmp_path / "q.jsonl"
     qfile.write_text('{"_id": "q1", "text": "volcano ash"}\n{"_id": "q2", "text": "chess king"}\n')
-    code, objs = run_json(capsys, "search", "--queries", str(qfile), "--index", str(indexed[1]), "--mode", "dense")
+    code, objs = run_json(
+        capsys, "search", "--queries", str(qfile), "--index", str(indexed[1]), "--mode", "dense"
+    )
     assert code == 0 and [o["_id"] for o in objs] == ["q1", "q2"]
     assert [o["hits"][0]["doc_path"] for o in objs] == ["beir_corpus.jsonl#v1", "beir_corpus.jsonl#c3"]
 
@@ -100,12 +110,15 @@ def test_reindex_is_incremental(indexed, capsys):
     assert all(h["doc_path"] != "en_photosynthesis.md" for h in hits)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["search", "   ", "--mode", "dense"], "empty query"),
-    (["search", "x", "--lang", "qq"], "unknown language"),
-    (["search", "x", "--rerank"], "no reranker"),
-    (["search", "a1 " * 600, "--mode", "dense"], "tokens"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["search", "   ", "--mode", "dense"], "empty query"),
+        (["search", "x", "--lang", "qq"], "unknown language"),
+        (["search", "x", "--rerank"], "no reranker"),
+        (["search", "a1 " * 600, "--mode", "dense"], "tokens"),
+    ],
+)
 def test_bad_searches_exit_2_with_a_message(indexed, capsys, argv, message):
     code = main([*argv, "--index", str(indexed[1])])
     captured = capsys.readouterr()
@@ -115,7 +128,9 @@ def test_bad_searches_exit_2_with_a_message(indexed, capsys, argv, message):
 def test_missing_index_and_wrong_model(indexed, capsys, tmp_path):
     assert main(["search", "x", "--index", str(tmp_path / "none")]) == 2
     assert "no index" in capsys.readouterr().err
-    assert main(["index", str(indexed[0]), "--index", str(indexed[1]), "--model", str(tmp_path / "nope")]) == 2
+    assert (
+        main(["index", str(indexed[0]), "--index", str(indexed[1]), "--model", str(tmp_path / "nope")]) == 2
+    )
     assert "nope" in capsys.readouterr().err
 
 

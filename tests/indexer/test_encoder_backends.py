@@ -73,7 +73,9 @@ def test_auto_follows_the_backend_an_index_was_built_with():
     assert backend_for_index(auto, {"backend": "torch"}).backend == "torch"
     assert backend_for_index(auto, {"backend": "torch-bf16"}).backend == "torch"  # GPU-built, searched on CPU
     assert backend_for_index(auto, {"backend": "onnx-int8"}).backend == "onnx-int8"
-    assert backend_for_index(auto, {"backend": "some-future-backend"}).backend == "torch"  # unknown: fp32 class
+    assert (
+        backend_for_index(auto, {"backend": "some-future-backend"}).backend == "torch"
+    )  # unknown: fp32 class
     explicit = ModelConfig(device="cpu", backend="torch")
     assert backend_for_index(explicit, {"backend": "onnx-int8"}) == explicit  # refused later by fingerprint
 
@@ -168,7 +170,9 @@ def assert_int8_tolerance(enc, model: Path) -> None:
     """The measured int8 tolerance on the real model: passages min > 0.997, median > 0.998; queries min > 0.997."""
     cos = _cosines(enc.encode_passages(MULTILINGUAL), _reference(model, MULTILINGUAL))
     assert cos.min() > 0.997 and np.median(cos) > 0.998, cos
-    q_cos = _cosines(enc.encode_queries(MULTILINGUAL[:3]), _reference(model, MULTILINGUAL[:3], prompt="query: "))
+    q_cos = _cosines(
+        enc.encode_queries(MULTILINGUAL[:3]), _reference(model, MULTILINGUAL[:3], prompt="query: ")
+    )
     assert q_cos.min() > 0.997, q_cos
 
 
@@ -202,7 +206,9 @@ def test_int8_artefact_is_built_once_and_reused(tiny, tiny_home, monkeypatch):
     monkeypatch.setattr(onnx_build, "export_fp32", no_rebuild)
     enc = Encoder(ModelConfig(model=str(tiny), device="cpu"))  # auto
     assert enc.backend == "onnx-int8" and enc.fingerprint == f"{enc.model_fingerprint}+onnx-int8"
-    assert enc.cache_key == f"{enc.fingerprint}@onnx-format{onnx_build.FORMAT}"  # embeddings cached per artefact format
+    assert (
+        enc.cache_key == f"{enc.fingerprint}@onnx-format{onnx_build.FORMAT}"
+    )  # embeddings cached per artefact format
     folder = onnx_build.artefact_dir(enc.model_fingerprint)
     assert folder.parent.parent == tiny_home and (folder / "model.onnx").is_file()
     record = (folder / artefacts.RECORD).read_text()

@@ -49,14 +49,27 @@ def _tiny_xlmr(folder, texts):
 
     tokenizer = _tokenizer(texts, 64)
     torch.manual_seed(0)
-    config = XLMRobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                              intermediate_size=64, max_position_embeddings=70, pad_token_id=0,
-                              type_vocab_size=1)
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=70,
+        pad_token_id=0,
+        type_vocab_size=1,
+    )
     parts = folder / "parts"
     XLMRobertaModel(config).save_pretrained(parts)
     tokenizer.save_pretrained(parts)
-    return SentenceTransformer(modules=[modules.Transformer(str(parts), max_seq_length=64),
-                                        modules.Pooling(32, "mean"), modules.Normalize()], device="cpu")
+    return SentenceTransformer(
+        modules=[
+            modules.Transformer(str(parts), max_seq_length=64),
+            modules.Pooling(32, "mean"),
+            modules.Normalize(),
+        ],
+        device="cpu",
+    )
 
 
 def test_xlm_roberta_positions_start_after_padding_idx(tmp_path):

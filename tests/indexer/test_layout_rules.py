@@ -17,12 +17,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 INDEXER = ROOT / "indexer"
 FLOORS = {  # room (or ground-floor module) -> floor
-    "indexer": 0, "types": 0, "errors": 0, "cache": 0, "tokens": 0,
+    "indexer": 0,
+    "types": 0,
+    "errors": 0,
+    "cache": 0,
+    "tokens": 0,
     "config": 1,
     "storage": 2,
-    "ingest": 3, "models": 3,
-    "encoding": 4, "retrieval": 4,
-    "build": 5, "search": 5,
+    "ingest": 3,
+    "models": 3,
+    "encoding": 4,
+    "retrieval": 4,
+    "build": 5,
+    "search": 5,
 }
 MAX_LINES = 350
 
@@ -73,8 +80,12 @@ def test_every_room_has_a_floor():
 
 
 def test_imports_point_down_only():
-    upward = [f"{m} -> {t}" for m, targets in _imports().items() for t in targets
-              if FLOORS[_room(t)] > FLOORS[_room(m)]]
+    upward = [
+        f"{m} -> {t}"
+        for m, targets in _imports().items()
+        for t in targets
+        if FLOORS[_room(t)] > FLOORS[_room(m)]
+    ]
     assert not upward, "imports pointing up a floor: " + ", ".join(upward)
 
 
@@ -99,8 +110,11 @@ def test_no_circle():
 
 
 def test_modules_stay_short():
-    long = {p.relative_to(ROOT).as_posix(): n for p in INDEXER.rglob("*.py")
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    long = {
+        p.relative_to(ROOT).as_posix(): n
+        for p in INDEXER.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
     assert long == {}
 
 
@@ -116,18 +130,22 @@ def test_the_rule_catches_an_upward_import(tmp_path: Path, monkeypatch):
 
 
 def test_cli_help_imports_neither_faiss_nor_torch():
-    code = ("import sys, e5search.cli as c\n"
-            "try:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('faiss', 'torch', 'streamlit') if m in sys.modules))")
+    code = (
+        "import sys, e5search.cli as c\n"
+        "try:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('faiss', 'torch', 'streamlit') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_public_api_is_lazy():
-    code = ("import sys, indexer\n"
-            "assert 'faiss' not in sys.modules and 'torch' not in sys.modules\n"
-            "from indexer import Index, build_index, Encoder, Filters, TextEncoder, Hit, SearchResult\n"
-            "print('ok', all(callable(x) for x in (Index, build_index, Encoder)))")
+    code = (
+        "import sys, indexer\n"
+        "assert 'faiss' not in sys.modules and 'torch' not in sys.modules\n"
+        "from indexer import Index, build_index, Encoder, Filters, TextEncoder, Hit, SearchResult\n"
+        "print('ok', all(callable(x) for x in (Index, build_index, Encoder)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok True"

@@ -45,6 +45,8 @@ def test_every_search_answers_as_before(legacy: Index, expected: dict):
 
 def test_batch_retriever_and_stats_as_before(legacy: Index, expected: dict):
     run = legacy.retriever("hybrid").search({"q1": "glaciers melt", "q2": "Brot"}, k=3)
-    assert {q: {d: round(s, 6) for d, s in docs.items()} for q, docs in run.items()} == expected["retriever:hybrid"]
+    assert {q: {d: round(s, 6) for d, s in docs.items()} for q, docs in run.items()} == expected[
+        "retriever:hybrid"
+    ]
     stats = legacy.stats()
     assert {k: stats[k] for k in expected["stats"]} == expected["stats"]

@@ -29,7 +29,7 @@ def check_offsets(doc: Document) -> None:
     text = doc.text
     for s in doc.sections:
         assert s.text and s.text == s.text.strip()
-        assert text[s.start:s.start + len(s.text)] == s.text
+        assert text[s.start : s.start + len(s.text)] == s.text
 
 
 def test_iter_files_walks_sorted_supported_and_not_hidden(tmp_path: Path):
@@ -37,7 +37,11 @@ def test_iter_files_walks_sorted_supported_and_not_hidden(tmp_path: Path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x")
     assert [p.relative_to(tmp_path).as_posix() for p in iter_files(tmp_path)] == [
-        "a/y.html", "a/z.txt", "b.md", "c.jsonl.gz"]
+        "a/y.html",
+        "a/z.txt",
+        "b.md",
+        "c.jsonl.gz",
+    ]
     single = tmp_path / "notes.xyz"
     assert list(iter_files(single)) == [single]  # a file named directly is yielded, so its skip is reported
 
@@ -110,7 +114,11 @@ def test_docx_styles_build_heading_path_and_tables():
     doc = read_one("zh_tea.docx")
     assert (doc.title, doc.file_type) == ("中国茶", "docx")
     assert [s.heading_path for s in doc.sections] == [
-        ("中国茶",), ("中国茶", "绿茶"), ("中国茶", "绿茶", "泡茶的方法"), ("中国茶", "乌龙茶")]
+        ("中国茶",),
+        ("中国茶", "绿茶"),
+        ("中国茶", "绿茶", "泡茶的方法"),
+        ("中国茶", "乌龙茶"),
+    ]
     assert doc.sections[1].text.startswith("龙井茶产自杭州西湖附近")
     assert doc.sections[3].text.endswith("茶 | 产地\n铁观音 | 福建安溪")
     check_offsets(doc)
@@ -145,28 +153,34 @@ def test_txt_is_one_section_titled_by_file_stem():
     assert "\n\nIn den Dörfern am Rhein" in doc.text  # paragraphs kept
 
 
-@pytest.mark.parametrize(("name", "needle"), [
-    ("es_paella_latin1.txt", "¿El secreto? El socarrat"),
-    ("ar_dates_utf16.txt", "يحصد المزارعون التمر"),
-    ("ja_fuji_shiftjis.txt", "東海道新幹線の窓から"),
-])
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        ("es_paella_latin1.txt", "¿El secreto? El socarrat"),
+        ("ar_dates_utf16.txt", "يحصد المزارعون التمر"),
+        ("ja_fuji_shiftjis.txt", "東海道新幹線の窓から"),
+    ],
+)
 def test_fixture_encodings(name: str, needle: str):
     doc = read_one(name)
     assert needle in doc.text and "\ufeff" not in doc.text and "\r" not in doc.text
 
 
-@pytest.mark.parametrize(("codec", "text"), [
-    ("utf-8-sig", "Käse mit BOM"),
-    ("utf-16-le", "\ufeffLittle endian текст"),
-    ("utf-16-be", "\ufeffBig endian 文字"),
-    ("cp1252", "Le café crème coûte deux € à Paris — c’est « très » cher, n’est-ce pas ?"),
-    ("latin-1", "Der Bäcker backt Brötchen und Brezeln für die Straße."),
-    ("koi8_r", "Транссибирская магистраль соединяет Москву и Владивосток. Поезд идёт почти семь суток."),
-    ("cp1251", "Волга — самая длинная река Европы."),
-    ("gb18030", "长城是中国古代的军事防御工程，东起山海关，西至嘉峪关，全长两万多公里。"),
-    ("shift_jis", "富士山は日本でいちばん高い山です。"),
-    ("euc_kr", "김치는 배추와 고춧가루로 만드는 한국의 전통 음식입니다."),
-])
+@pytest.mark.parametrize(
+    ("codec", "text"),
+    [
+        ("utf-8-sig", "Käse mit BOM"),
+        ("utf-16-le", "\ufeffLittle endian текст"),
+        ("utf-16-be", "\ufeffBig endian 文字"),
+        ("cp1252", "Le café crème coûte deux € à Paris — c’est « très » cher, n’est-ce pas ?"),
+        ("latin-1", "Der Bäcker backt Brötchen und Brezeln für die Straße."),
+        ("koi8_r", "Транссибирская магистраль соединяет Москву и Владивосток. Поезд идёт почти семь суток."),
+        ("cp1251", "Волга — самая длинная река Европы."),
+        ("gb18030", "长城是中国古代的军事防御工程，东起山海关，西至嘉峪关，全长两万多公里。"),
+        ("shift_jis", "富士山は日本でいちばん高い山です。"),
+        ("euc_kr", "김치는 배추와 고춧가루로 만드는 한국의 전통 음식입니다."),
+    ],
+)
 def test_decode_text_detects_encodings(codec: str, text: str):
     assert decode_text(text.encode(codec)) == text.lstrip("\ufeff")
 
@@ -189,7 +203,9 @@ def test_beir_json_list_dict_and_gzip(tmp_path: Path):
     records = [{"_id": 7, "title": "", "text": "Seven."}, {"_id": "x", "text": "Ex."}]
     (tmp_path / "c.json").write_text(json.dumps(records))
     assert [(d.path, d.title) for d in read_documents(tmp_path / "c.json", tmp_path, MB)] == [
-        ("c.json#7", ""), ("c.json#x", "")]
+        ("c.json#7", ""),
+        ("c.json#x", ""),
+    ]
     (tmp_path / "d.json").write_text(json.dumps({"a": {"title": "A", "text": "Alpha."}}))
     assert read_documents(tmp_path / "d.json", tmp_path, MB)[0].path == "d.json#a"
     (tmp_path / "sub").mkdir()
@@ -205,17 +221,20 @@ def test_beir_record_without_text_uses_title_or_is_left_out(tmp_path: Path):
     assert (doc.external_id, doc.text) == ("1", "Only a title")
 
 
-@pytest.mark.parametrize(("name", "reason"), [
-    ("corrupt.pdf", "corrupt PDF: "),
-    ("encrypted.pdf", "encrypted PDF: a password is required"),
-    ("scanned.pdf", "scanned PDF? no text layer"),
-    ("image.txt", "binary content (NUL bytes)"),
-    ("empty.md", "empty file"),
-    ("blank.txt", "no text (whitespace only)"),
-    ("corrupt.docx", "corrupt DOCX: "),
-    ("not_beir.jsonl", 'line 1: not a BEIR corpus record: expected an object with "_id", "text"'),
-    ("bad_line.jsonl", "line 2: invalid JSON"),
-])
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("corrupt.pdf", "corrupt PDF: "),
+        ("encrypted.pdf", "encrypted PDF: a password is required"),
+        ("scanned.pdf", "scanned PDF? no text layer"),
+        ("image.txt", "binary content (NUL bytes)"),
+        ("empty.md", "empty file"),
+        ("blank.txt", "no text (whitespace only)"),
+        ("corrupt.docx", "corrupt DOCX: "),
+        ("not_beir.jsonl", 'line 1: not a BEIR corpus record: expected an object with "_id", "text"'),
+        ("bad_line.jsonl", "line 2: invalid JSON"),
+    ],
+)
 def test_bad_files_are_skipped_with_a_reason(name: str, reason: str):
     with pytest.raises(SkipFile) as exc:
         read_documents(BAD / name, BAD, 10 * MB)
@@ -332,5 +351,7 @@ def test_docx_custom_heading_style_based_on_a_builtin(tmp_path: Path):
     d.save(tmp_path / "c.docx")
     (doc,) = read_documents(tmp_path / "c.docx", tmp_path, MB)
     assert [(s.heading_path, s.text) for s in doc.sections] == [
-        ((), "Intro text."), (("Chapter one",), "Body of chapter one.")]
+        ((), "Intro text."),
+        (("Chapter one",), "Body of chapter one."),
+    ]
     assert doc.title == "Chapter one"  # no core title: the first heading

@@ -24,8 +24,10 @@ def setup(tmp_path: Path):
 
 def snapshot(index_dir: Path, enc: FakeEncoder) -> dict:
     index = Index.open(index_dir, encoder=enc)
-    return {q: [(h.doc_path, round(h.score, 6)) for h in index.search(q, mode="hybrid", k=5).hits]
-            for q in ("camembert", "oxygen water", "Brot Mehl", "乌龙茶")}
+    return {
+        q: [(h.doc_path, round(h.score, 6)) for h in index.search(q, mode="hybrid", k=5).hits]
+        for q in ("camembert", "oxygen water", "Brot Mehl", "乌龙茶")
+    }
 
 
 def test_crash_while_writing_leaves_previous_index(setup, monkeypatch):

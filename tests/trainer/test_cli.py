@@ -27,10 +27,30 @@ def test_every_stage_has_help(stage, capsys):
 def test_contrastive_flags_map_to_the_config():
     from trainer.config import ContrastiveConfig
 
-    args = _parser().parse_args(["contrastive", "--pairs", "p.jsonl", "--output", "o", "--max-steps", "7",
-                                 "--batch-size", "64", "--mini-batch-size", "0", "--temperature", "0.02"])
+    args = _parser().parse_args(
+        [
+            "contrastive",
+            "--pairs",
+            "p.jsonl",
+            "--output",
+            "o",
+            "--max-steps",
+            "7",
+            "--batch-size",
+            "64",
+            "--mini-batch-size",
+            "0",
+            "--temperature",
+            "0.02",
+        ]
+    )
     config = ContrastiveConfig(**cli._given(args, ContrastiveConfig))
-    assert (config.max_steps, config.batch_size, config.mini_batch_size, config.temperature) == (7, 64, None, 0.02)
+    assert (config.max_steps, config.batch_size, config.mini_batch_size, config.temperature) == (
+        7,
+        64,
+        None,
+        0.02,
+    )
     assert config.scale == 50.0
 
 
@@ -45,7 +65,8 @@ def test_no_stage_and_bad_data_exit_2(tmp_path, capsys):
 
 def test_recipe_runs_its_stages_and_skips_them_when_done(tiny_model, pairs_path, tmp_path, capsys):
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text(f"""
+    recipe.write_text(
+        f"""
 [pairs]
 output = "work/pairs.jsonl"
 jsonl = "{pairs_path}"
@@ -60,7 +81,9 @@ model = "{tiny_model}"
 max_steps = 1
 batch_size = 4
 mini_batch_size = 2
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     assert cli.run(_parser().parse_args(["--config", str(recipe)])) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["pairs"]["counts"]["kept"] == 16 and result["filter"]["kept"] == 16

@@ -12,23 +12,31 @@ from trainer.data import Pair, TrainingDataError, check_no_prompts, columns, rea
 
 def _write(tmp_path: Path, lines: list) -> Path:
     path = tmp_path / "pairs.jsonl"
-    path.write_text("".join((json.dumps(x, ensure_ascii=False) if not isinstance(x, str) else x) + "\n"
-                            for x in lines), encoding="utf-8")
+    path.write_text(
+        "".join((json.dumps(x, ensure_ascii=False) if not isinstance(x, str) else x) + "\n" for x in lines),
+        encoding="utf-8",
+    )
     return path
 
 
 GOOD = {"query": "кошка", "passage": "Кошка — домашнее животное."}
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"query": "q"}, "line 2: missing field 'passage'"),
-    ({"query": "q", "passage": "   "}, "line 2: field 'passage' is empty"),
-    ({"query": 3, "passage": "p"}, "line 2: field 'query' is int"),
-    ({"query": "q", "passage": "p", "passsage": "typo"}, "line 2: unknown fields ['passsage']"),
-    ("{not json", "line 2: not valid JSON"),
-    ({"query": "q", "passage": "p", "negatives": ["n"]}, "line 2: mixed schemas"),
-    ({"query": "q", "passage": "p", "negatives": [""]}, "line 2: 'negatives' must be a list of non-empty"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"query": "q"}, "line 2: missing field 'passage'"),
+        ({"query": "q", "passage": "   "}, "line 2: field 'passage' is empty"),
+        ({"query": 3, "passage": "p"}, "line 2: field 'query' is int"),
+        ({"query": "q", "passage": "p", "passsage": "typo"}, "line 2: unknown fields ['passsage']"),
+        ("{not json", "line 2: not valid JSON"),
+        ({"query": "q", "passage": "p", "negatives": ["n"]}, "line 2: mixed schemas"),
+        (
+            {"query": "q", "passage": "p", "negatives": [""]},
+            "line 2: 'negatives' must be a list of non-empty",
+        ),
+    ],
+)
 def test_bad_record_names_the_line(tmp_path, bad, message):
     path = _write(tmp_path, [GOOD, bad])
     with pytest.raises(TrainingDataError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -49,8 +57,10 @@ def test_missing_file_and_empty_file(tmp_path):
 
 
 def test_round_trip_multilingual(tmp_path):
-    pairs = [Pair("猫は何を食べる?", "猫は肉を食べる。", ("犬は骨を食べる。",), (2.0, -1.0), lang="ja"),
-             Pair("ما هو القط؟", "القط حيوان أليف.", ("الكلب حيوان.",), (1.0, 0.5), task="qa")]
+    pairs = [
+        Pair("猫は何を食べる?", "猫は肉を食べる。", ("犬は骨を食べる。",), (2.0, -1.0), lang="ja"),
+        Pair("ما هو القط؟", "القط حيوان أليف.", ("الكلب حيوان.",), (1.0, 0.5), task="qa"),
+    ]
     write_pairs(tmp_path / "p.jsonl.gz", pairs)
     assert read_pairs(tmp_path / "p.jsonl.gz") == pairs
 

@@ -11,12 +11,14 @@ from trainer.data import Pair
 from trainer.losses import DistillKLInfoNCELoss, contrastive_loss
 from trainer.train import build_datasets
 
-PAIRS = [Pair("How do bees make honey?", "Bees collect nectar from flowers and evaporate its water."),
-         Pair("Wie funktioniert Photosynthese?", "Pflanzen wandeln mit Licht Kohlendioxid und Wasser um."),
-         Pair("Как работает компас?", "Стрелка компаса намагничена."),
-         Pair("茶是怎么制作的？", "茶叶采摘后经过萎凋、揉捻、发酵和干燥等工序制成。"),
-         Pair("كيف تتكون الغيوم؟", "تتكون الغيوم عندما يبرد بخار الماء."),
-         Pair("Why do cats purr?", "Cats purr by vibrating the muscles of the larynx.")]
+PAIRS = [
+    Pair("How do bees make honey?", "Bees collect nectar from flowers and evaporate its water."),
+    Pair("Wie funktioniert Photosynthese?", "Pflanzen wandeln mit Licht Kohlendioxid und Wasser um."),
+    Pair("Как работает компас?", "Стрелка компаса намагничена."),
+    Pair("茶是怎么制作的？", "茶叶采摘后经过萎凋、揉捻、发酵和干燥等工序制成。"),
+    Pair("كيف تتكون الغيوم؟", "تتكون الغيوم عندما يبرد بخار الماء."),
+    Pair("Why do cats purr?", "Cats purr by vibrating the muscles of the larynx."),
+]
 NEGS = ["Tides are caused by the gravitational pull of the moon.", "Magma rises through cracks in the crust."]
 
 
@@ -33,10 +35,12 @@ def _features(model, with_negatives: bool = False):
     from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
 
     pairs = [Pair(p.query, p.passage, tuple(NEGS) if with_negatives else ()) for p in PAIRS]
-    data, prompts = build_datasets(pairs, 2 if with_negatives else 0, {"default": "query: "}, "passage: ", False)
+    data, prompts = build_datasets(
+        pairs, 2 if with_negatives else 0, {"default": "query: "}, "passage: ", False
+    )
     batch = SentenceTransformerDataCollator(preprocess_fn=model.preprocess, prompts=prompts)(list(data))
     cols = ["anchor", "positive"] + (["negative_1", "negative_2"] if with_negatives else [])
-    return [{k[len(c) + 1:]: v for k, v in batch.items() if k.startswith(c + "_")} for c in cols], batch
+    return [{k[len(c) + 1 :]: v for k, v in batch.items() if k.startswith(c + "_")} for c in cols], batch
 
 
 def _close(got: torch.Tensor, want: torch.Tensor, name: str) -> None:
@@ -105,7 +109,9 @@ def test_distill_loss_by_hand(model):
     labels = torch.tensor([[5.0, 1.0, -2.0]] * len(PAIRS))
     with torch.no_grad():
         embs = [model(dict(f))["sentence_embedding"] for f in features]
-        value = DistillKLInfoNCELoss(model, temperature=0.05, alpha=0.3, teacher_temperature=2.0).compute(embs, labels)
+        value = DistillKLInfoNCELoss(model, temperature=0.05, alpha=0.3, teacher_temperature=2.0).compute(
+            embs, labels
+        )
     q, cands = embs[0], torch.stack(embs[1:], dim=1)  # (b, d), (b, 3, d)
     student = torch.log_softmax(torch.einsum("bd,bcd->bc", q, cands) / 0.05, dim=1)
     teacher = torch.softmax(labels / 2.0, dim=1)
@@ -129,7 +135,9 @@ def test_cached_replay_runs_under_autocast(tiny_model, pairs_path, tmp_path, mon
         return m
 
     monkeypatch.setattr(resolve, "load_model", load_with_hook)
-    config = ContrastiveConfig(model=str(tiny_model), batch_size=4, mini_batch_size=2, max_steps=1, precision="bf16")
+    config = ContrastiveConfig(
+        model=str(tiny_model), batch_size=4, mini_batch_size=2, max_steps=1, precision="bf16"
+    )
     train_contrastive(pairs_path, tmp_path / "out", config)
     assert len(dtypes) >= 8  # 2 columns x 2 mini-batches, embedded without and then with a graph
     assert set(dtypes) == {torch.bfloat16}, dtypes

@@ -11,8 +11,10 @@ from trainer.mining import mine_hard_negatives
 
 TOPICS = ["apple", "pear", "ocean", "moon", "honey", "bread", "東京", "москва"]
 PAIRS = [Pair(f"{t} facts", f"{t} facts and {t} history number {i}") for i, t in enumerate(TOPICS)]
-PAIRS += [Pair("apple facts", "apple facts: a second relevant passage"),  # a query with two positives
-          Pair("pear facts", PAIRS[0].passage)]  # a passage that is positive for two queries
+PAIRS += [
+    Pair("apple facts", "apple facts: a second relevant passage"),  # a query with two positives
+    Pair("pear facts", PAIRS[0].passage),
+]  # a passage that is positive for two queries
 EXTRA = [f"{t} trivia {j} facts" for t in TOPICS for j in range(3)]
 
 
@@ -32,10 +34,18 @@ def test_never_returns_a_positive(method):
 
 
 def test_range_min_skips_the_top_ranks():
-    top = mine_hard_negatives(PAIRS[:8], MineConfig(method="dense", num_negatives=2, range_min=0, range_max=20,
-                                                     relative_margin=None), FakeEncoder(dim=1024), EXTRA)[0]
-    skipped = mine_hard_negatives(PAIRS[:8], MineConfig(method="dense", num_negatives=2, range_min=1, range_max=20,
-                                                         relative_margin=None), FakeEncoder(dim=1024), EXTRA)[0]
+    top = mine_hard_negatives(
+        PAIRS[:8],
+        MineConfig(method="dense", num_negatives=2, range_min=0, range_max=20, relative_margin=None),
+        FakeEncoder(dim=1024),
+        EXTRA,
+    )[0]
+    skipped = mine_hard_negatives(
+        PAIRS[:8],
+        MineConfig(method="dense", num_negatives=2, range_min=1, range_max=20, relative_margin=None),
+        FakeEncoder(dim=1024),
+        EXTRA,
+    )[0]
     for a, b in zip(top, skipped, strict=True):
         assert a.negatives[1] == b.negatives[0]  # everything moves up by one rank
 
@@ -50,8 +60,9 @@ def test_relative_margin_drops_near_duplicates_of_the_positive():
 
 
 def test_pairs_without_enough_negatives_are_dropped_and_counted():
-    mined, counts = mine_hard_negatives(PAIRS[:2], MineConfig(method="bm25", num_negatives=5, range_min=0,
-                                                              range_max=10), None, [])
+    mined, counts = mine_hard_negatives(
+        PAIRS[:2], MineConfig(method="bm25", num_negatives=5, range_min=0, range_max=10), None, []
+    )
     assert mined == [] and counts["dropped_not_enough_negatives"] == 2
 
 

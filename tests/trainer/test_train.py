@@ -19,7 +19,9 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trainer"
 
 
 def _tiny(model: Path, **kw) -> ContrastiveConfig:
-    base = dict(model=str(model), batch_size=4, mini_batch_size=2, max_steps=2, learning_rate=1e-3, save_steps=50)
+    base = dict(
+        model=str(model), batch_size=4, mini_batch_size=2, max_steps=2, learning_rate=1e-3, save_steps=50
+    )
     return ContrastiveConfig(**{**base, **kw})
 
 
@@ -89,7 +91,9 @@ def test_contrastive_writes_a_model_that_indexes_and_searches(tiny_model, pairs_
 def test_instruction_format_is_recorded_and_used_by_the_encoder(tiny_model, pairs_path, tmp_path):
     from indexer.encoding.encoder import Encoder
 
-    config = _tiny(tiny_model, instruction="Given a question, retrieve passages that answer it", passage_prompt="")
+    config = _tiny(
+        tiny_model, instruction="Given a question, retrieve passages that answer it", passage_prompt=""
+    )
     out = train_contrastive(pairs_path, tmp_path / "instruct", config)
     enc = Encoder(torch_model_config(str(out)))
     assert enc.query_prompt == "Instruct: Given a question, retrieve passages that answer it\nQuery: "
@@ -107,17 +111,51 @@ def test_mine_reranker_distill_chain(tiny_model, pairs_path, tmp_path):
     from trainer.stages import run_mine, run_reranker
 
     mined = tmp_path / "mined.jsonl"
-    run_mine(pairs_path, mined, MineConfig(method="dense", model=str(tiny_model), num_negatives=2, range_min=0,
-                                           range_max=10, relative_margin=None))
-    ce = run_reranker(mined, tmp_path / "ce", RerankerConfig(model=str(tiny_model), max_steps=2, batch_size=4,
-                                                             num_negatives=2, max_length=64))
+    run_mine(
+        pairs_path,
+        mined,
+        MineConfig(
+            method="dense",
+            model=str(tiny_model),
+            num_negatives=2,
+            range_min=0,
+            range_max=10,
+            relative_margin=None,
+        ),
+    )
+    ce = run_reranker(
+        mined,
+        tmp_path / "ce",
+        RerankerConfig(model=str(tiny_model), max_steps=2, batch_size=4, num_negatives=2, max_length=64),
+    )
     assert json.loads((ce / runs.RECORD).read_text())["examples"] == 16 * 3
     scored = tmp_path / "scored.jsonl"
-    run_mine(pairs_path, scored, MineConfig(method="dense", model=str(tiny_model), num_negatives=2, range_min=0,
-                                            range_max=10, relative_margin=None, teacher=str(ce)))
+    run_mine(
+        pairs_path,
+        scored,
+        MineConfig(
+            method="dense",
+            model=str(tiny_model),
+            num_negatives=2,
+            range_min=0,
+            range_max=10,
+            relative_margin=None,
+            teacher=str(ce),
+        ),
+    )
     assert all(len(p.teacher_scores) == 3 for p in read_pairs(scored))
-    out = train_distill(scored, tmp_path / "distilled", DistillConfig(
-        model=str(tiny_model), batch_size=4, mini_batch_size=2, max_steps=2, num_negatives=2, save_steps=50))
+    out = train_distill(
+        scored,
+        tmp_path / "distilled",
+        DistillConfig(
+            model=str(tiny_model),
+            batch_size=4,
+            mini_batch_size=2,
+            max_steps=2,
+            num_negatives=2,
+            save_steps=50,
+        ),
+    )
     assert json.loads((out / runs.RECORD).read_text())["loss"] == "DistillKLInfoNCELoss"
     result = _index_and_search(out, tmp_path, reranker=ce)
     assert result.reranked and len(result.hits) == 3
@@ -127,10 +165,22 @@ def test_distill_without_teacher_scores_says_how_to_get_them(tiny_model, pairs_p
     from trainer.stages import run_mine
 
     mined = tmp_path / "mined.jsonl"
-    run_mine(pairs_path, mined, MineConfig(method="dense", model=str(tiny_model), num_negatives=1, range_min=0,
-                                           range_max=5, relative_margin=None))
+    run_mine(
+        pairs_path,
+        mined,
+        MineConfig(
+            method="dense",
+            model=str(tiny_model),
+            num_negatives=1,
+            range_min=0,
+            range_max=5,
+            relative_margin=None,
+        ),
+    )
     with pytest.raises(TrainingDataError, match="train mine --teacher"):
-        train_distill(mined, tmp_path / "d", DistillConfig(model=str(tiny_model), batch_size=4, num_negatives=1))
+        train_distill(
+            mined, tmp_path / "d", DistillConfig(model=str(tiny_model), batch_size=4, num_negatives=1)
+        )
 
 
 def test_lora_reranker_saves_a_small_adapter_and_a_plain_folder(tiny_model, pairs_path, tmp_path):
@@ -138,10 +188,25 @@ def test_lora_reranker_saves_a_small_adapter_and_a_plain_folder(tiny_model, pair
     from trainer.stages import run_mine, run_reranker
 
     mined = tmp_path / "mined.jsonl"
-    run_mine(pairs_path, mined, MineConfig(method="dense", model=str(tiny_model), num_negatives=1, range_min=0,
-                                           range_max=5, relative_margin=None))
-    ce = run_reranker(mined, tmp_path / "ce", RerankerConfig(model=str(tiny_model), max_steps=1, batch_size=4,
-                                                             num_negatives=1, max_length=64, lora_r=4))
+    run_mine(
+        pairs_path,
+        mined,
+        MineConfig(
+            method="dense",
+            model=str(tiny_model),
+            num_negatives=1,
+            range_min=0,
+            range_max=5,
+            relative_margin=None,
+        ),
+    )
+    ce = run_reranker(
+        mined,
+        tmp_path / "ce",
+        RerankerConfig(
+            model=str(tiny_model), max_steps=1, batch_size=4, num_negatives=1, max_length=64, lora_r=4
+        ),
+    )
     assert (ce / "adapter" / "adapter_config.json").is_file()
     scores = Reranker(str(ce)).score("How do bees make honey?", ["Bees collect nectar.", "Кошки мурлычут."])
     assert scores.shape == (2,)
@@ -156,14 +221,36 @@ def test_exported_delta_rebuilds_the_merged_reranker(tiny_model, pairs_path, tmp
     from trainer.stages import run_mine, run_reranker
 
     mined = tmp_path / "mined.jsonl"
-    run_mine(pairs_path, mined, MineConfig(method="dense", model=str(tiny_model), num_negatives=1, range_min=0,
-                                           range_max=5, relative_margin=None))
-    ce = run_reranker(mined, tmp_path / "ce", RerankerConfig(model=str(tiny_model), max_steps=2, batch_size=4,
-                                                             num_negatives=1, max_length=64, lora_r=4,
-                                                             learning_rate=1e-2))
+    run_mine(
+        pairs_path,
+        mined,
+        MineConfig(
+            method="dense",
+            model=str(tiny_model),
+            num_negatives=1,
+            range_min=0,
+            range_max=5,
+            relative_margin=None,
+        ),
+    )
+    ce = run_reranker(
+        mined,
+        tmp_path / "ce",
+        RerankerConfig(
+            model=str(tiny_model),
+            max_steps=2,
+            batch_size=4,
+            num_negatives=1,
+            max_length=64,
+            lora_r=4,
+            learning_rate=1e-2,
+        ),
+    )
     meta = export_delta(ce, tmp_path / "asset")
     assert meta["merge_max_abs_diff"] < 1e-5 and meta["lora_scale"] == 4.0  # alpha 16 / r 4
-    built = build_default_reranker(tmp_path / "built", asset_dir=tmp_path / "asset")  # verifies reference scores
+    built = build_default_reranker(
+        tmp_path / "built", asset_dir=tmp_path / "asset"
+    )  # verifies reference scores
     assert is_built(built, tmp_path / "asset")
     passages = ["Bees collect nectar.", "Кошки мурлычут.", "蜜蜂采蜜。"]
     want = Reranker(str(ce)).score("How do bees make honey?", passages)
@@ -184,13 +271,18 @@ def test_beir_dev_eval_every_n_steps_is_logged(tiny_model, pairs_path, tmp_path)
     (beir / "qrels").mkdir(parents=True)
     pairs = read_pairs(pairs_path)
     with open(beir / "corpus.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps({"_id": f"d{i}", "title": "", "text": p.passage}, ensure_ascii=False) + "\n"
-                     for i, p in enumerate(pairs))
+        f.writelines(
+            json.dumps({"_id": f"d{i}", "title": "", "text": p.passage}, ensure_ascii=False) + "\n"
+            for i, p in enumerate(pairs)
+        )
     with open(beir / "queries.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps({"_id": f"q{i}", "text": p.query}, ensure_ascii=False) + "\n"
-                     for i, p in enumerate(pairs))
-    (beir / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"q{i}\td{i}\t1\n" for i in range(len(pairs))))
+        f.writelines(
+            json.dumps({"_id": f"q{i}", "text": p.query}, ensure_ascii=False) + "\n"
+            for i, p in enumerate(pairs)
+        )
+    (beir / "qrels" / "dev.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(len(pairs)))
+    )
     out = train_contrastive(pairs_path, tmp_path / "m", _tiny(tiny_model, eval_beir=str(beir), eval_steps=1))
     evals = [m for m in runs.read_metrics(out) if any(k.endswith("ndcg@10") for k in m)]
     assert [m["step"] for m in evals] == [1, 2]
@@ -200,7 +292,9 @@ def test_beir_dev_eval_every_n_steps_is_logged(tiny_model, pairs_path, tmp_path)
 def test_per_task_instructions_are_applied_and_recorded(tiny_model, pairs_path, tmp_path):
     pairs = read_pairs(pairs_path)
     tasked = tmp_path / "tasked.jsonl"
-    write_pairs(tasked, [Pair(p.query, p.passage, task="qa" if i % 2 else "lookup") for i, p in enumerate(pairs)])
+    write_pairs(
+        tasked, [Pair(p.query, p.passage, task="qa" if i % 2 else "lookup") for i, p in enumerate(pairs)]
+    )
     config = _tiny(tiny_model, instruction="Retrieve a passage", instructions={"qa": "Answer the question"})
     out = train_contrastive(tasked, tmp_path / "m", config)
     prompts = json.loads((out / "config_sentence_transformers.json").read_text())["prompts"]
@@ -208,4 +302,6 @@ def test_per_task_instructions_are_applied_and_recorded(tiny_model, pairs_path, 
     assert prompts["query:qa"] == "Instruct: Answer the question\nQuery: "
     assert prompts["query:lookup"] == prompts["query"]
     with pytest.raises(ConfigError, match="instructions has no entry for it"):
-        train_contrastive(tasked, tmp_path / "m2", _tiny(tiny_model, instructions={"qa": "Answer the question"}))
+        train_contrastive(
+            tasked, tmp_path / "m2", _tiny(tiny_model, instructions={"qa": "Answer the question"})
+        )
