@@ -21,6 +21,7 @@ demo: setup  ## build the default model, index data/sample, open the app on http
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test: setup lint  ## everything CI runs
