@@ -12,7 +12,6 @@ care (or apply Holm-Bonferroni to the reported values).
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 N_RESAMPLES = 10_000
 CONFIDENCE = 0.95
@@ -22,6 +21,8 @@ def bootstrap_ci(
     values: np.ndarray, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (one value per query)."""
+    from scipy import stats  # here, not at import: scipy costs ~1 s and `e5search --help` needs none of it
+
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
         return (0.0, 0.0)
@@ -50,6 +51,8 @@ def paired_test(
     Returns ``delta`` (mean of a - b), ``t`` and ``p_ttest`` (paired t-test) and ``p_randomization`` (paired
     sign-flip permutation test). Identical systems give delta 0 and p-values 1.
     """
+    from scipy import stats  # lazily, as above
+
     a = np.asarray(a, dtype=np.float64)  # (n_queries,)
     b = np.asarray(b, dtype=np.float64)  # (n_queries,)
     if a.shape != b.shape:
