@@ -64,7 +64,8 @@ class HybridTeacher:
         encoder = Encoder(torch_model_config(model, batch_size=64))
         idx = Index.open(index_dir, encoder=encoder)  # refuses an index built by another model
         try:
-            keys = idx.doc_keys()  # chunk id -> doc id
+            with idx.reading() as reading:
+                keys = idx.doc_keys(reading)  # chunk id -> doc id
             chunk_ids = idx.dense.ids()
             self.doc_ids = sorted(set(keys.values()))
             col = {d: j for j, d in enumerate(self.doc_ids)}

@@ -15,6 +15,22 @@ class IndexStateError(E5SearchError):
     """The index is missing, foreign, or was built with another model."""
 
 
+class IndexBusyError(IndexStateError):
+    """Another process (or another job in this one) is writing the index."""
+
+
+class IndexDamagedError(IndexStateError):
+    """A file of the index's current generation is missing or unreadable; ``e5search index --repair`` fixes it."""
+
+
+class IndexingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an indexing job; ``committed`` says whether the new generation had already been committed."""
+
+    def __init__(self, committed: bool):
+        super().__init__("committed" if committed else "not committed")
+        self.committed = committed
+
+
 class QueryError(E5SearchError, ValueError):
     """The query cannot be run (empty, too long, unknown language, ...)."""
 

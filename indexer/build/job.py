@@ -19,21 +19,20 @@ from sqlalchemy.orm import Session
 
 from indexer.build.pipeline import CachedEncoding, read_ahead
 from indexer.build.scan import _check_compatible, _in_scope, _Prepared, _resolve_root, _Scan, _scan
-from indexer.build.write import _write
+from indexer.build.write import _all_passages, _write
 from indexer.config import IndexConfig
 from indexer.encoding.encoder import TextEncoder, encoder_for_index
-from indexer.errors import ConfigError
+from indexer.errors import ConfigError, IndexingInterrupted
 from indexer.storage.embcache import EmbeddingCache
 from indexer.storage.layout import Layout
-from indexer.storage.store import ChunkRow, FileRow, open_engine, read_manifest
+from indexer.storage.lock import LOCK_NAME, writer_lock
+from indexer.storage.store import ChunkRow, FileRow, open_engine, read_index_manifest
 from indexer.types import Progress
 
 logger = logging.getLogger(__name__)
 
 
 READ_AHEAD_FILES = 256  # files read and chunked ahead of the encoder
-
-
 ENCODE_GROUP_BATCHES = (
     8  # model batches per encoder call: fewer calls, and each group is committed to the cache
 )
@@ -92,11 +91,17 @@ def build_index(
     encoder: TextEncoder | None = None,
     show_progress: bool = False,
     progress: Progress | None = None,
+    wait: bool = False,
+    repair: bool = False,
 ) -> IndexSummary:
     """Index ``source`` (a folder or one file) into ``index_dir``, incrementally.
 
     Only files whose content hash changed are read again; files gone from ``source`` are removed from SQLite,
-    FAISS and BM25 alike. A crash or Ctrl-C at any point leaves the previous index whole and searchable.
+    FAISS and BM25 alike. A crash or Ctrl-C at any point leaves the previous index whole and searchable (Ctrl-C
+    raises :class:`IndexingInterrupted`, which says whether the new generation was already committed). One
+    writer at a time: a second run raises :class:`IndexBusyError`, or queues behind the first with ``wait``.
+    ``repair`` rebuilds the vector and BM25 files of the index from SQLite and the embedding cache (after a
+    missing or damaged file), besides indexing what changed.
 
     >>> summary = build_index("data/sample", ".e5search/sample")   # doctest: +SKIP
     >>> summary.to_json()["added"]                                  # doctest: +SKIP
@@ -106,68 +111,119 @@ def build_index(
     if index_dir.exists() and not index_dir.is_dir():
         raise ConfigError(f"--index {index_dir} is a file; give a folder for the index")
     index_dir.mkdir(parents=True, exist_ok=True)
-    layout = Layout(index_dir)
-    engine = open_engine(index_dir, create=True)
-    summary = IndexSummary()
-    try:
-        with Session(engine) as session:
-            manifest = read_manifest(session)
-            known = {f.path: f for f in session.scalars(select(FileRow))}
-            session.expunge_all()
-        root = _resolve_root(source, manifest)
-        if encoder is None:
-            encoder = encoder_for_index(manifest, config.model)  # auto follows the index
-        _check_compatible(manifest, encoder, config)
-        layout.remove_other_generations(keep=manifest.get("generation", 0))
-
-        # keyed by the exact numerics (an int8 artefact's format too), so a run never resumes from vectors an
-        # older build of the same backend made
-        cache = EmbeddingCache(layout.cache_db, encoder.cache_key, encoder.dim)
+    job = _Job(source, Layout(index_dir), config, show_progress, progress, repair)
+    with writer_lock(index_dir, wait=wait):
         try:
-            found = _Scan()
-            batch = config.model.batch_size
-            encoding = CachedEncoding(
-                encoder, cache, ENCODE_GROUP_BATCHES * batch, show_progress, first_group=batch
-            )
-            scan = _scan(source, root, known, encoder, config, found, show_progress)
-            prepared = _read_and_encode(scan, encoding, encoder.on_gpu, progress)
-            vectors = encoding.finish(progress)
-            summary.chunks_encoded = encoding.encoded
-            scope = "" if source == root else source.relative_to(root).as_posix()
-            removed = [p for p in known if _in_scope(p, scope, source.is_file()) and p not in found.seen]
-            summary.added = sum(1 for p in prepared if p.is_new and not p.reason)
-            summary.updated = sum(1 for p in prepared if not p.is_new and not p.reason)
-            summary.removed, summary.unchanged = len(removed), found.unchanged
-            summary.skipped += found.skipped + [
-                {"path": p.rel, "reason": p.reason} for p in prepared if p.reason
-            ]
-            with Session(engine) as session, session.begin():
-                for rel, mtime in found.touched.items():
-                    session.query(FileRow).filter(FileRow.path == rel).update({"mtime": mtime})
-                if prepared or removed or not manifest.get("generation"):
-                    gen = _write(
-                        session,
-                        layout,
-                        manifest,
-                        prepared,
-                        removed,
-                        vectors,
-                        encoder,
-                        config,
-                        root,
-                        show_progress,
-                        progress,
-                    )
-                else:
-                    gen = manifest["generation"]
-                summary.chunks = session.query(ChunkRow).count()
-            layout.remove_other_generations(keep=gen)
-            with Session(engine) as session:
-                cache.prune(session.scalars(select(ChunkRow.text_hash)).all())
-        finally:
-            cache.close()
-    finally:
-        engine.dispose()
+            summary = job.run(encoder)
+        except KeyboardInterrupt:
+            raise IndexingInterrupted(committed=job.committed) from None
     summary.seconds = time.perf_counter() - t0
     logger.info("indexed %s: %s", source, summary.to_json())
     return summary
+
+
+@dataclass
+class _Job:
+    """One indexing run, holding the writer lock: read what changed, encode it, commit the next generation."""
+
+    source: Path
+    layout: Layout
+    config: IndexConfig
+    show_progress: bool
+    progress: Progress | None
+    repair: bool
+    committed: bool = False
+
+    def run(self, encoder: TextEncoder | None) -> IndexSummary:
+        manifest = read_index_manifest(self.layout.root, complete=False)  # refuses a foreign index.sqlite
+        if not self.layout.exists():
+            _refuse_foreign_files(self.layout)
+        engine = open_engine(self.layout.root, create=True)
+        try:
+            with Session(engine) as session:
+                known = {f.path: f for f in session.scalars(select(FileRow))}
+                session.expunge_all()
+            root = _resolve_root(self.source, manifest)
+            encoder = encoder or encoder_for_index(manifest, self.config.model)  # auto follows the index
+            _check_compatible(manifest, encoder, self.config)
+            current = manifest.get("generation", 0)
+            self.layout.remove_generations(keep={current - 1, current})  # and leftovers of a crashed run
+            # keyed by the exact numerics (an int8 artefact's format too), so a run never resumes from vectors
+            # an older build of the same backend made
+            cache = EmbeddingCache(self.layout.cache_db, encoder.cache_key, encoder.dim)
+            try:
+                return self._encode_and_commit(engine, manifest, known, root, encoder, cache)
+            finally:
+                cache.close()
+        finally:
+            engine.dispose()
+
+    def _encode_and_commit(
+        self,
+        engine,
+        manifest: dict,
+        known: dict[str, FileRow],
+        root: Path,
+        encoder: TextEncoder,
+        cache: EmbeddingCache,
+    ) -> IndexSummary:
+        found, batch = _Scan(), self.config.model.batch_size
+        encoding = CachedEncoding(
+            encoder, cache, ENCODE_GROUP_BATCHES * batch, self.show_progress, first_group=batch
+        )
+        scan = _scan(self.source, root, known, encoder, self.config, found, self.show_progress)
+        prepared = _read_and_encode(scan, encoding, encoder.on_gpu, self.progress)
+        if self.repair:  # every chunk's vector, from the cache (or encoded again where it has none)
+            with Session(engine) as session:
+                encoding.add(_all_passages(session)[1])
+        vectors = encoding.finish(self.progress)
+        scope = "" if self.source == root else self.source.relative_to(root).as_posix()
+        removed = [p for p in known if _in_scope(p, scope, self.source.is_file()) and p not in found.seen]
+        summary = _summary(prepared, removed, found, encoding.encoded)
+        with Session(engine) as session, session.begin():
+            for rel, mtime in found.touched.items():
+                session.query(FileRow).filter(FileRow.path == rel).update({"mtime": mtime})
+            gen = manifest.get("generation", 0)
+            if prepared or removed or not gen or self.repair:
+                gen = _write(
+                    session,
+                    self.layout,
+                    manifest,
+                    prepared,
+                    removed,
+                    vectors,
+                    encoder,
+                    self.config,
+                    root,
+                    self.show_progress,
+                    self.progress,
+                    rebuild_dense=self.repair,
+                )
+            summary.chunks = session.query(ChunkRow).count()
+        self.committed = True
+        self.layout.remove_generations(keep={manifest.get("generation", 0), gen})
+        with Session(engine) as session:
+            cache.prune(session.scalars(select(ChunkRow.text_hash)).all())
+        return summary
+
+
+def _summary(prepared: list[_Prepared], removed: list[str], found: _Scan, encoded: int) -> IndexSummary:
+    return IndexSummary(
+        added=sum(1 for p in prepared if p.is_new and not p.reason),
+        updated=sum(1 for p in prepared if not p.is_new and not p.reason),
+        removed=len(removed),
+        unchanged=found.unchanged,
+        skipped=found.skipped + [{"path": p.rel, "reason": p.reason} for p in prepared if p.reason],
+        chunks_encoded=encoded,
+    )
+
+
+def _refuse_foreign_files(layout: Layout) -> None:
+    """A first run never deletes or overwrites files it did not make: generation-named files in a folder that
+    holds no index are someone else's."""
+    stray = sorted(p.name for p in layout.index_files() if p.name != LOCK_NAME)
+    if stray:
+        raise ConfigError(
+            f"{layout.root} holds {', '.join(stray[:3])}{' ...' if len(stray) > 3 else ''} but no e5search index: "
+            "they are not this program's; move them away or give another --index folder"
+        )

@@ -104,9 +104,10 @@ def _all_passages(session: Session) -> tuple[list[int], list[str], list[str], li
 
 
 def _load_dense(layout: Layout, manifest: dict, dim: int) -> DenseIndex:
+    """The current generation's vectors to update; a missing or unreadable file is an error that names
+    ``--repair``, never an empty index (which would silently drop every unchanged chunk's vector)."""
     gen = manifest.get("generation", 0)
-    path = layout.dense(gen)
-    return DenseIndex.load(path) if gen and path.exists() else DenseIndex.empty(dim)
+    return DenseIndex.load(layout.dense(gen)) if gen else DenseIndex.empty(dim)
 
 
 def _write(
@@ -121,8 +122,11 @@ def _write(
     root: Path,
     show_progress: bool,
     progress: Progress | None,
+    rebuild_dense: bool = False,
 ) -> int:
-    """All changes in the caller's transaction; returns the new generation (files written, not yet committed)."""
+    """All changes in the caller's transaction; returns the new generation (files written and fsync'ed, not yet
+    committed). ``rebuild_dense`` builds the vector index from every chunk's vector in ``vectors`` instead of
+    updating the current one (``--repair``)."""
     from indexer.retrieval.bm25 import BM25Index
 
     gone = [p.rel for p in prepared if not p.is_new] + removed
@@ -135,12 +139,17 @@ def _write(
     )
     if gone:
         session.execute(delete(FileRow).where(FileRow.path.in_(gone)))
-    dense = _load_dense(layout, manifest, encoder.dim)
+    dense = DenseIndex.empty(encoder.dim) if rebuild_dense else _load_dense(layout, manifest, encoder.dim)
     dense.remove(set(old_ids))
     for prep in tqdm(prepared, desc="writing", unit="file", disable=not show_progress):
         ids, vecs = _insert_file(session, prep, vectors)
         if ids:
             dense.add(np.asarray(ids, dtype=np.int64), np.stack(vecs))
+    ids, texts, langs, hashes = _all_passages(session)
+    if rebuild_dense:
+        dense = DenseIndex.empty(encoder.dim)
+        if ids:
+            dense.add(np.asarray(ids, dtype=np.int64), np.stack([vectors[h] for h in hashes]))
     if progress:
         progress("writing", 0, 1)
     kind = (
@@ -152,9 +161,9 @@ def _write(
         dense.build_ann(m=config.hnsw_m)
     gen = manifest.get("generation", 0) + 1
     dense.save(layout.dense(gen), layout.hnsw(gen))
-    ids, texts, langs, _ = _all_passages(session)
     bm25 = BM25Index.build(ids, texts, langs, k1=config.bm25_k1, b=config.bm25_b, show_progress=show_progress)
     bm25.save(layout.bm25(gen))
+    layout.sync(gen)
     write_manifest(session, _manifest_values(manifest, gen, kind, encoder, config, root, len(ids)))
     if progress:
         progress("writing", 1, 1)

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from indexer.errors import ConfigError, IndexStateError, QueryError
 from indexer.ingest.langdetect import UNDETERMINED, detect_language
 from indexer.retrieval.analysis import ANALYZER_VERSION, Analyzer, AnalyzerConfig
+from indexer.storage.layout import Layout
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +216,13 @@ class BM25Index:
         path = folder / SIDECAR
         if not path.is_file():
             raise IndexStateError(f"{folder}: no BM25 index here ({SIDECAR} missing); build the index first")
+        try:
+            return cls._load(folder, path, mmap)
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:  # truncated or foreign files
+            raise Layout(folder.parent).damaged(folder, f"unreadable ({type(exc).__name__}: {exc})") from exc
+
+    @classmethod
+    def _load(cls, folder: Path, path: Path, mmap: bool) -> BM25Index:
         sidecar = _Sidecar(**json.loads(path.read_text(encoding="utf-8")))
         config = AnalyzerConfig(**sidecar.analyzer)
         if sidecar.format != SIDECAR_FORMAT or config.version != ANALYZER_VERSION:

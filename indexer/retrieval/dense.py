@@ -15,6 +15,8 @@ from typing import Any, Literal
 import faiss as _faiss
 import numpy as np
 
+from indexer.storage.layout import Layout
+
 # faiss's generated stubs do not describe its Python API (array overloads, SearchParameters(sel=...))
 faiss: Any = _faiss
 
@@ -127,6 +129,14 @@ class DenseIndex:
 
     @classmethod
     def load(cls, flat_path: Path, ann_path: Path | None = None, ef_search: int = 128) -> DenseIndex:
-        flat = faiss.read_index(str(flat_path))
-        ann = faiss.read_index(str(ann_path)) if ann_path is not None and ann_path.exists() else None
+        """Read a saved index; :class:`IndexDamagedError` (naming ``--repair``) when a file is missing or
+        unreadable, never an empty index in its place."""
+        layout = Layout(flat_path.parent)
+        if not flat_path.is_file():
+            raise layout.damaged(flat_path, "missing")
+        try:
+            flat = faiss.read_index(str(flat_path))
+            ann = faiss.read_index(str(ann_path)) if ann_path is not None and ann_path.exists() else None
+        except RuntimeError as exc:  # faiss reports a truncated or foreign file this way
+            raise layout.damaged(flat_path, f"unreadable ({str(exc).strip().splitlines()[0][:120]})") from exc
         return cls(flat, ann, ef_search)

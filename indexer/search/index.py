@@ -9,12 +9,15 @@ SQLite through :mod:`indexer.storage.catalog`.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from indexer.config import IndexConfig, SearchConfig
 from indexer.encoding.encoder import TextEncoder, check_encoder, encoder_for_index
@@ -23,10 +26,11 @@ from indexer.ingest.chunking import passage_text
 from indexer.retrieval.dense import DenseIndex
 from indexer.retrieval.fusion import rrf
 from indexer.retrieval.rerank import NO_RERANKER, Reranker
+from indexer.search.reading import Generation, Reading
 from indexer.search.retriever import Retriever
 from indexer.storage import catalog
 from indexer.storage.layout import Layout
-from indexer.storage.store import open_engine, read_index_manifest
+from indexer.storage.store import open_engine, read_index_manifest, read_manifest
 from indexer.tokens import count_tokens
 from indexer.types import Ranked, SearchMode, SearchResult
 
@@ -60,20 +64,45 @@ class Index:
     ):
         self.dir = index_dir
         self.layout = Layout(index_dir)
-        self.manifest = manifest
         self.config = config
         self.engine = open_engine(index_dir)
         self._encoder = encoder
         self._reranker = reranker
-        self._bm25 = None
-        gen = manifest["generation"]
-        self.dense = DenseIndex.load(
-            self.layout.dense(gen),
-            self.layout.hnsw(gen),
-            ef_search=manifest["config"].get("hnsw_ef_search", 128),
-        )
-        self.dense.to_gpu()
-        self._doc_keys: dict[int, str] | None = None
+        self._switch = threading.Lock()
+        self._gen = Generation(self.layout, manifest)
+
+    # the current generation's parts (a query pins its own through :meth:`reading`)
+    @property
+    def manifest(self) -> dict:
+        return self._gen.manifest
+
+    @property
+    def generation(self) -> int:
+        return self._gen.number
+
+    @property
+    def dense(self) -> DenseIndex:
+        return self._gen.dense
+
+    @property
+    def bm25(self):
+        return self._gen.bm25
+
+    @contextmanager
+    def reading(self) -> Iterator[Reading]:
+        """One SQLite read transaction and the generation it saw, for one query: the chunks it ranks and the
+        rows it hydrates belong to one commit, whatever an indexing run does meanwhile. A generation committed
+        since the last query is loaded first (its files are there: a writer keeps the previous generation until
+        its next run).
+        """
+        with Session(self.engine) as session:
+            number = read_manifest(session).get("generation")  # the first read fixes the snapshot
+            with self._switch:
+                if number != self._gen.number:
+                    logger.info("index %s: generation %s -> %s", self.dir, self._gen.number, number)
+                    self._gen = Generation(self.layout, read_manifest(session))
+                gen = self._gen
+            yield Reading(session, gen)
 
     @classmethod
     def open(
@@ -106,14 +135,6 @@ class Index:
         self._encoder = encoder
 
     @property
-    def bm25(self):
-        if self._bm25 is None:
-            from indexer.retrieval.bm25 import BM25Index
-
-            self._bm25 = BM25Index.load(self.layout.bm25(self.manifest["generation"]))
-        return self._bm25
-
-    @property
     def reranker(self) -> Reranker | None:
         if isinstance(self._reranker, str):
             self._reranker = Reranker(self._reranker)
@@ -143,54 +164,56 @@ class Index:
                 raise QueryError(f"query is {n} tokens; the model reads at most {enc.max_length}. Shorten it")
         return query
 
-    def _allowed(self, filters: Filters | None) -> np.ndarray | None:
+    def _allowed(self, filters: Filters | None, session: Session) -> np.ndarray | None:
         if not filters:
             return None
         from indexer.ingest.langdetect import KNOWN_LANGUAGES
 
         if filters.lang and filters.lang not in KNOWN_LANGUAGES:
             raise QueryError(f"unknown language {filters.lang!r}: use an ISO 639-1 code such as en, de, zh")
-        ids = catalog.chunk_ids_where(self.engine, filters.lang, filters.file_type, filters.path_prefix)
+        ids = catalog.chunk_ids_where(session, filters.lang, filters.file_type, filters.path_prefix)
         return np.array(ids, dtype=np.int64)
 
     def _dense(
-        self, queries: Sequence[str], n: int, allowed: np.ndarray | None
+        self, dense: DenseIndex, queries: Sequence[str], n: int, allowed: np.ndarray | None
     ) -> tuple[list[Ranked], float, float]:
         t0 = time.perf_counter()
         qv = self.encoder.encode_queries(list(queries))  # (n_queries, dim)
         t1 = time.perf_counter()
         if allowed is not None and len(allowed) == 0:
             return [[] for _ in queries], (t1 - t0) * 1e3, 0.0
-        ids, scores = self.dense.search(qv, n, allowed)
+        ids, scores = dense.search(qv, n, allowed)
         out = [
             [(int(i), float(s)) for i, s in zip(row_ids, row_s) if i >= 0]
             for row_ids, row_s in zip(ids, scores)
         ]
         return out, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
 
+    @staticmethod
     def _bm25_search(
-        self, queries: Sequence[str], n: int, lang: str | None, allowed: np.ndarray | None
+        bm25, queries: Sequence[str], n: int, lang: str | None, allowed: np.ndarray | None
     ) -> list[Ranked]:
         if allowed is not None:
             allowed_set = set(allowed.tolist())
-            return [self.bm25.search(q, n, lang=lang, allowed_ids=allowed_set) for q in queries]
+            return [bm25.search(q, n, lang=lang, allowed_ids=allowed_set) for q in queries]
         if len(queries) == 1:
-            return [self.bm25.search(queries[0], n, lang=lang)]
-        return self.bm25.search_many(list(queries), n, langs=[lang] * len(queries) if lang else None)
+            return [bm25.search(queries[0], n, lang=lang)]
+        return bm25.search_many(list(queries), n, langs=[lang] * len(queries) if lang else None)
 
-    def rerank(self, query: str, ranked: Ranked) -> Ranked:
+    def rerank(self, query: str, ranked: Ranked, reading: Reading) -> Ranked:
         """The first ``config.rerank_top`` of ``ranked`` reordered by the cross-encoder; the rest as they were."""
         reranker = self.reranker
         if reranker is None:
             raise QueryError(NO_RERANKER)
         head = ranked[: self.config.rerank_top]
-        parts = catalog.passage_parts(self.engine, [cid for cid, _ in head])
+        parts = catalog.passage_parts(reading.session, [cid for cid, _ in head])
         scores = reranker.score(query, [passage_text(*parts[cid]) for cid, _ in head])
         order = np.argsort(-scores, kind="stable")
         return [(head[i][0], float(scores[i])) for i in order] + ranked[self.config.rerank_top :]
 
     def rank(
         self,
+        reading: Reading,
         queries: Sequence[str],
         mode: SearchMode,
         n: int,
@@ -199,17 +222,22 @@ class Index:
         timings: dict[str, float] | None = None,
     ) -> list[Ranked]:
         """Each query's top ``n`` chunks (at least ``config.candidates`` per retriever before fusion) as (chunk
-        id, score), best first. ``allowed`` restricts to those chunk ids; ``timings`` collects per-stage ms."""
+        id, score), best first, in the generation ``reading`` pins. ``allowed`` restricts to those chunk ids;
+        ``timings`` collects per-stage ms."""
         timings = {} if timings is None else timings
         dense_runs: list[Ranked] = []
         bm25_runs: list[Ranked] = []
         if mode in ("dense", "hybrid"):
-            dense_runs, t_enc, t_search = self._dense(queries, max(n, self.config.candidates), allowed)
+            dense_runs, t_enc, t_search = self._dense(
+                reading.gen.dense, queries, max(n, self.config.candidates), allowed
+            )
             timings["encode_query"] = t_enc
             timings["dense_search"] = t_search
         if mode in ("bm25", "hybrid"):
             t0 = time.perf_counter()
-            bm25_runs = self._bm25_search(queries, max(n, self.config.candidates), lang, allowed)
+            bm25_runs = self._bm25_search(
+                reading.gen.bm25, queries, max(n, self.config.candidates), lang, allowed
+            )
             timings["bm25_search"] = (time.perf_counter() - t0) * 1e3
         if mode == "dense":
             return dense_runs
@@ -251,16 +279,17 @@ class Index:
         )
         timings: dict[str, float] = {}
         t_all = time.perf_counter()
-        allowed = self._allowed(filters)
-        ranked = self.rank([query], mode, k, filters.lang, allowed, timings)[0]
-        before = {cid: r for r, (cid, _) in enumerate(ranked, start=1)}
-        if rerank:
+        with self.reading() as reading:
+            allowed = self._allowed(filters, reading.session)
+            ranked = self.rank(reading, [query], mode, k, filters.lang, allowed, timings)[0]
+            before = {cid: r for r, (cid, _) in enumerate(ranked, start=1)}
+            if rerank:
+                t0 = time.perf_counter()
+                ranked = self.rerank(query, ranked, reading)
+                timings["rerank"] = (time.perf_counter() - t0) * 1e3
             t0 = time.perf_counter()
-            ranked = self.rerank(query, ranked)
-            timings["rerank"] = (time.perf_counter() - t0) * 1e3
-        t0 = time.perf_counter()
-        hits = catalog.hits(self.engine, ranked[:k], before if rerank else None)
-        timings["hydrate"] = (time.perf_counter() - t0) * 1e3
+            hits = catalog.hits(reading.session, ranked[:k], before if rerank else None)
+            timings["hydrate"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - t_all) * 1e3
         return SearchResult(query=query, mode=mode, reranked=rerank, hits=hits, timings_ms=timings)
 
@@ -270,19 +299,22 @@ class Index:
         return Retriever(self, mode, rerank)
 
     # ----------------------------------------------------------------- reading chunks and documents
-    def doc_keys(self) -> dict[int, str]:
-        """chunk id → document key (external id, else path), for document-level runs."""
-        if self._doc_keys is None:
-            self._doc_keys = catalog.doc_keys(self.engine)
-        return self._doc_keys
+    @staticmethod
+    def doc_keys(reading: Reading) -> dict[int, str]:
+        """chunk id → document key (external id, else path) in ``reading``'s generation, for document runs."""
+        if reading.gen.doc_keys is None:
+            reading.gen.doc_keys = catalog.doc_keys(reading.session)
+        return reading.gen.doc_keys
 
     def chunk(self, chunk_id: int, neighbours: int = 0) -> dict:
         """A chunk with its document's metadata and up to ``neighbours`` chunks either side."""
-        return catalog.chunk(self.engine, chunk_id, neighbours)
+        with self.reading() as reading:
+            return catalog.chunk(reading.session, chunk_id, neighbours)
 
     def stats(self) -> dict:
         """Counts, languages, file types, sizes on disk and skipped files, for ``e5search info`` and the app."""
-        counts = catalog.counts(self.engine)
+        with self.reading() as reading:
+            counts = catalog.counts(reading.session)
         return {
             "index": str(self.dir),
             **{k: counts[k] for k in ("files", "documents", "chunks")},

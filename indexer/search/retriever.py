@@ -27,10 +27,11 @@ class Retriever:
         qids = list(queries)
         texts = [queries[q] for q in qids]
         n_chunks = min(max(2 * k, self.index.config.candidates), max(1, len(self.index.dense)))
-        ranked = self.index.rank(texts, self.mode, n_chunks) if qids else []
-        if self.rerank:
-            ranked = [self.index.rerank(t, r) for t, r in zip(texts, ranked)]
-        keys = self.index.doc_keys()
+        with self.index.reading() as reading:
+            ranked = self.index.rank(reading, texts, self.mode, n_chunks) if qids else []
+            if self.rerank:
+                ranked = [self.index.rerank(t, r, reading) for t, r in zip(texts, ranked)]
+            keys = self.index.doc_keys(reading)
         run: Run = {}
         for qid, chunks in zip(qids, ranked):
             docs: dict[str, float] = {}

@@ -1,7 +1,8 @@
 """Reading chunks and documents back out of an index's SQLite database: hits, passages, filters, counts.
 
-Functions of an :class:`~sqlalchemy.engine.Engine`, so the search facade stays free of SQL and any reader (the
-CLI, the app, the eval) asks the same questions the same way. Non-goal: writing (that is :mod:`indexer.build.job`).
+Functions of a :class:`~sqlalchemy.orm.Session`: the search facade runs all reads of one query in one session,
+one SQLite snapshot, so the rows it hydrates belong to the generation it ranked with. Every reader (the CLI, the
+app, the eval) asks the same questions the same way. Non-goal: writing (that is :mod:`indexer.build`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import json
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from indexer.errors import IndexStateError
@@ -19,7 +19,7 @@ from indexer.types import Hit, Ranked
 
 
 def chunk_ids_where(
-    engine: Engine, lang: str | None = None, file_type: str | None = None, path_prefix: str | None = None
+    session: Session, lang: str | None = None, file_type: str | None = None, path_prefix: str | None = None
 ) -> list[int]:
     """Ids of the chunks in language ``lang``, of documents of ``file_type`` under ``path_prefix``, ascending."""
     stmt = select(ChunkRow.id).join(DocumentRow)
@@ -29,121 +29,115 @@ def chunk_ids_where(
         stmt = stmt.where(DocumentRow.file_type == file_type.lstrip(".").lower())
     if path_prefix:
         stmt = stmt.where(DocumentRow.path.startswith(path_prefix.lstrip("/"), autoescape=True))
-    with Session(engine) as session:
-        return sorted(session.scalars(stmt))
+    return sorted(session.scalars(stmt))
 
 
-def passage_parts(engine: Engine, chunk_ids: Sequence[int]) -> dict[int, tuple[str, tuple[str, ...], str]]:
+def passage_parts(session: Session, chunk_ids: Sequence[int]) -> dict[int, tuple[str, tuple[str, ...], str]]:
     """chunk id -> (document title, heading path, chunk text): what the encoder's passage was made of."""
-    with Session(engine) as session:
-        rows = session.execute(
-            select(ChunkRow.id, DocumentRow.title, ChunkRow.heading_path, ChunkRow.text)
-            .join(DocumentRow)
-            .where(ChunkRow.id.in_(list(chunk_ids)))
-        ).all()
+    rows = session.execute(
+        select(ChunkRow.id, DocumentRow.title, ChunkRow.heading_path, ChunkRow.text)
+        .join(DocumentRow)
+        .where(ChunkRow.id.in_(list(chunk_ids)))
+    ).all()
     return {r[0]: (r[1], tuple(json.loads(r[2])), r[3]) for r in rows}
 
 
-def hits(engine: Engine, ranked: Ranked, before: dict[int, int] | None) -> list[Hit]:
+def hits(session: Session, ranked: Ranked, before: dict[int, int] | None) -> list[Hit]:
     """``ranked`` hydrated into hits; ``before`` maps chunk id -> rank before reranking (for the movement)."""
-    with Session(engine) as session:
-        rows = {
-            c.id: c
-            for c in session.scalars(select(ChunkRow).where(ChunkRow.id.in_([cid for cid, _ in ranked])))
-        }
-        out = []
-        for rank, (cid, score) in enumerate(ranked, start=1):
-            c = rows.get(cid)
-            if c is None:  # the index changed under us; skip rather than show a ghost
-                continue
-            d = c.document
-            out.append(
-                Hit(
-                    rank=rank,
-                    score=score,
-                    chunk_id=cid,
-                    doc_path=d.path,
-                    title=d.title,
-                    text=c.text,
-                    lang=c.lang,
-                    heading_path=c.headings,
-                    doc_id=d.external_id,
-                    prev_rank=before.get(cid) if before is not None else None,
-                )
+    rows = {
+        c.id: c
+        for c in session.scalars(select(ChunkRow).where(ChunkRow.id.in_([cid for cid, _ in ranked])))
+    }
+    out = []
+    for rank, (cid, score) in enumerate(ranked, start=1):
+        c = rows.get(cid)
+        if c is None:  # the index changed under us; skip rather than show a ghost
+            continue
+        d = c.document
+        out.append(
+            Hit(
+                rank=rank,
+                score=score,
+                chunk_id=cid,
+                doc_path=d.path,
+                title=d.title,
+                text=c.text,
+                lang=c.lang,
+                heading_path=c.headings,
+                doc_id=d.external_id,
+                prev_rank=before.get(cid) if before is not None else None,
             )
+        )
     return out
 
 
-def doc_keys(engine: Engine) -> dict[int, str]:
+def doc_keys(session: Session) -> dict[int, str]:
     """chunk id -> document key (external id, else path), for document-level runs."""
-    with Session(engine) as session:
-        rows = session.execute(
-            select(ChunkRow.id, DocumentRow.external_id, DocumentRow.path).join(DocumentRow)
-        )
-        return {cid: ext if ext is not None else path for cid, ext, path in rows}
+    rows = session.execute(
+        select(ChunkRow.id, DocumentRow.external_id, DocumentRow.path).join(DocumentRow)
+    )
+    return {cid: ext if ext is not None else path for cid, ext, path in rows}
 
 
-def chunk(engine: Engine, chunk_id: int, neighbours: int = 0) -> dict:
+def chunk(session: Session, chunk_id: int, neighbours: int = 0) -> dict:
     """A chunk with its document's metadata and up to ``neighbours`` chunks either side."""
-    with Session(engine) as session:
-        c = session.get(ChunkRow, chunk_id)
-        if c is None:
-            raise IndexStateError(f"chunk {chunk_id} is not in this index")
-        d = c.document
-        near = session.scalars(
-            select(ChunkRow)
-            .where(
-                ChunkRow.document_id == d.id,
-                ChunkRow.ordinal.between(c.ordinal - neighbours, c.ordinal + neighbours),
-            )
-            .order_by(ChunkRow.ordinal)
+    c = session.get(ChunkRow, chunk_id)
+    if c is None:
+        raise IndexStateError(f"chunk {chunk_id} is not in this index")
+    d = c.document
+    near = session.scalars(
+        select(ChunkRow)
+        .where(
+            ChunkRow.document_id == d.id,
+            ChunkRow.ordinal.between(c.ordinal - neighbours, c.ordinal + neighbours),
         )
-        return {
-            "chunk_id": c.id,
-            "text": c.text,
-            "heading_path": list(c.headings),
-            "lang": c.lang,
-            "start": c.start,
-            "end": c.end,
-            "ordinal": c.ordinal,
-            "neighbours": [
-                {"chunk_id": n.id, "ordinal": n.ordinal, "text": n.text} for n in near if n.id != c.id
-            ],
-            "document": {
-                "path": d.path,
-                "title": d.title,
-                "lang": d.lang,
-                "file_type": d.file_type,
-                "external_id": d.external_id,
-                "n_chars": d.n_chars,
-                "n_chunks": len(d.chunks),
-                "size": d.file.size,
-                "mtime": d.file.mtime,
-                "content_hash": d.file.content_hash,
-            },
-        }
+        .order_by(ChunkRow.ordinal)
+    )
+    return {
+        "chunk_id": c.id,
+        "text": c.text,
+        "heading_path": list(c.headings),
+        "lang": c.lang,
+        "start": c.start,
+        "end": c.end,
+        "ordinal": c.ordinal,
+        "neighbours": [
+            {"chunk_id": n.id, "ordinal": n.ordinal, "text": n.text} for n in near if n.id != c.id
+        ],
+        "document": {
+            "path": d.path,
+            "title": d.title,
+            "lang": d.lang,
+            "file_type": d.file_type,
+            "external_id": d.external_id,
+            "n_chars": d.n_chars,
+            "n_chunks": len(d.chunks),
+            "size": d.file.size,
+            "mtime": d.file.mtime,
+            "content_hash": d.file.content_hash,
+        },
+    }
 
 
-def counts(engine: Engine) -> dict:
+def counts(session: Session) -> dict:
     """Files, documents and chunks; chunks and documents per language; documents per file type; skipped files."""
-    with Session(engine) as session:
 
-        def grouped(column) -> dict:
-            return dict(session.execute(select(column, func.count()).group_by(column)).all())
+    def grouped(column) -> dict:
+        return dict(session.execute(select(column, func.count()).group_by(column)).all())
 
-        return {
-            "files": session.scalar(
-                select(func.count()).select_from(FileRow).where(FileRow.status == "indexed")
-            ),
-            "documents": session.scalar(select(func.count()).select_from(DocumentRow)),
-            "chunks": session.scalar(select(func.count()).select_from(ChunkRow)),
-            "chunk_languages": grouped(ChunkRow.lang),
-            "document_languages": grouped(DocumentRow.lang),
-            "file_types": grouped(DocumentRow.file_type),
-            "skipped": [
-                {"path": f.path, "reason": f.reason}
-                for f in session.scalars(
-                    select(FileRow).where(FileRow.status == "skipped").order_by(FileRow.path)
-                )
-            ],
-        }
+    return {
+        "files": session.scalar(
+            select(func.count()).select_from(FileRow).where(FileRow.status == "indexed")
+        ),
+        "documents": session.scalar(select(func.count()).select_from(DocumentRow)),
+        "chunks": session.scalar(select(func.count()).select_from(ChunkRow)),
+        "chunk_languages": grouped(ChunkRow.lang),
+        "document_languages": grouped(DocumentRow.lang),
+        "file_types": grouped(DocumentRow.file_type),
+        "skipped": [
+            {"path": f.path, "reason": f.reason}
+            for f in session.scalars(
+                select(FileRow).where(FileRow.status == "skipped").order_by(FileRow.path)
+            )
+        ],
+    }

@@ -4,21 +4,27 @@
 carry the generation in their names (``dense-000007.faiss``, ``bm25-000007/``). An indexing run writes the next
 generation's files beside the current ones and then commits the SQLite transaction that both changes the chunks
 and bumps the generation: that commit is the atomic switch. A crash before it leaves the old generation in force;
-files of other generations are leftovers, removed by the next run.
+files of other generations are leftovers, removed by the next run. The new files and their folder are fsync'ed
+before the commit, and SQLite commits with ``synchronous=FULL``, so a power cut cannot leave a manifest naming a
+file that never reached the disk. The previous generation's files stay until the next run, for readers that
+took their snapshot just before the commit.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.errors import IndexDamagedError
+from indexer.storage.lock import LOCK_NAME
 from indexer.storage.store import DB_NAME
 
 CACHE_NAME = "embcache.sqlite"
 _GEN_FILE = re.compile(r"^(dense|hnsw|bm25)-(\d{6})(\.faiss)?$")
-_DB_FILE = re.compile(rf"^(?:{re.escape(DB_NAME)}|{re.escape(CACHE_NAME)})(?:-wal|-shm|-journal)?$")
+_DB_FILE = re.compile(rf"^(?:{re.escape(DB_NAME)}|{re.escape(CACHE_NAME)})(?:-wal|-shm|-journal)?$|^{LOCK_NAME}$")
 
 
 @dataclass(frozen=True)
@@ -45,19 +51,48 @@ class Layout:
     def exists(self) -> bool:
         return self.db.exists()
 
+    def damaged(self, path: Path, why: str) -> IndexDamagedError:
+        """The error for a current-generation file that is missing or unreadable, naming the fix."""
+        return IndexDamagedError(
+            f"{path.name} in {self.root} is {why}: rebuild it with `e5search index FOLDER --index {self.root} "
+            "--repair` (from SQLite and the embedding cache; nothing is re-read from the folder)"
+        )
+
     def index_files(self) -> list[Path]:
         """Every file and folder in ``root`` that belongs to the index (databases, their journals, generations)."""
         return sorted(p for p in self.root.iterdir() if _GEN_FILE.match(p.name) or _DB_FILE.match(p.name))
 
-    def remove_other_generations(self, keep: int) -> list[Path]:
-        """Delete files of every generation except ``keep``; returns what was removed."""
+    def generation_files(self, gen: int) -> list[Path]:
+        """The files of generation ``gen`` that exist (the HNSW file only exists for HNSW indexes)."""
+        return [p for p in (self.dense(gen), self.hnsw(gen), self.bm25(gen)) if p.exists()]
+
+    def generations(self) -> set[int]:
+        """The generation numbers that have files in ``root``."""
+        return {int(m.group(2)) for p in self.root.iterdir() if (m := _GEN_FILE.match(p.name))}
+
+    def remove_generations(self, keep: set[int]) -> list[Path]:
+        """Delete the files of every generation not in ``keep``; returns what was removed.
+
+        Callers keep the current generation and the one before it: a reader that took its snapshot just before
+        the last commit may still be loading the previous generation's files.
+        """
         removed = []
         for path in self.root.iterdir():
             m = _GEN_FILE.match(path.name)
-            if m and int(m.group(2)) != keep:
+            if m and int(m.group(2)) not in keep:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
                 removed.append(path)
         return removed
+
+    def sync(self, gen: int) -> None:
+        """fsync generation ``gen``'s files and the folders that name them, before the commit that points at
+        them: after a power cut the manifest then never names a file that did not reach the disk."""
+        for path in self.generation_files(gen):
+            for file in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()):
+                _fsync(file)
+            if path.is_dir():
+                _fsync(path)
+        _fsync(self.root)
 
     def size_on_disk(self) -> dict[str, int]:
         sizes: dict[str, int] = {}
@@ -65,3 +100,11 @@ class Layout:
             files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
             sizes[path.name] = sum(p.stat().st_size for p in files)
         return sizes
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -115,17 +115,29 @@ class ManifestRow(Base):
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # the driver must not open transactions on its own: SQLAlchemy's "begin" below does, for reads too, so all
+    # the statements of one Session see one snapshot (pysqlite would run each SELECT in its own)
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns (power loss included)
     cur.close()
 
 
+def _begin(conn) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
 def open_engine(index_dir: Path, create: bool = False) -> Engine:
-    """An engine on ``index_dir/index.sqlite``; ``create`` makes the tables if they are missing."""
+    """An engine on ``index_dir/index.sqlite``; ``create`` makes the tables if they are missing.
+
+    Every Session is one SQLite transaction from its first statement on: a reader sees the manifest and the rows
+    of one commit, however many statements its query takes (WAL lets it read while a writer writes).
+    """
     engine = create_engine(f"sqlite:///{index_dir / DB_NAME}", future=True)
     event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", _begin)
     if create:
         Base.metadata.create_all(engine)
     return engine
