@@ -147,6 +147,10 @@ class _Job:
             encoder = encoder or encoder_for_index(manifest, self.config.model)  # auto follows the index
             _check_compatible(manifest, encoder, self.config)
             current = manifest.get("generation", 0)
+            if current and not self.repair:
+                for path in (self.layout.dense(current), self.layout.bm25(current)):
+                    if not path.exists():
+                        raise self.layout.damaged(path, "missing")
             self.layout.remove_generations(keep={current - 1, current})  # and leftovers of a crashed run
             # keyed by the exact numerics (an int8 artefact's format too), so a run never resumes from vectors
             # an older build of the same backend made

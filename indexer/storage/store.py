@@ -8,6 +8,8 @@ indexing run holds its single write transaction.
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,6 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
-    inspect,
     select,
 )
 from sqlalchemy.engine import Engine
@@ -166,12 +167,12 @@ def read_index_manifest(index_dir: str | Path, complete: bool = True) -> dict[st
             f"no index at {index_dir} yet: index a folder into it with `e5search index FOLDER --index {index_dir}` "
             "(or on the app's Index page)"
         )
+    if not _has_manifest_table(db):  # checked read-only: opening it our way would switch it to WAL mode
+        raise IndexStateError(
+            f"{db} is not an e5search index (no manifest table): give another --index folder"
+        )
     engine = open_engine(index_dir)
     try:
-        if not inspect(engine).has_table("manifest"):
-            raise IndexStateError(
-                f"{db} is not an e5search index (no manifest table): give another --index folder"
-            )
         with Session(engine) as session:
             manifest = read_manifest(session)
     except DBAPIError as exc:
@@ -185,6 +186,17 @@ def read_index_manifest(index_dir: str | Path, complete: bool = True) -> dict[st
             f"the index at {index_dir} was never completed: run `e5search index` on its folder again"
         )
     return manifest
+
+
+def _has_manifest_table(db: Path) -> bool:
+    try:
+        with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'manifest'")
+            return found.fetchone() is not None
+    except sqlite3.DatabaseError as exc:
+        raise IndexStateError(
+            f"{db} is not a readable e5search index ({exc}): give another --index folder"
+        ) from None
 
 
 def write_manifest(session: Session, values: dict[str, Any]) -> None:
