@@ -44,6 +44,7 @@ def _index_config(args: argparse.Namespace):
         chunking=chunking,
         dense_kind=args.dense or base.dense_kind,
         max_file_mb=args.max_file_mb or base.max_file_mb,
+        follow_symlinks=args.follow_symlinks or base.follow_symlinks,
     )
 
 
@@ -307,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-overlap", type=int, help="overlap in tokens (default 32)")
     p.add_argument("--dense", choices=["auto", "flat", "hnsw"], help="FAISS index kind (default auto)")
     p.add_argument("--max-file-mb", type=float, help="skip files larger than this (default 50)")
+    p.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="index files that links point to outside the folder (default: skip them, with a reason)",
+    )
     p.add_argument("--json", action="store_true", help="print the run's summary as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_index)

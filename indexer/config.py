@@ -85,6 +85,9 @@ class IndexConfig:
     max_file_mb: float = 50.0  # larger files are skipped with a reason
     bm25_k1: float = 1.2  # Lucene / Anserini defaults
     bm25_b: float = 0.75
+    follow_symlinks: bool = False  # index files that links point to outside the folder (else skip them)
+    file_timeout_s: float = 60.0  # reading + chunking one file longer than this skips it with a reason
+    max_unzipped_mb: float = 40.0  # a DOCX whose XML expands beyond this is refused (a zip bomb?)
 
     def __post_init__(self) -> None:
         if self.dense_kind not in ("auto", "flat", "hnsw"):
@@ -97,6 +100,12 @@ class IndexConfig:
             raise ConfigError(f"bm25_b={self.bm25_b}: must be between 0 and 1")
         if self.bm25_k1 < 0:
             raise ConfigError(f"bm25_k1={self.bm25_k1}: must be >= 0")
+        if not isinstance(self.follow_symlinks, bool):
+            raise ConfigError(f"follow_symlinks={self.follow_symlinks!r}: must be true or false")
+        if not self.file_timeout_s > 0:
+            raise ConfigError(f"file_timeout_s={self.file_timeout_s}: must be a positive number of seconds")
+        if not self.max_unzipped_mb > 0:
+            raise ConfigError(f"max_unzipped_mb={self.max_unzipped_mb}: must be positive")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -3,11 +3,19 @@
 A file whose size and mtime match the index is unchanged; otherwise its content hash decides. Changed files
 are read (:mod:`indexer.ingest`), chunked to the encoder's budget and language-tagged; every file that cannot
 be indexed gets a reason. Nothing here writes to the index.
+
+Hostile input costs one file, never the run. Before a file is hashed or read it is refused, with a reason kept
+in the index like any skip, when it is a link to outside the folder (unless ``follow_symlinks``), a broken
+link, a link to a folder, not a regular file (a FIFO or ``/dev/zero`` would block or never end), or when its
+path could collide with a BEIR record's (:class:`_Owners`). Such a refusal is stored with an empty content
+hash, so the next run decides again instead of trusting size and mtime. Reading and chunking one file stops
+after ``file_timeout_s``; anything a reader or the chunker raises becomes that file's reason.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import stat
 from collections.abc import Iterator
@@ -22,10 +30,20 @@ from indexer.encoding.encoder import TextEncoder, check_encoder
 from indexer.errors import ConfigError, SkipFile
 from indexer.ingest.chunking import chunk_document, passage_text
 from indexer.ingest.langdetect import detect_languages
-from indexer.ingest.loaders import is_supported, iter_files, read_documents
+from indexer.ingest.limits import Deadline
+from indexer.ingest.loaders import file_suffix, is_supported, iter_files, read_documents, relative_path
+from indexer.ingest.text import clean_text
 from indexer.storage.store import FileRow
 from indexer.tokens import count_tokens
 from indexer.types import ChunkDraft, Document
+
+logger = logging.getLogger(__name__)
+
+
+_CORPUS_SUFFIXES = (".jsonl", ".jsonl.gz", ".json")  # BEIR files: their records are stored as "<file>#<_id>"
+
+
+_Read = tuple[Document, list[ChunkDraft], list[str], list[str]]  # doc, chunks, their languages, passages
 
 
 @dataclass
@@ -35,10 +53,9 @@ class _Prepared:
     rel: str
     size: int
     mtime: float
-    content_hash: str
+    content_hash: str  # "" for a file refused before it was hashed
     is_new: bool
-    # (doc, chunks, chunk languages, passage texts as embedded)
-    docs: list[tuple[Document, list[ChunkDraft], list[str], list[str]]] = field(default_factory=list)
+    docs: list[_Read] = field(default_factory=list)
     reason: str | None = None
 
 
@@ -77,37 +94,147 @@ def _body_budget(encoder: TextEncoder, config: IndexConfig) -> int:
     return budget
 
 
+@dataclass
+class _Owners:
+    """Which file may write which document path (``DocumentRow.path`` is unique), decided before encoding.
+
+    A BEIR record is stored as ``"<corpus>#<_id>"``, so ``corpus.jsonl#x.txt`` beside ``corpus.jsonl`` could be a
+    file and a record at once, and so could the records of ``corpus.jsonl#y.jsonl``. A file whose path starts
+    with a corpus's path and ``#`` is refused whether or not the record exists, so the outcome never depends on
+    which of the two was read first or is unchanged. Files outside this run's scope keep their documents:
+    ``taken`` holds their paths (and this run's claims), ``kept_corpora`` the corpora among them.
+    """
+
+    corpora: set[str]
+    kept_corpora: set[str]
+    taken: dict[str, str]  # document path -> the file that writes it in this run, or keeps it
+
+    @classmethod
+    def build(cls, rels: list[str], known: dict[str, FileRow], source: Path, root: Path) -> _Owners:
+        scope = "" if source == root else relative_path(source, root)
+        kept = [p for p in known if not _in_scope(p, scope, source.is_file())]
+        indexed = [p for p in kept if known[p].status == "indexed"]
+        return cls(
+            corpora={r for r in [*rels, *kept] if _is_corpus(r)},
+            kept_corpora={p for p in indexed if _is_corpus(p)},
+            taken={p: p for p in indexed if not _is_corpus(p)},
+        )
+
+    def shadowing(self, rel: str) -> str | None:
+        """The corpus whose records could take this file's path, if any."""
+        return next((c for c in _hash_prefixes(rel) if c in self.corpora), None)
+
+    def clash(self, rel: str, docs: list[_Read]) -> str | None:
+        """Why ``rel`` may not write these documents (a path another file writes or keeps), else None."""
+        for doc, *_ in docs:
+            owner = self.taken.get(doc.path)
+            if owner is None or owner == rel:
+                owner = next(
+                    (c for c in _hash_prefixes(doc.path) if c in self.kept_corpora and c != rel), None
+                )
+            if owner is not None:
+                what = f"record {doc.external_id!r}" if doc.external_id is not None else "it"
+                return f"{what} would be stored as {doc.path}, which {owner} holds: rename one of them"
+        return None
+
+    def claim(self, rel: str, docs: list[_Read]) -> None:
+        self.taken.update((doc.path, rel) for doc, *_ in docs)
+
+
+def _is_corpus(rel: str) -> bool:
+    return file_suffix(Path(rel)) in _CORPUS_SUFFIXES
+
+
+def _hash_prefixes(path: str) -> list[str]:
+    """``"a.jsonl#b#c"`` → ``["a.jsonl", "a.jsonl#b"]``: the corpora that could hold it as a record."""
+    return [path[:i] for i, ch in enumerate(path) if ch == "#"]
+
+
+@dataclass
+class _Reader:
+    """What reading one file needs: where, with which tokenizer and limits, and who owns which path."""
+
+    root: Path
+    tokenizer: object
+    budget: int  # tokens per chunk body
+    config: IndexConfig
+    owners: _Owners
+
+    def refusal(self, path: Path, rel: str) -> tuple[str | None, os.stat_result]:
+        """A reason to skip the file without opening it (and its stat), or None; OSError if it vanished."""
+        if path.is_symlink():
+            target = os.path.realpath(path)
+            if not self.config.follow_symlinks and not _inside(target, os.path.realpath(self.root)):
+                return (
+                    f"a link to {clean_text(target)}, outside the indexed folder (--follow-symlinks indexes it)",
+                    path.lstat(),
+                )
+            if not os.path.exists(target):
+                return "a broken link (its target does not exist)", path.lstat()
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            return "a link to a folder: folders behind links are not walked", st
+        if not stat.S_ISREG(st.st_mode):
+            return "not a regular file (a FIFO, socket or device): reading it could block forever", st
+        corpus = self.owners.shadowing(rel) if is_supported(path) else None
+        if corpus is not None:
+            return f"its path could be a record of {corpus} ({corpus}#<_id>): rename it", st
+        return None, st
+
+    def read(self, path: Path) -> list[_Read]:
+        """Read, chunk and language-tag one file within its time budget (SkipFile when it is spent)."""
+        config, tokenizer = self.config, self.tokenizer
+        deadline = Deadline(config.file_timeout_s)
+        docs = read_documents(
+            path,
+            self.root,
+            max_bytes=int(config.max_file_mb * 1024 * 1024),
+            max_unzipped_bytes=int(config.max_unzipped_mb * 1024 * 1024),
+            deadline=deadline,
+        )
+        read: list[_Read] = []
+        for doc in docs:
+            deadline.check()
+            chunks = chunk_document(doc, tokenizer, config.chunking, self.budget, deadline)
+            langs = detect_languages([c.text for c in chunks])
+            passages = [
+                passage_text(doc.title, c.heading_path, c.text, tokenizer, config.chunking.max_title_tokens)
+                for c in chunks
+            ]
+            read.append((doc, chunks, langs, passages))
+        return read
+
+
 def _prepare(
-    path: Path,
-    rel: str,
-    st: os.stat_result,
-    digest: str,
-    is_new: bool,
-    root: Path,
-    tokenizer,
-    budget: int,
-    config: IndexConfig,
+    path: Path, rel: str, st: os.stat_result, digest: str, is_new: bool, reader: _Reader
 ) -> _Prepared:
+    """Read, chunk and tag a changed file, or give the reason it cannot be indexed."""
     prep = _Prepared(rel, st.st_size, st.st_mtime, digest, is_new)
     if not is_supported(path):
         prep.reason = f"unsupported file type {path.suffix or '(none)'!r}"
         return prep
     try:
-        docs = read_documents(path, root, max_bytes=int(config.max_file_mb * 1024 * 1024))
+        prep.docs = reader.read(path)
+        clash = reader.owners.clash(rel, prep.docs)
+        if clash is not None:
+            raise SkipFile(clash)
     except SkipFile as exc:
-        prep.reason = exc.reason
+        prep.docs, prep.reason = [], clean_text(exc.reason)
         return prep
-    for doc in docs:
-        chunks = chunk_document(doc, tokenizer, config.chunking, budget)
-        langs = detect_languages([c.text for c in chunks])
-        passages = [
-            passage_text(doc.title, c.heading_path, c.text, tokenizer, config.chunking.max_title_tokens)
-            for c in chunks
-        ]
-        prep.docs.append((doc, chunks, langs, passages))
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one file's surprise must not end the run; logged in full
+        logger.exception("%s: reading failed", rel)
+        prep.docs, prep.reason = [], clean_text(f"reading failed: {type(exc).__name__}: {exc}")
+        return prep
     if not any(chunks for _, chunks, _, _ in prep.docs):
         prep.docs, prep.reason = [], "no text to index"
+    reader.owners.claim(rel, prep.docs)
     return prep
+
+
+def _inside(target: str, root: str) -> bool:
+    return os.path.commonpath([target, root]) == root
 
 
 @dataclass
@@ -133,31 +260,43 @@ def _scan(
     with its own copy of the tokenizer (a fast tokenizer used from two threads at once can fail with
     "Already borrowed" when their truncation settings differ)."""
     budget = _body_budget(encoder, config)
-    tokenizer = copy.deepcopy(encoder.tokenizer)
-    files = list(iter_files(source, supported_only=False))
-    for i, path in enumerate(tqdm(files, desc="reading", unit="file", disable=not show_progress)):
-        rel = path.relative_to(root).as_posix()
-        found.seen.add(rel)
+    files = [(p, relative_path(p, root)) for p in iter_files(source, supported_only=False)]
+    owners = _Owners.build([rel for _, rel in files], known, source, root)
+    reader = _Reader(root, copy.deepcopy(encoder.tokenizer), budget, config, owners)
+    for i, (path, rel) in enumerate(tqdm(files, desc="reading", unit="file", disable=not show_progress)):
         prep = None
-        try:
-            st = path.stat()
-            old = known.get(rel)
-            if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end when read
-                found.skipped.append({"path": rel, "reason": "not a regular file (a FIFO, socket or device)"})
-            elif old is not None and old.size == st.st_size and old.mtime == st.st_mtime:
-                found.unchanged += 1
-            else:
-                digest = file_sha256(path)
-                if old is not None and old.content_hash == digest:
-                    found.unchanged += 1
-                    found.touched[rel] = st.st_mtime
-                else:
-                    prep = _prepare(path, rel, st, digest, old is None, root, tokenizer, budget, config)
-        except OSError as exc:
-            found.skipped.append({"path": rel, "reason": f"cannot read: {exc.strerror or exc}"})
+        if rel in found.seen:  # two names that differ only in bytes that are not UTF-8, escaped alike
+            found.skipped.append({"path": rel, "reason": "another file's name is stored the same way"})
+        else:
+            found.seen.add(rel)
+            try:
+                prep = _scan_one(reader, path, rel, known.get(rel), found)
+            except OSError as exc:
+                found.skipped.append(
+                    {"path": rel, "reason": clean_text(f"cannot read: {exc.strerror or exc}")}
+                )
         yield i + 1, len(files), prep
     if not files:
         yield 0, 0, None
+
+
+def _scan_one(reader: _Reader, path: Path, rel: str, old: FileRow | None, found: _Scan) -> _Prepared | None:
+    """The file to (re)write, or None when the index already has it as it is."""
+    reason, st = reader.refusal(path, rel)
+    if reason is not None:
+        if old is not None and old.content_hash == "" and old.reason == reason:
+            found.unchanged += 1
+            return None
+        return _Prepared(rel, st.st_size, st.st_mtime, "", old is None, reason=reason)
+    if old is not None and old.content_hash and old.size == st.st_size and old.mtime == st.st_mtime:
+        found.unchanged += 1
+        return None
+    digest = file_sha256(path)
+    if old is not None and old.content_hash == digest:
+        found.unchanged += 1
+        found.touched[rel] = st.st_mtime
+        return None
+    return _prepare(path, rel, st, digest, old is None, reader)
 
 
 def _in_scope(rel: str, scope: str, source_is_file: bool) -> bool:

@@ -17,17 +17,21 @@ from pathlib import Path
 from typing import TextIO
 
 from indexer.errors import DatasetError, SkipFile
-from indexer.ingest.text import _normalise_newlines, decode_text, make_document
+from indexer.ingest.limits import Deadline, ReadLimits
+from indexer.ingest.text import _normalise_newlines, decode_text, make_document, storable_path
 from indexer.types import Corpus, Document, Qrels, Queries
 
 logger = logging.getLogger(__name__)
 
 
-def _beir_documents(records: Iterable[tuple[int, object]], rel: str, what: str) -> list[Document]:
+def _beir_documents(
+    records: Iterable[tuple[int, object]], rel: str, what: str, deadline: Deadline
+) -> list[Document]:
     """``(line or item number, parsed JSON)`` pairs → one Document per record; any bad record skips the file."""
     docs: list[Document] = []
     seen: dict[str, int] = {}
     for number, record in records:
+        deadline.check()
         where = f"{what} {number}"
         if not isinstance(record, dict) or "_id" not in record or "text" not in record:
             got = sorted(record) if isinstance(record, dict) else type(record).__name__
@@ -38,7 +42,7 @@ def _beir_documents(records: Iterable[tuple[int, object]], rel: str, what: str) 
         doc_id, text, title = record["_id"], record["text"], record.get("title") or ""
         if not isinstance(doc_id, (str, int)) or not isinstance(text, str) or not isinstance(title, str):
             raise SkipFile(f'{where}: "_id" must be a string and "text"/"title" strings')
-        doc_id = str(doc_id)
+        doc_id = storable_path(str(doc_id))  # a JSON "\\udc00" escape cannot be stored as it is
         if doc_id in seen:
             raise SkipFile(f"{where}: duplicate _id {doc_id!r} (first on {what} {seen[doc_id]})")
         seen[doc_id] = number
@@ -61,11 +65,11 @@ def _jsonl_records(text: str) -> Iterator[tuple[int, object]]:
                 raise SkipFile(f"line {number}: invalid JSON: {e.msg} (column {e.colno})") from None
 
 
-def _read_jsonl(data: bytes, path: Path, rel: str) -> list[Document]:
-    return _beir_documents(_jsonl_records(decode_text(data)), rel, "line")
+def _read_jsonl(data: bytes, path: Path, rel: str, limits: ReadLimits) -> list[Document]:
+    return _beir_documents(_jsonl_records(decode_text(data)), rel, "line", limits.deadline)
 
 
-def _read_json(data: bytes, path: Path, rel: str) -> list[Document]:
+def _read_json(data: bytes, path: Path, rel: str, limits: ReadLimits) -> list[Document]:
     try:
         value = json.loads(decode_text(data))
     except json.JSONDecodeError as e:
@@ -77,7 +81,7 @@ def _read_json(data: bytes, path: Path, rel: str) -> list[Document]:
             f'not a BEIR corpus: expected a list of objects with "_id" and "text", '
             f"got a JSON {type(value).__name__}"
         )
-    return _beir_documents(enumerate(value, start=1), rel, "item")
+    return _beir_documents(enumerate(value, start=1), rel, "item", limits.deadline)
 
 
 # ------------------------------------------------------------------------------------ BEIR dataset folders

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from indexer.config import ChunkConfig
 from indexer.errors import ConfigError
+from indexer.ingest.limits import Deadline
 from indexer.tokens import count_tokens
 from indexer.types import ChunkDraft, Document
 
@@ -59,7 +60,9 @@ _WORD_BREAK = re.compile(r"\s+|[，、；：،؛]")
 
 
 _SENTENCE_END = re.compile(
-    r"[.!?…؟۔।॥]+[\"'”’»)\]]*\s+"  # Latin, Arabic and Devanagari stops need whitespace after them
+    # Latin, Arabic and Devanagari stops need whitespace after them. A match is only tried where a run of stops
+    # starts (the look-behind): tried inside the run too, 200k dots took minutes (quadratic backtracking)
+    r"(?<![.!?…؟۔।॥])[.!?…؟۔।॥]+[\"'”’»)\]]*\s+"
     r"|[。！？｡]+[」』”’）)]*\s*"  # CJK stops need none
 )
 
@@ -132,9 +135,10 @@ class _SectionCutter:
     def exact_tokens(self, text: str) -> int:
         return count_tokens(self.tokenizer, [text])[0]
 
-    def cut(self) -> list[_Chunk]:
+    def cut(self, deadline: Deadline) -> list[_Chunk]:
         chunks = [self._next_chunk([0], 0)]
         while chunks[-1].end < len(self.text):
+            deadline.check()
             prev = chunks[-1]
             chunks.append(self._next_chunk(self._overlap_starts(prev) + [prev.end], prev.end))
         return chunks
@@ -196,7 +200,9 @@ def _windows(text: str) -> list[tuple[int, str]]:
     return pieces
 
 
-def chunk_document(doc: Document, tokenizer, config: ChunkConfig, max_tokens: int) -> list[ChunkDraft]:
+def chunk_document(
+    doc: Document, tokenizer, config: ChunkConfig, max_tokens: int, deadline: Deadline | None = None
+) -> list[ChunkDraft]:
     """Cut a document into chunks of at most ``min(config.chunk_size, max_tokens)`` tokens.
 
     Args:
@@ -204,6 +210,7 @@ def chunk_document(doc: Document, tokenizer, config: ChunkConfig, max_tokens: in
         tokenizer: a transformers fast tokenizer (offsets mapping needed).
         config: chunk size and overlap in tokens.
         max_tokens: the model's budget for a chunk body.
+        deadline: the file's time budget, checked between chunks (SkipFile when spent); default none.
 
     Returns:
         Chunks in document order, with ``chunk.text == doc.text[chunk.start:chunk.end]``.
@@ -215,14 +222,16 @@ def chunk_document(doc: Document, tokenizer, config: ChunkConfig, max_tokens: in
             "(use a model with a longer max length or a smaller max_title_tokens)"
         )
     overlap = min(config.chunk_overlap, size // 2)
+    deadline = deadline or Deadline(None)
     drafts: list[ChunkDraft] = []
     for section in doc.sections:
         for offset, window in _windows(section.text):
             lead = len(window) - len(window.lstrip())
             if not window.strip():
                 continue
+            deadline.check()
             cutter = _SectionCutter(window[lead:], tokenizer, size, overlap)
-            for c in cutter.cut():
+            for c in cutter.cut(deadline):
                 start = section.start + offset + lead + c.start
                 drafts.append(
                     ChunkDraft(

@@ -21,6 +21,9 @@ Decisions worth knowing:
 - Titles: HTML ``<title>`` (else first h1), YAML front matter ``title:`` (else first Markdown H1), the first RST
   section title, DOCX core title (else first Title/Heading paragraph), PDF ``/Title``; else the file stem with
   ``_`` and ``-`` as spaces (always so for .txt). BEIR records keep their own title, possibly empty.
+- Hostile input costs a reason, not the run (:mod:`indexer.ingest.limits`): a DOCX that would expand too far is
+  refused before parsing, and reading past the file's time budget stops between pages, paragraphs or records.
+  A name that is not UTF-8 is kept with its stray bytes escaped (``caf\\xe9.txt``), so SQLite can store it.
 
 Non-goals: OCR of scanned PDFs, legacy .doc, spreadsheets, e-mail formats, DOCX text boxes/headers/footers.
 """
@@ -30,13 +33,15 @@ from __future__ import annotations
 import gzip
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from indexer.errors import SkipFile
 from indexer.ingest.beir import _read_json, _read_jsonl
+from indexer.ingest.limits import DEFAULT_MAX_UNZIPPED_BYTES, Deadline, ReadLimits, size_text
 from indexer.ingest.markup import _read_html, _read_markdown, _read_rst, _read_txt
 from indexer.ingest.office import _read_docx, _read_pdf
+from indexer.ingest.text import storable_path
 from indexer.types import Document
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
@@ -88,13 +93,21 @@ def iter_files(root: Path, supported_only: bool = True) -> Iterator[Path]:
         yield path
 
 
-def read_documents(path: Path, root: Path, max_bytes: int) -> list[Document]:
+def read_documents(
+    path: Path,
+    root: Path,
+    max_bytes: int,
+    max_unzipped_bytes: int = DEFAULT_MAX_UNZIPPED_BYTES,
+    deadline: Deadline | None = None,
+) -> list[Document]:
     """Read one file into documents (one, or one per record for BEIR files).
 
     Args:
         path: the file.
         root: the folder being indexed (for a single file: its parent); ``Document.path`` is relative to it.
         max_bytes: larger files are skipped.
+        max_unzipped_bytes: a DOCX whose XML would expand beyond this is skipped.
+        deadline: the file's time budget, checked between pages, paragraphs and records (default: none).
 
     Raises:
         SkipFile: with a reason, for any file that cannot be indexed.
@@ -107,10 +120,13 @@ def read_documents(path: Path, root: Path, max_bytes: int) -> list[Document]:
             + ", ".join(sorted(SUPPORTED_SUFFIXES))
         )
     data = _read_bytes(path, max_bytes)
-    rel = _relative(path, root)
+    rel = relative_path(path, root)
+    limits = ReadLimits(max_bytes, max_unzipped_bytes, deadline or Deadline(None))
     try:
         if suffix == ".jsonl.gz":
             data, suffix = _gunzip(data, max_bytes), ".jsonl"
+        if suffix in _READERS_WITH_LIMITS:
+            return _READERS_WITH_LIMITS[suffix](data, path, rel, limits)
         return _READERS[suffix](data, path, rel)
     except SkipFile:
         raise
@@ -126,7 +142,9 @@ def _read_bytes(path: Path, max_bytes: int) -> bytes:
         if size == 0:
             raise SkipFile("empty file")
         if size > max_bytes:
-            raise SkipFile(f"file is {_mb(size)}, over the {_mb(max_bytes)} limit (--max-file-mb)")
+            raise SkipFile(
+                f"file is {size_text(size)}, over the {size_text(max_bytes)} limit (--max-file-mb)"
+            )
         return path.read_bytes()
     except PermissionError:
         raise SkipFile("permission denied") from None
@@ -136,14 +154,6 @@ def _read_bytes(path: Path, max_bytes: int) -> bytes:
         raise SkipFile(f"cannot read file: {e.strerror or e}") from None
 
 
-def _mb(n_bytes: float) -> str:
-    """``851_863_142`` → ``"812.4 MB"``; ``50 << 20`` → ``"50 MB"``; small sizes in bytes."""
-    if n_bytes < (1 << 20):
-        return f"{int(n_bytes):,} bytes"
-    mb = n_bytes / (1 << 20)
-    return f"{mb:.1f} MB" if mb != int(mb) else f"{int(mb)} MB"
-
-
 def _gunzip(data: bytes, max_bytes: int) -> bytes:
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
@@ -151,25 +161,33 @@ def _gunzip(data: bytes, max_bytes: int) -> bytes:
     except (OSError, EOFError) as e:
         raise SkipFile(f"corrupt gzip: {e}") from None
     if len(raw) > max_bytes:
-        raise SkipFile(f"decompressed file is over the {_mb(max_bytes)} limit (--max-file-mb)")
+        raise SkipFile(f"decompressed file is over the {size_text(max_bytes)} limit (--max-file-mb)")
     if not raw.strip():
         raise SkipFile("empty file (after decompression)")
     return raw
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative_path(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` in POSIX form, as the index stores it: undecodable bytes of a name escaped
+    (:func:`~indexer.ingest.text.storable_path`), so the same file always gets the same key."""
     for p, r in ((path, root), (path.absolute(), root.absolute()), (path.resolve(), root.resolve())):
         try:
-            return p.relative_to(r).as_posix()
+            return storable_path(p.relative_to(r).as_posix())
         except ValueError:
             continue
-    return path.name
+    return storable_path(path.name)
 
 
-_READERS = {
+_READERS: dict[str, Callable[[bytes, Path, str], list[Document]]] = {
     ".txt": _read_txt,
     ".md": _read_markdown,
     ".markdown": _read_markdown,
+}
+
+
+# readers that loop over pages, paragraphs, elements, lines or records check the file's time budget between
+# them; the DOCX reader also refuses a zip bomb before parsing
+_READERS_WITH_LIMITS: dict[str, Callable[[bytes, Path, str, ReadLimits], list[Document]]] = {
     ".rst": _read_rst,
     ".html": _read_html,
     ".htm": _read_html,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from indexer.ingest.limits import Deadline, ReadLimits
 from indexer.ingest.text import (
     Outline,
     _file_type,
@@ -121,7 +122,7 @@ def _rst_title_at(lines: list[str], i: int) -> tuple[str, str, int] | None:
     return None
 
 
-def _read_rst(data: bytes, path: Path, rel: str) -> list[Document]:
+def _read_rst(data: bytes, path: Path, rel: str, limits: ReadLimits) -> list[Document]:
     lines = decode_text(data).split("\n")
     styles: list[str] = []  # adornment styles in order of first use = section levels (docutils' rule)
     outline: Outline = []
@@ -130,6 +131,8 @@ def _read_rst(data: bytes, path: Path, rel: str) -> list[Document]:
     titles: list[str] = []
     i = 0
     while i < len(lines):
+        if i % 1000 == 0:
+            limits.deadline.check()
         found = _rst_title_at(lines, i)
         if found is None:
             body.append(lines[i])
@@ -151,7 +154,8 @@ def _read_rst(data: bytes, path: Path, rel: str) -> list[Document]:
 class _HtmlText:
     """Walks an HTML body into sections: headings open sections, blocks become paragraphs, rows become lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
         self.outline: Outline = []
         self.stack: list[tuple[int, str]] = []
         self.blocks: list[str] = []
@@ -185,6 +189,7 @@ class _HtmlText:
                 self.inline.append(str(child))
 
     def visit(self, tag) -> None:
+        self.deadline.check()
         name = tag.name
         if name in _HTML_DROP:
             return
@@ -218,13 +223,14 @@ class _HtmlText:
             self.walk(tag)
 
 
-def _read_html(data: bytes, path: Path, rel: str) -> list[Document]:
+def _read_html(data: bytes, path: Path, rel: str, limits: ReadLimits) -> list[Document]:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(_decode_html(data), "lxml")
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     h1 = soup.find("h1")
-    walker = _HtmlText()
+    limits.deadline.check()
+    walker = _HtmlText(limits.deadline)
     walker.walk(soup.body or soup)
     walker.end_section()
     title = title or (h1.get_text(" ", strip=True) if h1 else "") or stem_title(path)

@@ -1,8 +1,13 @@
 """Bytes → text, and the pieces every reader shares: decoding, newline clean-up, titles, the Document maker.
 
-Text encodings: a BOM wins, then strict UTF-8, then charset-normalizer with near-ties broken towards today's
-common encodings (cp1252 before Mac Roman). NUL bytes without a UTF-16/32 BOM mean binary: skipped. A title
-falls back to the file stem with ``_`` and ``-`` as spaces.
+Text encodings: a BOM wins, then strict UTF-8, then UTF-8 with replacement when only a few stray bytes break it
+(a file that is UTF-8 but for them must not turn into cp1250 mojibake), then charset-normalizer with near-ties
+broken towards today's common encodings (cp1252 before Mac Roman). NUL bytes without a UTF-16/32 BOM mean
+binary: skipped. A title falls back to the file stem with ``_`` and ``-`` as spaces.
+
+Lone surrogates (a file name that is not UTF-8 comes out of ``os.fsdecode`` with them, and JSON's ``"\\udc00"``
+escapes make them too) can be neither stored by SQLite nor tokenized: :func:`make_document` replaces them in
+titles and text (:func:`clean_text`) and escapes them in paths and ids (:func:`storable_path`).
 """
 
 from __future__ import annotations
@@ -56,9 +61,36 @@ _COMMON_ENCODINGS = (  # tie-break order for charset detection, most common firs
 Outline = list[tuple[tuple[str, ...], str]]  # (heading path, section text) in document order
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+_NEAR_UTF8_MAX_BAD = 0.01  # stray bytes, as a share of the characters, that UTF-8 with replacement tolerates
+
+
+def clean_text(text: str) -> str:
+    """Lone surrogates → U+FFFD, for text that is shown and tokenized (titles, sections): the name
+    ``b"caf\\xe9"`` (Latin-1), which ``os.fsdecode`` makes ``"caf\\udce9"``, is titled ``"caf\ufffd"``."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+
+
+def storable_path(text: str) -> str:
+    """Lone surrogates → backslash escapes, for paths and ids: the same name always gives the same key, and two
+    names that differ in their undecodable bytes keep different keys: ``os.fsdecode(b"caf\\xe9.txt")`` is
+    stored as ``caf\\xe9.txt`` (a backslash, then ``xe9``)."""
+    if not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub(lambda m: _escape_surrogate(ord(m.group())), text)
+
+
+def _escape_surrogate(code: int) -> str:
+    # os.fsdecode maps an undecodable byte b to U+DC00 + b (PEP 383): give the byte back
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
 def stem_title(path: Path | str) -> str:
-    """``"my_notes-2024.txt"`` → ``"my notes 2024"``."""
-    return " ".join(re.split(r"[\s_-]+", Path(path).stem)).strip() or Path(path).name
+    """``"my_notes-2024.txt"`` → ``"my notes 2024"``; undecodable bytes of the name become U+FFFD."""
+    name = clean_text(Path(path).name)
+    return " ".join(re.split(r"[\s_-]+", Path(name).stem)).strip() or name
 
 
 def make_document(
@@ -67,19 +99,25 @@ def make_document(
     """Strip section texts, drop empty ones, and give each its offset in ``Document.text``."""
     sections, start = [], 0
     for heading_path, text in outline:
-        text = text.strip()
+        text = clean_text(text.strip())
         if text:
-            sections.append(Section(text=text, heading_path=heading_path, start=start))
+            headings = tuple(clean_text(h) for h in heading_path)
+            sections.append(Section(text=text, heading_path=headings, start=start))
             start += len(text) + 2  # the "\n\n" that Document.text puts between sections
     if not sections:
         raise SkipFile("no text (whitespace only)")
     return Document(
-        path=path, title=title.strip(), sections=tuple(sections), file_type=file_type, external_id=external_id
+        path=storable_path(path),
+        title=clean_text(title.strip()),
+        sections=tuple(sections),
+        file_type=file_type,
+        external_id=None if external_id is None else storable_path(external_id),
     )
 
 
 def decode_text(data: bytes) -> str:
-    """Bytes → text: BOMs first, then strict UTF-8, then charset-normalizer; newlines normalised to ``\\n``.
+    """Bytes → text: BOMs first, then strict UTF-8, then UTF-8 with a few stray bytes replaced, then
+    charset-normalizer; newlines normalised to ``\\n``.
 
     Raises:
         SkipFile: for binary content (NUL bytes without a UTF-16/32 BOM) or bytes no encoding fits.
@@ -102,6 +140,9 @@ def decode_text(data: bytes) -> str:
         return _normalise_newlines(data.decode("utf-8"))
     except UnicodeDecodeError:
         pass
+    nearly = _nearly_utf8(data)
+    if nearly is not None:
+        return _normalise_newlines(nearly)
     from charset_normalizer import from_bytes
 
     best = _pick_match(list(from_bytes(data)))
@@ -109,6 +150,25 @@ def decode_text(data: bytes) -> str:
         raise SkipFile("undecodable text: no encoding fits (binary content?)")
     logger.debug("detected encoding %s", best.encoding)
     return _normalise_newlines(str(best))
+
+
+def _nearly_utf8(data: bytes) -> str | None:
+    """The text as UTF-8 with U+FFFD for its stray bytes, if it is UTF-8 but for them; else None.
+
+    UTF-8 but for them means: the invalid sequences are under 1 % of the characters, and valid multi-byte
+    sequences outnumber them (text in a legacy 8-bit code page almost never forms valid UTF-8 sequences, so a
+    cp1252 "café" still goes to detection).
+    """
+    text = data.decode("utf-8", "replace")
+    replaced = text.count("\ufffd")
+    bad = replaced - data.count("\ufffd".encode())
+    if bad > _NEAR_UTF8_MAX_BAD * len(text):
+        return None
+    multibyte = len(text) - len(text.encode("ascii", "ignore")) - replaced
+    if multibyte > bad:
+        logger.debug("UTF-8 with %d stray byte sequence(s) replaced", bad)
+        return text
+    return None
 
 
 def _pick_match(matches: list):
