@@ -1,6 +1,7 @@
 """The Evaluation page: BEIR metrics per retriever, a bar chart, and which queries each retriever wins.
 
-Layout only; the numbers come from the eval package through :mod:`app.evaluation`.
+Layout only; the numbers come from the eval package through :mod:`app.evaluation`. Like the Index page, it
+reads only dataset folders under the app's ``--allow-root`` folders (:mod:`app.access`).
 """
 
 from __future__ import annotations
@@ -8,12 +9,20 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import evaluation, indexing, service
+from app import access, evaluation, indexing, service
+from app.render import md
 from indexer.errors import E5SearchError
 
 
 def _form() -> None:
     ss = st.session_state
+    roots = access.allowed_roots()
+    if not roots:
+        st.info(
+            "Evaluating from this page is off: the app was started without --allow-root. Start it with "
+            f"`{access.ALLOW_ROOT_FIX}` to evaluate datasets under DIR here, or run `e5search eval`."
+        )
+        return
     st.text_input(
         "BEIR dataset folder on the server",
         key="eval_folder",
@@ -23,13 +32,13 @@ def _form() -> None:
         st.info("Give a folder in BEIR layout: corpus.jsonl, queries.jsonl and qrels/SPLIT.tsv.")
         return
     try:
-        folder = indexing.resolve_folder(ss.eval_folder)
+        folder = indexing.resolve_folder(ss.eval_folder, roots)
     except E5SearchError as exc:
-        st.warning(str(exc))
+        st.warning(md(exc))
         return
     splits = evaluation.splits(folder)
     if not splits:
-        st.warning(f"{folder} has no qrels/*.tsv: is it a BEIR dataset folder?")
+        st.warning(f"{md(folder)} has no qrels/SPLIT.tsv: is it a BEIR dataset folder?")
         return
     has_reranker = service.reranker()[0] is not None
     split_col, retr_col, max_col = st.columns([1, 3, 1])
@@ -41,13 +50,13 @@ def _form() -> None:
     max_queries = max_col.number_input("Max queries (0 = all)", min_value=0, value=0, step=10)
     if st.button("Run evaluation", type="primary", disabled=not retrievers):
         with st.spinner(
-            f"Indexing {folder.name} (cached after the first run) and running {len(retrievers)} "
+            f"Indexing {md(folder.name)} (cached after the first run) and running {len(retrievers)} "
             "retrievers ..."
         ):
             try:
                 ss.eval_result = evaluation.run(folder, split, retrievers, int(max_queries) or None)
             except E5SearchError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
 
 
 def _three_decimals(columns) -> dict:
@@ -56,7 +65,7 @@ def _three_decimals(columns) -> dict:
 
 def _results(result: dict) -> None:
     st.subheader(
-        f"{result['dataset']} ({result['split']}): {result['n_queries']} queries, {result['n_docs']} documents"
+        f"{md(result['dataset'])} ({md(result['split'])}): {result['n_queries']} queries, {result['n_docs']} documents"
     )
     rows = evaluation.summary_rows(result)
     st.dataframe(rows, hide_index=True, width="stretch", column_config=_three_decimals(evaluation.HEADLINE))
@@ -97,7 +106,7 @@ def show() -> None:
     st.header("Evaluation")
     why_not = evaluation.unavailable()
     if why_not:
-        st.info(why_not)
+        st.info(md(why_not))
         return
     _form()
     if st.session_state.get("eval_result"):

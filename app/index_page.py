@@ -1,6 +1,8 @@
 """The Index page: index a folder on the server with live progress, inspect, re-index or remove the index.
 
-Layout only; the work is in :mod:`app.indexing`.
+Layout only; the work is in :mod:`app.indexing`. Only folders under the app's ``--allow-root`` folders can be
+indexed or browsed (:mod:`app.access`), and an index is written only to the app's own ``--index`` or under an
+allowed root; without ``--allow-root`` the page shows and can remove the current index, and indexes nothing.
 """
 
 from __future__ import annotations
@@ -10,22 +12,22 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import indexing, render, service
+from app import access, indexing, render, service
+from app.render import md
 from indexer.errors import E5SearchError
 
 _UPDATE_EVERY_S = 0.1  # progress redraws at most this often
 
 
-def _descend() -> None:
+def _descend(folder: Path) -> None:
     ss = st.session_state
     if ss.get("subfolder"):
-        ss.folder = str(Path(ss.folder.strip() or ".").expanduser().resolve() / ss.subfolder)
+        ss.folder = str(folder / ss.subfolder)
     ss.subfolder = None
 
 
-def _up() -> None:
-    ss = st.session_state
-    ss.folder = str(Path(ss.folder.strip() or ".").expanduser().resolve().parent)
+def _up(folder: Path) -> None:
+    st.session_state.folder = str(folder.parent)
 
 
 def _ask_remove(ask: bool) -> None:
@@ -36,7 +38,7 @@ def _run(folder: Path, index_dir: Path) -> None:
     """Index with a live progress bar; the summary is kept in the session and shown below."""
     clock = indexing.ProgressClock()
     last = [0.0]
-    with st.status(f"Indexing {folder} into {index_dir} ...", expanded=True) as status:
+    with st.status(f"Indexing {md(folder)} into {md(index_dir)} ...", expanded=True) as status:
         bar = st.progress(0.0, text="scanning the folder ...")
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -49,9 +51,11 @@ def _run(folder: Path, index_dir: Path) -> None:
             summary = indexing.index_folder(folder, index_dir, progress)
         except E5SearchError as exc:
             status.update(label="Indexing failed", state="error", expanded=True)
-            st.error(str(exc))
+            st.error(md(exc))
             return
-        status.update(label=f"Indexed {folder} in {summary.seconds:.1f} s", state="complete", expanded=False)
+        status.update(
+            label=f"Indexed {md(folder)} in {summary.seconds:.1f} s", state="complete", expanded=False
+        )
     st.session_state.index_dir = str(index_dir)
     st.session_state.last_summary = {"folder": str(folder), "index": str(index_dir), **summary.to_json()}
     st.rerun()  # redraw the page with the new index
@@ -59,12 +63,12 @@ def _run(folder: Path, index_dir: Path) -> None:
 
 def _summary() -> None:
     if st.session_state.get("flash"):
-        st.success(st.session_state.pop("flash"))
+        st.success(md(st.session_state.pop("flash")))
     s = st.session_state.get("last_summary")
     if not s:
         return
     st.success(
-        f"Indexed {s['folder']}: {s['added']} added, {s['updated']} updated, {s['removed']} removed, "
+        f"Indexed {md(s['folder'])}: {s['added']} added, {s['updated']} updated, {s['removed']} removed, "
         f"{s['unchanged']} unchanged, {len(s['skipped'])} skipped; {s['chunks']} chunks in the index "
         f"({s['chunks_encoded']} encoded) in {s['seconds']:.1f} s."
     )
@@ -73,18 +77,31 @@ def _summary() -> None:
         st.dataframe(s["skipped"], hide_index=True, width="stretch")
 
 
-def _index_form(index_dir: Path) -> None:
+def _target(text: str, index_dir: Path, roots: tuple[Path, ...]) -> Path:
+    """Where to write the index: the app's own ``--index``, or a folder under an allowed root."""
+    path = Path(text.strip() or index_dir).expanduser().resolve()
+    return path if path == service.app_index_dir() else access.check_inside(path, roots)
+
+
+def _index_form(index_dir: Path, roots: tuple[Path, ...]) -> None:
     ss = st.session_state
     st.subheader("Index a folder")
-    ss.setdefault("folder", "")
+    if not roots:
+        st.info(
+            "Indexing from this page is off: the app was started without --allow-root. Start it with "
+            f"`{access.ALLOW_ROOT_FIX}` to index folders under DIR here, or run `e5search index` on the server."
+        )
+        return
+    st.caption("Folders under " + ", ".join(md(r) for r in roots))
+    ss.setdefault("folder", str(roots[0]))
     ss.setdefault("target_index", str(index_dir))
-    st.text_input("Folder on the server", key="folder", placeholder="/path/to/documents")
-    folder = None
+    st.text_input("Folder on the server", key="folder", placeholder=str(roots[0]))
+    folder = target = None
     if ss.folder.strip():
         try:
-            folder = indexing.resolve_folder(ss.folder)
+            folder = indexing.resolve_folder(ss.folder, roots)
         except E5SearchError as exc:
-            st.warning(str(exc))
+            st.warning(md(exc))
     if folder is not None:
         pick, up = st.columns([4, 1], vertical_alignment="bottom")
         pick.selectbox(
@@ -94,16 +111,21 @@ def _index_form(index_dir: Path) -> None:
             key="subfolder",
             placeholder="open a subfolder ...",
             on_change=_descend,
+            args=(folder,),
         )
-        up.button("⬆ Parent folder", on_click=_up)
+        up.button("⬆ Parent folder", on_click=_up, args=(folder,), disabled=folder in roots)
     st.text_input(
         "Index location",
         key="target_index",
         help="folder where the index is kept; an existing index there is updated incrementally",
     )
-    if st.button("Index this folder", type="primary", disabled=folder is None):
-        assert folder is not None
-        _run(folder, Path(ss.target_index.strip() or index_dir).expanduser().resolve())
+    try:
+        target = _target(ss.target_index, index_dir, roots)
+    except E5SearchError as exc:
+        st.warning(md(exc))
+    if st.button("Index this folder", type="primary", disabled=folder is None or target is None):
+        assert folder is not None and target is not None
+        _run(folder, target)
 
 
 def _manifest_rows(stats: dict) -> list[dict]:
@@ -121,14 +143,14 @@ def _manifest_rows(stats: dict) -> list[dict]:
     return [{"field": k, "value": str(v)} for k, v in rows.items() if v is not None]
 
 
-def _current(index_dir: Path) -> None:
+def _current(index_dir: Path, roots: tuple[Path, ...]) -> None:
     ss = st.session_state
     st.subheader("Current index")
-    st.caption(str(index_dir))
+    st.caption(md(index_dir))
     try:
         idx = service.open_index(index_dir)
     except E5SearchError as exc:
-        st.info(str(exc))
+        st.info(md(exc))
         return
     stats = service.index_stats(idx, service.index_key(idx))
     sizes = stats["sizes_on_disk"]
@@ -170,15 +192,22 @@ def _current(index_dir: Path) -> None:
         st.caption(f"{len(stats['skipped'])} files skipped at indexing, and why")
         st.dataframe(stats["skipped"], hide_index=True, width="stretch")
     reindex, remove = st.columns(2)
-    if reindex.button(f"Re-index {stats['source_root']}", help="reads only files that changed"):
+    source = stats["source_root"] or ""
+    allowed = bool(source) and access.is_inside(Path(source), roots)
+    why_not = f"off: {md(source)} is not under an allowed folder (`{access.ALLOW_ROOT_FIX}`)"
+    if reindex.button(
+        f"Re-index {md(source)}",
+        help="reads only files that changed" if allowed else why_not,
+        disabled=not allowed,
+    ):
         try:
-            _run(indexing.resolve_folder(stats["source_root"] or ""), index_dir)
+            _run(indexing.resolve_folder(source, roots), index_dir)
         except E5SearchError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
     remove.button("Remove this index ...", on_click=_ask_remove, args=(True,))
     if ss.get("confirm_remove"):
         st.warning(
-            f"Remove the index at {index_dir}? Its files are deleted; the indexed documents are not touched."
+            f"Remove the index at {md(index_dir)}? Its files are deleted; the indexed documents are not touched."
         )
         yes, no = st.columns(2)
         if yes.button("Yes, remove the index", type="primary"):
@@ -193,7 +222,8 @@ def _current(index_dir: Path) -> None:
 def show() -> None:
     st.header("Index")
     index_dir = Path(st.session_state.index_dir)
+    roots = access.allowed_roots()
     _summary()
-    _current(index_dir)
+    _current(index_dir, roots)
     st.divider()
-    _index_form(index_dir)
+    _index_form(index_dir, roots)

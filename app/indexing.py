@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app import service
+from app import access, service
 from indexer.build.job import IndexSummary, build_index
 from indexer.config import IndexConfig
 from indexer.encoding.encoder import model_for_index
@@ -26,12 +27,14 @@ _STAGE_TEXT = {"reading": "files read", "encoding": "chunks encoded", "writing":
 MAX_SUBFOLDERS = 300
 
 
-def resolve_folder(text: str) -> Path:
-    """The folder a user typed, made absolute; ConfigError with the fix if it is missing or unreadable."""
+def resolve_folder(text: str, roots: Sequence[Path]) -> Path:
+    """The folder a user typed, resolved; ConfigError with the fix if it is outside ``roots``, missing or
+    unreadable (see :mod:`app.access`: nothing outside the allowed roots is looked at, not even whether it
+    exists)."""
     text = text.strip()
     if not text:
         raise ConfigError("no folder given: type the path of a folder on this server")
-    path = Path(text).expanduser().resolve()
+    path = access.check_inside(Path(text), roots)
     if not path.exists():
         raise ConfigError(
             f"{path} does not exist: check the path (it is a path on the server running the app)"

@@ -1,7 +1,9 @@
 """Small pieces of HTML and text the pages show. Everything from an index or a document is escaped here.
 
 Pages render these with ``st.html``, which does not interpret Markdown: a document's ``![x](http://...)`` or
-``<script>`` stays text and loads nothing.
+``<script>`` stays text and loads nothing. Text from a user, a URL, a file or an error message that goes into an
+element that *does* render Markdown (``st.error``, ``st.caption``, labels, pill options) goes through
+:func:`md` first.
 """
 
 from __future__ import annotations
@@ -43,11 +45,28 @@ _STAGES = {
     "sentences": "best sentence",
 }
 _SPACES = re.compile(r"\s+")
+# Every ASCII punctuation mark that can start Markdown, HTML, an autolink (<http://..>), a Streamlit directive
+# (:red[..]) or LaTeX ($); CommonMark shows a backslash-escaped one as itself.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$@=^&])")
+# GFM also links a bare URL or e-mail address found in the text *after* escapes are resolved, so escaping cannot
+# stop that; an invisible WORD JOINER where the pattern needs "://", "www." or "x@" does.
+_BARE_LINK = re.compile(r"(?i)(?=://)|(?<=www)(?=\.)|(?=@)")
+WORD_JOINER = "\u2060"
 
 
 def esc(text: object) -> str:
     """Escaped, with runs of whitespace folded to one space."""
     return html.escape(_SPACES.sub(" ", str(text)).strip())
+
+
+def md(text: object) -> str:
+    r"""``text`` for an element that renders Markdown (``st.error``, ``st.caption``, labels), so that it shows as
+    typed and links or loads nothing: markup is backslash-escaped and bare URLs broken by an invisible joiner.
+
+    >>> print(md("[x](http://evil.example) ![](www.evil.example/i.png)").replace(WORD_JOINER, "|"))
+    \[x\]\(http|\://evil\.example\) \!\[\]\(www|\.evil\.example/i\.png\)
+    """
+    return _MARKDOWN.sub(r"\\\1", _BARE_LINK.sub(WORD_JOINER, str(text)))
 
 
 def _move_html(label: str) -> str:

@@ -10,7 +10,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from app import render, service, urlstate
 from app.compare import agreements
-from app.render import COLUMN_TITLES, esc
+from app.render import COLUMN_TITLES, esc, md
 from indexer.errors import E5SearchError
 
 ANY = "any"
@@ -41,7 +41,7 @@ def _query_row(examples: list[service.Example]) -> None:
         args=(None,),
     )
     if examples:
-        labels = {e.text: f"{e.text} · {e.lang}" if e.lang else e.text for e in examples}
+        labels = {e.text: md(f"{e.text} · {e.lang}" if e.lang else e.text) for e in examples}
         st.pills(
             "Example queries",
             list(labels),
@@ -53,7 +53,7 @@ def _query_row(examples: list[service.Example]) -> None:
         current = next((e for e in examples if e.text == st.session_state.query.strip()), None)
         if current is not None and (current.expected or current.note):
             answer = f"answered by {', '.join(current.expected)}" if current.expected else ""
-            st.caption(" · ".join(p for p in ("Example query", current.note, answer) if p))
+            st.caption(md(" · ".join(p for p in ("Example query", current.note, answer) if p)))
 
 
 def _options(counts: dict[str, int], current: str) -> list[str]:
@@ -83,12 +83,13 @@ def _settings_row(stats: dict, has_reranker: bool, why_not: str | None) -> None:
         "Rerank (cross-encoder)",
         key="rerank",
         disabled=not has_reranker,
-        help=why_not
-        or "rescore each column's top candidates with the cross-encoder; "
+        help=md(why_not)
+        if why_not
+        else "rescore each column's top candidates with the cross-encoder; "
         "▲/▼ show how far a hit moved, 'new' that it was below the top k before",
     )
     if why_not:
-        rerank_col.caption(f"Reranking is off: {why_not}")
+        rerank_col.caption(f"Reranking is off: {md(why_not)}")
 
 
 def _agreement_row(columns: dict[str, service.Column]) -> None:
@@ -114,7 +115,7 @@ class _Slots:
 def _column(column: service.Column, k: int, filtered: bool) -> _Slots:
     st.subheader(COLUMN_TITLES[column.mode])
     if column.error:
-        st.warning(column.error)
+        st.warning(md(column.error))
         return _Slots()
     timing = st.empty()
     timing.caption(render.timing_line(column.timings_ms))
@@ -156,7 +157,7 @@ def _opened(idx) -> None:
         try:
             d = service.chunk_details(idx, chunk_id)
         except E5SearchError as exc:
-            st.warning(str(exc))
+            st.warning(md(exc))
             return
         doc = d["document"]
         st.html(f"<h4>{esc(doc['title'] or doc['path'])}</h4>")
@@ -190,7 +191,7 @@ def show() -> None:
     try:
         idx = service.open_index(Path(ss.index_dir))
     except E5SearchError as exc:
-        st.info(str(exc))
+        st.info(md(exc))
         st.button("Go to the Index page", on_click=_go, args=("index",))
         return
     key = service.index_key(idx)
@@ -208,7 +209,7 @@ def show() -> None:
     columns = service.search_columns(idx, key, request)
     errors = {c.error for c in columns.values()}
     if None not in errors and len(errors) == 1:
-        st.error(errors.pop())
+        st.error(md(errors.pop()))
         return
     _agreement_row(columns)
     slots: dict[str, _Slots] = {}

@@ -2,7 +2,8 @@
 
 Layout only. Pages: Search (BM25 | Dense (E5) | Hybrid (RRF) side by side), Index (index a folder on the server,
 inspect, re-index or remove the index) and Evaluation (BEIR metrics per retriever). The page, the query and the
-search settings live in the URL, so a search can be shared.
+search settings live in the URL, so a search can be shared. A run reached by a Host name the app does not answer
+stops at an error (:mod:`app.access`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 
 import streamlit as st
 
-from app import eval_page, index_page, render, search_page, service, urlstate
+from app import access, eval_page, index_page, render, search_page, service, urlstate
 from indexer.errors import E5SearchError
 
 logger = logging.getLogger(__name__)
@@ -73,18 +74,30 @@ def _sync_url() -> None:
         st.query_params.from_dict(params)
 
 
+def _refuse_foreign_host() -> None:
+    """Stop the run when the browser reached the app by a name it does not answer (DNS rebinding)."""
+    allowed = access.allowed_hosts()
+    if not access.host_allowed(st.context.headers.get("Host"), allowed):
+        st.error(
+            render.md(f"This app answers only by the names {', '.join(allowed)}: open it by one of them, ")
+            + "or start it with `e5search app --host NAME`."
+        )
+        st.stop()
+
+
 def main() -> None:
     st.set_page_config(page_title="e5search", page_icon="🔎", layout="wide")
+    _refuse_foreign_host()
     st.html(render.CSS)
     _init_state()
     with st.sidebar:
         st.title("e5search")
         st.radio("Page", urlstate.PAGES, format_func=PAGE_TITLES.__getitem__, key="page")
-        st.caption(f"Index: {st.session_state.index_dir}")
+        st.caption(f"Index: {render.md(st.session_state.index_dir)}")
     try:
         _PAGES[st.session_state.page]()
     except E5SearchError as exc:
-        st.error(str(exc))
+        st.error(render.md(exc))
     except Exception:  # a bug: the log gets the traceback, the page a sentence
         logger.exception("unexpected error on the %s page", st.session_state.page)
         st.error("Something went wrong on this page; the details are in the server's log.")

@@ -186,6 +186,46 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")  # the names app/access.py answers without --host
+
+
+def _allow_roots(args: argparse.Namespace) -> list[str]:
+    """The ``--allow-root`` folders, resolved; ConfigError naming the flag when one is not a folder."""
+    from indexer.errors import ConfigError
+
+    roots = []
+    for text in args.allow_root or []:
+        root = Path(text).expanduser().resolve()
+        if not root.is_dir():
+            raise ConfigError(f"--allow-root {text}: not a folder; give an existing folder the app may index")
+        roots.append(str(root))
+    return roots
+
+
+def _streamlit_command(script: Path, args: argparse.Namespace) -> list[str]:
+    """``streamlit run`` with the flags that keep the app safe, whatever a Streamlit config file says."""
+    hosts = dict.fromkeys([*_LOOPBACK_HOSTS, args.host.strip("[]").lower()])
+    flags = {
+        "server.address": args.host,
+        "server.port": str(args.port),
+        # Streamlit itself always runs headless: its non-headless first run stops at an e-mail prompt on stdin
+        # (a crash without a terminal); the browser is opened by cmd_app instead.
+        "server.headless": "true",
+        "server.enableXsrfProtection": "true",
+        "server.enableCORS": "true",
+        "browser.gatherUsageStats": "false",
+        "client.showErrorDetails": "none",
+        "client.toolbarMode": "minimal",
+        "server.fileWatcherType": "none",
+    }
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script)]
+    for key, value in flags.items():
+        cmd += [f"--{key}", value]
+    for host in hosts:  # the WebSocket of a page reached by any other Host name is refused (DNS rebinding)
+        cmd += ["--server.allowedHosts", host]
+    return cmd
+
+
 def cmd_app(args: argparse.Namespace) -> int:
     import importlib.util
     import subprocess
@@ -197,40 +237,23 @@ def cmd_app(args: argparse.Namespace) -> int:
     spec = importlib.util.find_spec("app")
     assert spec is not None and spec.origin is not None
     script = Path(spec.origin).parent / "streamlit_app.py"
-    env = {**os.environ, "E5SEARCH_INDEX": str(Path(args.index).expanduser().resolve())}
+    env = {
+        **os.environ,
+        "E5SEARCH_INDEX": str(Path(args.index).expanduser().resolve()),
+        "E5SEARCH_ALLOW_ROOTS": os.pathsep.join(_allow_roots(args)),
+        "E5SEARCH_ALLOWED_HOSTS": args.host,
+    }
     if args.reranker:
         env["E5SEARCH_RERANKER"] = args.reranker
-    # Streamlit itself always runs headless: its non-headless first run stops at an e-mail prompt on stdin
-    # (a crash without a terminal); the browser is opened here instead.
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(script),
-        "--server.address",
-        args.host,
-        "--server.port",
-        str(args.port),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--client.showErrorDetails",
-        "none",
-        "--client.toolbarMode",
-        "minimal",
-        "--server.fileWatcherType",
-        "none",
-    ]
-    url = f"http://{args.host}:{args.port}"
+    host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
+    url = f"http://{host}:{args.port}"
     print(f"e5search app on {url} (index {args.index}); Ctrl-C stops it")
     if not args.headless:
         import threading
         import webbrowser
 
         threading.Timer(3.0, webbrowser.open, args=(url,)).start()
-    return subprocess.call(cmd, env=env)
+    return subprocess.call(_streamlit_command(script, args), env=env)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -259,6 +282,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     print("3/3 starting the app", flush=True)
     args.reranker = None
+    args.allow_root = [*(args.allow_root or []), args.data]  # the page may re-index the sample it shows
     return cmd_app(args)
 
 
@@ -345,8 +369,20 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=helptext)
         _add_index_flags(p)
-        p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+        p.add_argument(
+            "--host",
+            default="127.0.0.1",
+            help="bind address, and the one name besides localhost/127.0.0.1/[::1] the app answers to "
+            "(default: loopback only)",
+        )
         p.add_argument("--port", type=int, default=8501)
+        p.add_argument(
+            "--allow-root",
+            action="append",
+            metavar="DIR",
+            help="a folder the Index and Evaluation pages may read (repeatable; default: none, the pages "
+            "index nothing)",
+        )
         p.add_argument("--headless", action="store_true", help="don't try to open a browser")
         if name == "app":
             p.add_argument("--reranker", help="CrossEncoder folder or hub id for the rerank switch")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import service
+from app.render import md
 from indexer.search.index import Index
 from indexer.storage.layout import Layout
 from tests.app.conftest import BEIR, CORPUS
@@ -233,6 +235,11 @@ def test_rerank_shows_how_far_each_hit_moved(monkeypatch, fake_index, tiny_reran
 
 
 # ------------------------------------------------------------------------------------------------ index page
+def allow(monkeypatch: pytest.MonkeyPatch, *roots: Path) -> None:
+    """What ``e5search app --allow-root ROOT ...`` sets: the folders the Index and Evaluation pages may read."""
+    monkeypatch.setenv("E5SEARCH_ALLOW_ROOTS", os.pathsep.join(str(r) for r in roots))
+
+
 def to_index_page(at: AppTest) -> AppTest:
     at.radio(key="page").set_value("index").run()
     assert not at.exception, at.exception
@@ -241,6 +248,7 @@ def to_index_page(at: AppTest) -> AppTest:
 
 def test_index_page_indexes_a_folder_and_lists_skipped_files(monkeypatch, tmp_path, corpus_copy):
     index_dir = tmp_path / "new-index"
+    allow(monkeypatch, tmp_path)
     at = to_index_page(start(monkeypatch, index_dir))
     assert any("no index at" in t for t in texts(at.info))
     at.text_input(key="folder").input(str(corpus_copy)).run()
@@ -262,19 +270,21 @@ def test_index_page_indexes_a_folder_and_lists_skipped_files(monkeypatch, tmp_pa
 
 def test_reindex_reads_only_what_changed(monkeypatch, tmp_path, corpus_copy):
     index_dir = tmp_path / "index"
+    allow(monkeypatch, tmp_path)
     at = to_index_page(start(monkeypatch, index_dir))
     at.text_input(key="folder").input(str(corpus_copy)).run()
     at.text_input(key="target_index").input(str(index_dir)).run()
     click(at, "Index this folder")
     (corpus_copy / "de_kaffee.txt").write_text("Kaffee und Kuchen am Nachmittag.\n", encoding="utf-8")
     (corpus_copy / "zh_tea.txt").unlink()
-    click(at, f"Re-index {corpus_copy}")
+    click(at, f"Re-index {md(corpus_copy)}")
     [summary] = [t for t in texts(at.success) if t.startswith("Indexed")]
     assert "0 added, 1 updated, 1 removed, 9 unchanged" in summary
 
 
 def test_remove_index_asks_for_confirmation(monkeypatch, tmp_path, corpus_copy):
     index_dir = tmp_path / "index"
+    allow(monkeypatch, tmp_path)
     at = to_index_page(start(monkeypatch, index_dir))
     at.text_input(key="folder").input(str(corpus_copy)).run()
     at.text_input(key="target_index").input(str(index_dir)).run()
@@ -298,6 +308,7 @@ def test_remove_index_asks_for_confirmation(monkeypatch, tmp_path, corpus_copy):
     ],
 )
 def test_bad_folder_gets_a_clear_message(monkeypatch, tmp_path, folder, message):
+    allow(monkeypatch, Path("/no"), CORPUS)
     at = to_index_page(start(monkeypatch, tmp_path / "index"))
     at.text_input(key="folder").input(folder).run()
     assert any(message in t for t in texts(at.warning))
@@ -307,6 +318,7 @@ def test_bad_folder_gets_a_clear_message(monkeypatch, tmp_path, folder, message)
 
 # ------------------------------------------------------------------------------------------------ evaluation page
 def test_evaluation_page_scores_the_retrievers(monkeypatch, tmp_path):
+    allow(monkeypatch, BEIR)
     at = start(monkeypatch, tmp_path / "index")
     at.radio(key="page").set_value("evaluate").run()
     at.text_input(key="eval_folder").input(str(BEIR)).run()

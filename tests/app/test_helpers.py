@@ -205,7 +205,7 @@ def test_unreadable_folder_gets_a_clear_message(tmp_path, monkeypatch):
     with pytest.raises(
         indexing.ConfigError, match="cannot be read \\(Permission denied\\): fix its permissions"
     ):
-        indexing.resolve_folder(str(tmp_path))
+        indexing.resolve_folder(str(tmp_path), [tmp_path])
     assert indexing.subfolders(tmp_path) == []
 
 
