@@ -69,7 +69,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     from indexer.build.job import build_index
 
     summary = build_index(
-        args.path, args.index, _index_config(args), show_progress=not (args.json or args.quiet)
+        args.path,
+        args.index,
+        _index_config(args),
+        show_progress=not (args.json or args.quiet),
+        wait=args.wait,
+        repair=args.repair,
     )
     if args.json:
         print(json.dumps(summary.to_json(), ensure_ascii=False))
@@ -121,18 +126,22 @@ def _print_result(result) -> None:
 def _read_queries(path: Path) -> list[tuple[str, str]]:
     from indexer.errors import ConfigError
 
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise ConfigError(
+            f"--queries {path}: cannot read it ({why}); give a JSONL file of {{_id, text}} lines"
+        ) from None
     out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                out.append((str(obj["_id"]), str(obj["text"])))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ConfigError(
-                    f"{path}:{n}: expected a JSON object with '_id' and 'text' ({exc})"
-                ) from exc
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            out.append((str(obj["_id"]), str(obj["text"])))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}:{n}: expected a JSON object with '_id' and 'text' ({exc})") from None
     return out
 
 
@@ -339,6 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the run's summary as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--wait", action="store_true", help="queue behind another run on this index instead of failing"
+    )
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="rebuild the vector and BM25 files from SQLite + the embedding cache",
+    )
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="search an index")
@@ -408,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from indexer.errors import E5SearchError
+    from indexer.errors import E5SearchError, IndexingInterrupted
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -419,6 +436,22 @@ def main(argv: list[str] | None = None) -> int:
     except E5SearchError as exc:
         print(f"e5search: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("e5search: interrupted; the previous index is intact", file=sys.stderr)
+    except IndexingInterrupted as exc:
+        print(f"e5search: interrupted; {_INTERRUPTED[exc.committed]}", file=sys.stderr)
         return 130
+    except KeyboardInterrupt:
+        print("e5search: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(
+            f"e5search: error: {type(exc).__name__}: {exc} (rerun with -v for the traceback)", file=sys.stderr
+        )
+        return 1
+
+
+_INTERRUPTED = {
+    False: "nothing was committed: the previous index is intact, and the next run resumes from the embedding cache",
+    True: "after the commit: the new index is complete and searchable (old files are removed by the next run)",
+}

@@ -201,6 +201,7 @@ def test_searches_during_five_reindexes_see_the_old_or_the_new_index(tmp_path):
         for q in QUERIES:  # once the run is done, only the new index
             assert results(reader, q, "hybrid") == new[f"hybrid:{q}"]
     reader.close()
+    print(f"{checked} searches from one reader and {len(cli_results)} CLI searches during 5 re-indexes")
     assert checked >= 1000, checked
     assert cli_results and all(ok == "ok" for ok, _, _ in cli_results), cli_results[:3]
 
