@@ -23,6 +23,7 @@ from indexer.build.write import _all_passages, _write
 from indexer.config import IndexConfig
 from indexer.encoding.encoder import TextEncoder, encoder_for_index
 from indexer.errors import ConfigError, IndexingInterrupted
+from indexer.ingest.loaders import relative_path
 from indexer.storage.embcache import EmbeddingCache
 from indexer.storage.layout import Layout
 from indexer.storage.lock import LOCK_NAME, writer_lock
@@ -181,7 +182,7 @@ class _Job:
             with Session(engine) as session:
                 encoding.add(_all_passages(session)[1])
         vectors = encoding.finish(self.progress)
-        scope = "" if self.source == root else self.source.relative_to(root).as_posix()
+        scope = "" if self.source == root else relative_path(self.source, root)
         removed = [p for p in known if _in_scope(p, scope, self.source.is_file()) and p not in found.seen]
         summary = _summary(prepared, removed, found, encoding.encoded)
         with Session(engine) as session, session.begin():

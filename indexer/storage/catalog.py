@@ -45,8 +45,7 @@ def passage_parts(session: Session, chunk_ids: Sequence[int]) -> dict[int, tuple
 def hits(session: Session, ranked: Ranked, before: dict[int, int] | None) -> list[Hit]:
     """``ranked`` hydrated into hits; ``before`` maps chunk id -> rank before reranking (for the movement)."""
     rows = {
-        c.id: c
-        for c in session.scalars(select(ChunkRow).where(ChunkRow.id.in_([cid for cid, _ in ranked])))
+        c.id: c for c in session.scalars(select(ChunkRow).where(ChunkRow.id.in_([cid for cid, _ in ranked])))
     }
     out = []
     for rank, (cid, score) in enumerate(ranked, start=1):
@@ -73,9 +72,7 @@ def hits(session: Session, ranked: Ranked, before: dict[int, int] | None) -> lis
 
 def doc_keys(session: Session) -> dict[int, str]:
     """chunk id -> document key (external id, else path), for document-level runs."""
-    rows = session.execute(
-        select(ChunkRow.id, DocumentRow.external_id, DocumentRow.path).join(DocumentRow)
-    )
+    rows = session.execute(select(ChunkRow.id, DocumentRow.external_id, DocumentRow.path).join(DocumentRow))
     return {cid: ext if ext is not None else path for cid, ext, path in rows}
 
 
@@ -126,9 +123,7 @@ def counts(session: Session) -> dict:
         return dict(session.execute(select(column, func.count()).group_by(column)).all())
 
     return {
-        "files": session.scalar(
-            select(func.count()).select_from(FileRow).where(FileRow.status == "indexed")
-        ),
+        "files": session.scalar(select(func.count()).select_from(FileRow).where(FileRow.status == "indexed")),
         "documents": session.scalar(select(func.count()).select_from(DocumentRow)),
         "chunks": session.scalar(select(func.count()).select_from(ChunkRow)),
         "chunk_languages": grouped(ChunkRow.lang),

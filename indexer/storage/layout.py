@@ -24,7 +24,9 @@ from indexer.storage.store import DB_NAME
 
 CACHE_NAME = "embcache.sqlite"
 _GEN_FILE = re.compile(r"^(dense|hnsw|bm25)-(\d{6})(\.faiss)?$")
-_DB_FILE = re.compile(rf"^(?:{re.escape(DB_NAME)}|{re.escape(CACHE_NAME)})(?:-wal|-shm|-journal)?$|^{LOCK_NAME}$")
+_DB_FILE = re.compile(
+    rf"^(?:{re.escape(DB_NAME)}|{re.escape(CACHE_NAME)})(?:-wal|-shm|-journal)?$|^{LOCK_NAME}$"
+)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,12 @@ def test_crash_while_writing_leaves_previous_index(setup, monkeypatch):
     names = sorted(p.name for p in idx.iterdir() if p.name.startswith(("dense-", "bm25-", "hnsw-")))
     # the crashed run's leftovers were replaced; the previous generation stays until the next run, for readers
     # that took their snapshot before this commit
-    assert names == [f"bm25-{gen:06d}", f"bm25-{gen + 1:06d}", f"dense-{gen:06d}.faiss", f"dense-{gen + 1:06d}.faiss"]
+    assert names == [
+        f"bm25-{gen:06d}",
+        f"bm25-{gen + 1:06d}",
+        f"dense-{gen:06d}.faiss",
+        f"dense-{gen + 1:06d}.faiss",
+    ]
     assert Index.open(idx, encoder=enc).search("glaciers", mode="bm25").hits[0].doc_path == "new.txt"
 
 
