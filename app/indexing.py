@@ -17,8 +17,8 @@ from app import access, service
 from indexer.build.job import IndexSummary, build_index
 from indexer.config import IndexConfig
 from indexer.encoding.encoder import model_for_index
-from indexer.errors import ConfigError, E5SearchError, IndexStateError
-from indexer.storage.layout import Layout
+from indexer.errors import ConfigError, E5SearchError
+from indexer.storage import layout as storage_layout
 from indexer.storage.store import read_index_manifest
 from indexer.types import Progress
 
@@ -109,16 +109,7 @@ def source_of(index_dir: Path) -> Path | None:
 
 
 def remove_index(index_dir: Path) -> list[str]:
-    """Delete the index files in ``index_dir`` (and the folder, if that leaves it empty); returns the names."""
-    import shutil
-
-    if not Layout(index_dir).exists():
-        raise IndexStateError(f"no index at {index_dir}: nothing to remove")
+    """Delete the index files in ``index_dir`` (and the folder, if that leaves it empty); returns the names.
+    Another program's ``index.sqlite`` is refused, and so is an index an indexing run is writing."""
     service.forget_indexes()
-    removed = []
-    for path in Layout(index_dir).index_files():
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-        removed.append(path.name)
-    if not any(index_dir.iterdir()):
-        index_dir.rmdir()
-    return removed
+    return storage_layout.remove_index(index_dir)

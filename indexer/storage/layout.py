@@ -18,9 +18,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.errors import IndexDamagedError
-from indexer.storage.lock import LOCK_NAME
-from indexer.storage.store import DB_NAME
+from indexer.errors import IndexDamagedError, IndexStateError
+from indexer.storage.lock import LOCK_NAME, writer_lock
+from indexer.storage.store import DB_NAME, read_index_manifest
 
 CACHE_NAME = "embcache.sqlite"
 _GEN_FILE = re.compile(r"^(dense|hnsw|bm25)-(\d{6})(\.faiss)?$")
@@ -110,3 +110,23 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def remove_index(index_dir: Path) -> list[str]:
+    """Delete the e5search index in ``index_dir`` (and the folder, if that leaves it empty); returns the names.
+
+    Only an index this program made (an ``index.sqlite`` with its manifest) is removed, only its own files, and
+    never while an indexing run holds the writer lock. Anything else in the folder stays.
+    """
+    layout = Layout(Path(index_dir))
+    if not layout.exists():
+        raise IndexStateError(f"no index at {index_dir}: nothing to remove")
+    read_index_manifest(layout.root, complete=False)  # refuses another program's index.sqlite
+    with writer_lock(layout.root):
+        removed = [p for p in layout.index_files() if p.name != LOCK_NAME]
+        for path in removed:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    (layout.root / LOCK_NAME).unlink(missing_ok=True)
+    if not any(layout.root.iterdir()):
+        layout.root.rmdir()
+    return [p.name for p in removed]

@@ -9,6 +9,7 @@ import pytest
 
 from app import highlight, indexing, render, service, urlstate
 from app.compare import agreements, kendall_tau, movement, overlap
+from indexer.errors import IndexStateError
 from indexer.retrieval.analysis import Analyzer
 from indexer.types import Hit
 
@@ -221,5 +222,5 @@ def test_remove_index_deletes_only_index_files(tmp_path):
     removed = indexing.remove_index(index_dir)
     assert "index.sqlite" in removed and "my-notes.txt" not in removed
     assert sorted(p.name for p in index_dir.iterdir()) == ["my-notes.txt"]
-    with pytest.raises(indexing.IndexStateError, match="nothing to remove"):
+    with pytest.raises(IndexStateError, match="nothing to remove"):
         indexing.remove_index(tmp_path / "docs")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from indexer.build.job import build_index
-from indexer.errors import IndexBusyError, IndexDamagedError, IndexingInterrupted
+from indexer.errors import IndexBusyError, IndexDamagedError, IndexingInterrupted, IndexStateError
 from indexer.search.index import Index
 from tests.fakes import FakeEncoder
 
@@ -388,3 +388,32 @@ def test_cli_bad_queries_files_get_one_line(tmp_path):
     ):
         done = run_cli("search", "--queries", str(tmp_path / name), "--index", str(tmp_path / "idx"))
         assert_one_line_error(done, "--queries", words)
+
+
+# -------------------------------------------------------------------------------------- removing an index
+def test_remove_touches_only_our_own_index_and_never_a_running_one(tmp_path):
+    from indexer.storage.layout import remove_index
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    with sqlite3.connect(foreign / "index.sqlite") as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    (foreign / "dense-000001.faiss").write_bytes(b"theirs")
+    before = {p.name: p.read_bytes() for p in foreign.iterdir()}
+    with pytest.raises(IndexStateError, match="not an e5search index"):
+        remove_index(foreign)
+    assert {p.name: p.read_bytes() for p in foreign.iterdir()} == before
+
+    folder, idx = tmp_path / "docs", tmp_path / "idx"
+    write_state(folder, "A")
+    build_index(folder, idx, encoder=FakeEncoder())
+    (idx / "notes.txt").write_text("mine", encoding="utf-8")
+    proc = writer(folder, idx, "--wait", delay=0.2)
+    write_state(folder, "B")
+    wait_for_lock(idx, proc)
+    with pytest.raises(IndexBusyError):
+        remove_index(idx)
+    assert proc.wait(timeout=120) == 0
+    removed = remove_index(idx)
+    assert "index.sqlite" in removed and "embcache.sqlite" in removed
+    assert [p.name for p in idx.iterdir()] == ["notes.txt"]
