@@ -50,15 +50,20 @@ def _index_config(args: argparse.Namespace):
 
 def cmd_setup(args: argparse.Namespace) -> int:
     from indexer.config import ModelConfig
+    from indexer.encoding.backends import wants_cuda
+    from indexer.encoding.calibrate import calibrate
     from indexer.encoding.encoder import prepare_encoder
     from indexer.models.default_model import build_default_model
     from indexer.models.default_reranker import build_default_reranker, is_shipped
 
     path = build_default_model(force=args.force, show_progress=True)
     print(f"default model ready: {path}")
-    described = prepare_encoder(
-        ModelConfig(backend=args.backend, device=args.device)
-    )  # builds the ONNX model
+    model = ModelConfig(backend=args.backend, device=args.device)
+    if args.backend == "auto" and not wants_cuda(args.device):  # measure what auto should use on this CPU
+        record = calibrate()
+        timings = ", ".join(f"{b} {t:.2f} s" for b, t in record["seconds"].items())
+        print(f"calibrated on {record['machine']}: {timings}; auto uses {' > '.join(record['order'])}")
+    described = prepare_encoder(model)  # builds what the chosen backend needs (the ONNX model, ...)
     print(f"encoder backend ready: {described['backend']} ({described['numerics']})")
     if is_shipped():
         print(f"default reranker ready: {build_default_reranker(force=args.force)}")
@@ -174,6 +179,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from indexer.search.index import Index
 
     stats = Index.open(args.index).stats()
+    stats["machine"] = _machine_encoder()
     if args.json:
         print(json.dumps(stats, ensure_ascii=False, indent=2))
         return 0
@@ -181,6 +187,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"index      {stats['index']} (generation {stats['generation']}, updated {stats['updated_at']})")
     print(f"source     {stats['source_root']}")
     print(f"model      {model.get('model')} (dim {model.get('dim')}, fingerprint {model.get('fingerprint')})")
+    here = stats["machine"]
+    print(
+        f"encoder    built with {model.get('backend', 'torch')}; auto on this machine: {' > '.join(here['auto'])} "
+        f"({here['how']}; {here['cpu']})"
+    )
     print(
         f"contents   {stats['files']} files, {stats['documents']} documents, {stats['chunks']} chunks, "
         f"{stats['vectors']} vectors ({stats['dense_kind']}, faiss on {stats['faiss_device']})"
@@ -193,6 +204,16 @@ def cmd_info(args: argparse.Namespace) -> int:
         for item in stats["skipped"]:
             print(f"  {item['path']}: {item['reason']}")
     return 0
+
+
+def _machine_encoder() -> dict:
+    """What ``auto`` means on this machine and why, for ``e5search info``."""
+    from indexer.encoding.backends import auto_candidates
+    from indexer.encoding.machine import machine_key, read_calibration
+
+    record = read_calibration()
+    how = f"calibrated {record['date']}" if record else "by CPU features; `e5search setup` calibrates"
+    return {"cpu": machine_key(), "auto": auto_candidates("cpu"), "how": how, "calibration": record}
 
 
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")  # the names app/access.py answers without --host

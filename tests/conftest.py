@@ -24,3 +24,14 @@ def default_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("E5SEARCH_HOME", str(tmp_path_factory.mktemp("e5search_home")))
         return build_default_model()
+
+
+@pytest.fixture(autouse=True)
+def avx2_cpu_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see one CPU profile whatever machine runs them: no bf16 instructions and no calibration, so ``auto``
+    means onnx-int8 -> torch as on an AVX2-only CPU. Tests of the selection itself set their own profile
+    (tests/indexer/test_backend_choice.py); the bf16 path is tested explicitly where the CPU has it."""
+    from indexer.encoding import backends
+
+    monkeypatch.setattr(backends, "fast_bf16", lambda flags=None: False)
+    monkeypatch.setattr(backends, "read_calibration", lambda home=None: None)

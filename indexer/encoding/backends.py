@@ -9,13 +9,14 @@
   optimiser, weights quantised to uint8 per channel, activations quantised per text at run time, the
   feed-forward down-projections left in fp32. CPU only; one text per run, texts spread over one
   single-threaded run per core. Built once per model (see :mod:`indexer.encoding.onnx_build`), never downloaded.
-- ``torch-bf16``: the GPU path: for mean-pooled BERT / XLM-R models, packed batches with no padding
-  (:class:`PackedRunner`, :mod:`indexer.encoding.gpu_encode`); for others, length-sorted padded batches under bf16
-  autocast.
-  Not measured on a GPU, so ``auto`` does not pick it; :mod:`indexer.encoding.gpu_encode` is the measured GPU path, to be
-  registered here as one more :class:`BackendSpec`.
-- ``auto``: the first available of :data:`AUTO_CPU` (``onnx-int8``, ``torch``) or, on a GPU, :data:`AUTO_GPU`;
-  if one cannot serve the model (its build fails), the next.
+- ``torch-bf16``: bf16 autocast. On a GPU, for mean-pooled BERT / XLM-R models, packed batches with no padding
+  (:class:`PackedRunner`, :mod:`indexer.encoding.gpu_encode`; not measured on a GPU yet, so ``auto`` does not pick
+  it there). On a CPU with bf16 instructions (AMX, AVX512-BF16), length-sorted padded batches under autocast:
+  cosine >= 0.9999 to fp32, and on AMX the fastest CPU path measured. Refused on CPUs without them.
+- ``auto``: on a GPU the first available of :data:`AUTO_GPU`; on CPU the order a calibration measured on this
+  machine (:mod:`indexer.encoding.machine`, written by ``e5search setup``), else ``torch-bf16`` first where the CPU
+  has bf16 instructions, then :data:`AUTO_CPU` (``onnx-int8``, ``torch``); if one cannot serve the model (its
+  build fails), the next.
 
 Vectors of different backends must not be mixed in one index. The rule is numeric: backends whose vectors match
 fp32 within the issue's tolerance (cosine >= 0.999 per text) share the model's fingerprint; the others (int8:
@@ -34,6 +35,7 @@ import logging
 from typing import Any, cast
 
 from indexer.config import EncoderBackend, ModelConfig
+from indexer.encoding.machine import fast_bf16, read_calibration
 from indexer.encoding.runners import Ct2Runner, OnnxRunner, PackedRunner, Runner, TorchRunner, lean_pooling
 from indexer.errors import ConfigError
 
@@ -66,9 +68,9 @@ BACKENDS: dict[str, BackendSpec] = {
     spec.name: spec
     for spec in (
         BackendSpec("torch", numerics="fp32", device="any"),
-        BackendSpec(
-            "torch-bf16", numerics="fp32", device="cuda"
-        ),  # unmeasured on a GPU: auto does not pick it
+        # bf16 autocast: on a GPU (packed, no padding) and on CPUs with bf16 instructions (AMX, AVX512-BF16);
+        # cosine >= 0.9999 to fp32 on CPU, so it shares fp32's fingerprint and indexes
+        BackendSpec("torch-bf16", numerics="fp32", device="any"),
         BackendSpec(
             "ct2-int8",
             numerics="int8",
@@ -90,7 +92,10 @@ BACKENDS: dict[str, BackendSpec] = {
 NUMERICS = {name: spec.numerics for name, spec in BACKENDS.items()}
 
 
-AUTO_CPU: tuple[str, ...] = ("onnx-int8", "torch")  # first available wins; ct2-int8 is opt-in (accuracy)
+AUTO_CPU: tuple[str, ...] = (
+    "onnx-int8",
+    "torch",
+)  # without bf16 instructions or a calibration; ct2 is opt-in
 
 
 AUTO_GPU: tuple[str, ...] = ("torch",)  # the GPU path goes first here once it is measured
@@ -110,9 +115,24 @@ def wants_cuda(device: str | None) -> bool:
     return torch.cuda.is_available()
 
 
+def cpu_order() -> tuple[str, ...]:
+    """``auto``'s order on this CPU: the calibration's (``e5search setup``) if this machine has one, else by CPU
+    features (bf16 instructions put ``torch-bf16`` first). ``torch`` always comes last, as the fallback."""
+    record = read_calibration()
+    if record and record.get("order"):
+        ranked = tuple(b for b in record["order"] if b in BACKENDS and b != "torch")
+        return (*ranked, "torch")
+    return (("torch-bf16",) if fast_bf16() else ()) + AUTO_CPU
+
+
 def auto_candidates(device: str | None) -> list[str]:
     """The backends ``auto`` may use here, installed ones only, best first (torch always comes last)."""
-    return [b for b in (AUTO_GPU if wants_cuda(device) else AUTO_CPU) if BACKENDS[b].missing() is None]
+    order = AUTO_GPU if wants_cuda(device) else cpu_order()
+    return [
+        b
+        for b in order
+        if BACKENDS[b].missing() is None and (b != "torch-bf16" or wants_cuda(device) or fast_bf16())
+    ]
 
 
 def choose_backend(requested: str, device: str | None) -> str:
@@ -132,6 +152,11 @@ def choose_backend(requested: str, device: str | None) -> str:
         )
     if spec.device == "cpu" and cuda:
         raise ConfigError(f"backend={requested!r} runs on CPU only; device={device!r}: set device='cpu'")
+    if requested == "torch-bf16" and not cuda and not fast_bf16():
+        raise ConfigError(
+            "backend='torch-bf16' on CPU needs bf16 instructions (AMX or AVX512-BF16), which this CPU lacks: "
+            "use backend='onnx-int8' or 'torch' (or --backend auto, which measures what is fastest here)"
+        )
     if spec.device == "cuda" and not cuda:
         raise ConfigError(
             f"backend={requested!r} is a GPU path and no CUDA device is in use: use backend='torch' on CPU "
@@ -201,7 +226,7 @@ def open_runner(st_model, backend: str, model_fingerprint: str, show_progress: b
         ct2 = Ct2Runner(ensure_ct2_model(st_model, model_fingerprint, show_progress=show_progress), pooling)
         ct2.revision = f"ct2-format{CT2_FORMAT}"
         return ct2
-    if backend == "torch-bf16" and pooling == "mean":
+    if backend == "torch-bf16" and pooling == "mean" and st_model.device.type == "cuda":
         try:
             return PackedRunner(st_model)
         except ValueError as exc:  # another architecture: the padded runner serves it
