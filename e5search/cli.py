@@ -73,6 +73,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from indexer.build.job import build_index
 
+    if args.watch:
+        return _watch_index(args)
     summary = build_index(
         args.path,
         args.index,
@@ -92,6 +94,42 @@ def cmd_index(args: argparse.Namespace) -> int:
     )
     for item in s.skipped:
         print(f"  skipped {item['path']}: {item['reason']}")
+    return 0
+
+
+def _watch_index(args: argparse.Namespace) -> int:
+    """``index --watch``: one status line per run (one JSON object with --json) until Ctrl-C."""
+    import time
+
+    from indexer.build.watch import Watcher
+
+    def status(run) -> None:
+        if args.json:
+            record = {"run": run.number, "events": run.events, "error": run.error}
+            record |= run.summary.to_json() if run.summary else {}
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+            return
+        s, clock = run.summary, time.strftime("%H:%M:%S")
+        if s is None:
+            print(f"{clock} run {run.number} failed ({run.events} changes): {run.error}", flush=True)
+            return
+        print(
+            f"{clock} run {run.number} ({run.events} changes): {s.added} added, {s.updated} updated, "
+            f"{s.removed} removed, {len(s.skipped)} skipped; {s.chunks} chunks in {s.seconds:.1f}s",
+            flush=True,
+        )
+
+    watcher = Watcher(args.path, args.index, _index_config(args), on_run=status, wait=True)
+    if not (args.json or args.quiet):
+        print(f"watching {args.path} (Ctrl-C stops)", flush=True)
+    try:
+        watcher.run(repair=args.repair)
+    except KeyboardInterrupt as exc:
+        from indexer.errors import IndexingInterrupted
+
+        if isinstance(exc, IndexingInterrupted):
+            raise
+        print(f"stopped watching {args.path} after {len(watcher.runs)} run(s)", file=sys.stderr)
     return 0
 
 
@@ -376,6 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--repair",
         action="store_true",
         help="rebuild the vector and BM25 files from SQLite + the embedding cache",
+    )
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep watching PATH: re-index after changes settle, one status line per run, until Ctrl-C",
     )
     p.set_defaults(func=cmd_index)
 

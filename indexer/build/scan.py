@@ -31,16 +31,20 @@ from indexer.errors import ConfigError, SkipFile
 from indexer.ingest.chunking import chunk_document, passage_text
 from indexer.ingest.langdetect import detect_languages
 from indexer.ingest.limits import Deadline
-from indexer.ingest.loaders import file_suffix, is_supported, iter_files, read_documents, relative_path
+from indexer.ingest.loaders import (
+    MULTI_DOCUMENT_SUFFIXES,
+    file_suffix,
+    is_supported,
+    iter_files,
+    read_documents,
+    relative_path,
+)
 from indexer.ingest.text import clean_text
 from indexer.storage.store import FileRow
 from indexer.tokens import count_tokens
 from indexer.types import ChunkDraft, Document
 
 logger = logging.getLogger(__name__)
-
-
-_CORPUS_SUFFIXES = (".jsonl", ".jsonl.gz", ".json")  # BEIR files: their records are stored as "<file>#<_id>"
 
 
 _Read = tuple[Document, list[ChunkDraft], list[str], list[str]]  # doc, chunks, their languages, passages
@@ -98,7 +102,8 @@ def _body_budget(encoder: TextEncoder, config: IndexConfig) -> int:
 class _Owners:
     """Which file may write which document path (``DocumentRow.path`` is unique), decided before encoding.
 
-    A BEIR record is stored as ``"<corpus>#<_id>"``, so ``corpus.jsonl#x.txt`` beside ``corpus.jsonl`` could be a
+    A BEIR record is stored as ``"<corpus>#<_id>"`` (and a mailbox's message as ``"<box>#<n>"``: a mailbox is a
+    corpus here), so ``corpus.jsonl#x.txt`` beside ``corpus.jsonl`` could be a
     file and a record at once, and so could the records of ``corpus.jsonl#y.jsonl``. A file whose path starts
     with a corpus's path and ``#`` is refused whether or not the record exists, so the outcome never depends on
     which of the two was read first or is unchanged. Files outside this run's scope keep their documents:
@@ -142,7 +147,7 @@ class _Owners:
 
 
 def _is_corpus(rel: str) -> bool:
-    return file_suffix(Path(rel)) in _CORPUS_SUFFIXES
+    return file_suffix(Path(rel)) in MULTI_DOCUMENT_SUFFIXES
 
 
 def _hash_prefixes(path: str) -> list[str]:
@@ -178,7 +183,7 @@ class _Reader:
             return "not a regular file (a FIFO, socket or device): reading it could block forever", st
         corpus = self.owners.shadowing(rel) if is_supported(path) else None
         if corpus is not None:
-            return f"its path could be a record of {corpus} ({corpus}#<_id>): rename it", st
+            return f"its path could be a record of {corpus} ({corpus}#<id>): rename it", st
         return None, st
 
     def read(self, path: Path) -> list[_Read]:

@@ -2,12 +2,14 @@
 chunking may take.
 
 Both guards raise :class:`~indexer.errors.SkipFile` with a reason, so one hostile file costs seconds and a line
-in the run summary, never the run. :func:`check_zip` runs before a zip-based format (DOCX today; ODT, EPUB and
-XLSX readers would call it too) is parsed, from the sizes the zip declares: :mod:`zipfile` never returns more
+in the run summary, never the run. :func:`check_zip` runs before every zip-based format (DOCX, PPTX, XLSX, ODT,
+EPUB) is parsed, from the sizes the zip declares: :mod:`zipfile` never returns more
 than a member's declared size (it stops there and fails the CRC check), so the declared sizes bound what the
 parser can be handed. :class:`Deadline` is checked between steps (pages, paragraphs, records, chunks), so no
 thread is left running a file that was given up on; a single step (one parser call) is not interrupted, which
-is why the zip caps exist at all.
+is why the zip caps exist at all. XML that a reader parses itself goes through :func:`xml_root`: no entities
+expanded, no DTD loaded, nothing fetched. Spreadsheets are cut at :data:`MAX_SHEET_ROWS` rows per sheet and
+:data:`MAX_WORKBOOK_CELLS` cells per workbook (the rest is left out with a warning in the log).
 
 Non-goals: limits on PDF content streams (pypdf caps its own decompression), hard CPU or memory limits.
 """
@@ -34,7 +36,16 @@ MAX_XML_ELEMENTS = 2_000_000  # ~100k paragraphs of heavily formatted text; pyth
 DEFAULT_MAX_UNZIPPED_BYTES = 40 << 20  # IndexConfig.max_unzipped_mb's default, for callers without a config
 
 
-_XML_SUFFIXES = (".xml", ".rels")
+MAX_SHEET_ROWS = 20_000  # rows with text per spreadsheet sheet; a bigger table is data, not a document
+
+
+MAX_WORKBOOK_CELLS = 500_000  # non-empty cells per workbook (~10 MB of text: hours of CPU encoding)
+
+
+XML_SUFFIXES = (".xml", ".rels")  # the members Office formats parse; EPUB adds its XHTML, OPF and NCX
+
+
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a Compound File: legacy .doc/.xls/.ppt, or encrypted OOXML
 
 
 class Deadline:
@@ -65,23 +76,35 @@ class ReadLimits:
     deadline: Deadline = field(default_factory=lambda: Deadline(None))
 
 
-def check_zip(data: bytes, fmt: str, max_xml_bytes: int, max_other_bytes: int) -> None:
+def check_zip(
+    data: bytes,
+    fmt: str,
+    max_xml_bytes: int,
+    max_other_bytes: int,
+    xml_suffixes: tuple[str, ...] = XML_SUFFIXES,
+) -> None:
     """Refuse a zip-based document that would expand beyond what reading it can afford.
 
     Args:
         data: the file's bytes (a zip archive).
         fmt: the format's name for reasons, e.g. ``"DOCX"``.
-        max_xml_bytes: the most XML (``.xml``, ``.rels`` members) it may expand to; XML is what gets parsed.
+        max_xml_bytes: the most XML (members named ``*{xml_suffixes}``) it may expand to; XML is what gets parsed.
         max_other_bytes: the most everything else (images, fonts, embedded files) may expand to.
+        xml_suffixes: the members the reader parses as XML (lower case).
 
     Raises:
         SkipFile: for a corrupt zip, too much XML or too much else, a member compressed more than
             :data:`MAX_ZIP_RATIO` to 1, or more than :data:`MAX_XML_ELEMENTS` XML elements.
     """
+    if data.startswith(_OLE_MAGIC):
+        raise SkipFile(
+            f"not a {fmt} zip but a Compound File: a password-protected {fmt}, or a legacy binary Office file "
+            "renamed; save it unprotected (or as a current format) to index it"
+        )
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             members = zf.infolist()
-            xml = [m for m in members if m.filename.lower().endswith(_XML_SUFFIXES)]
+            xml = [m for m in members if m.filename.lower().endswith(xml_suffixes)]
             _check_sizes(fmt, members, xml, max_xml_bytes, max_other_bytes)
             _check_elements(fmt, zf, xml)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError) as e:
@@ -127,6 +150,25 @@ def _check_elements(fmt: str, zf: zipfile.ZipFile, xml: list[zipfile.ZipInfo]) -
                     raise SkipFile(
                         f"{fmt} holds over {MAX_XML_ELEMENTS:,} XML elements: a zip bomb or a huge document"
                     )
+
+
+def xml_root(data: bytes, fmt: str, member: str):
+    """The root element of one XML member, parsed with nothing expanded or fetched (an entity stays a reference,
+    a DTD is not loaded), so a crafted member costs no more than its size.
+
+    Raises:
+        SkipFile: naming the format and member when the XML is not well-formed.
+    """
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as e:
+        raise SkipFile(f"corrupt {fmt}: {member}: {e}") from None
+    if root is None:
+        raise SkipFile(f"corrupt {fmt}: {member} is empty")
+    return root
 
 
 def size_text(n_bytes: float) -> str:

@@ -1,17 +1,21 @@
 """File formats → :class:`~indexer.types.Document`.
 
-Scope: plain text (.txt), Markdown (.md, .markdown), reStructuredText (.rst), HTML (.html, .htm), PDF, DOCX and
-BEIR corpora (.jsonl, .jsonl.gz, .json). Each reader returns sections that carry their heading path; the caller
+Scope: plain text (.txt), Markdown (.md, .markdown), reStructuredText (.rst), HTML (.html, .htm, .xhtml, .xht),
+PDF, DOCX, PowerPoint (.pptx), Excel (.xlsx, .xlsm), OpenDocument text (.odt), EPUB, e-mail (.eml, .mbox) and BEIR
+corpora (.jsonl, .jsonl.gz, .json). Each reader returns sections that carry their heading path; the caller
 chunks them. Anything that goes wrong with a file raises :class:`~indexer.errors.SkipFile` with a reason that a
 person can act on; no library exception escapes :func:`read_documents`.
 
 Decisions worth knowing:
 
 - ``Document.path`` is the path relative to the indexed folder, in POSIX form; records of a BEIR file are
-  ``"rel/corpus.jsonl#<_id>"`` with ``external_id=_id``.
+  ``"rel/corpus.jsonl#<_id>"`` with ``external_id=_id``, messages of a mailbox ``"rel/box.mbox#<n>"`` (no
+  external id: the path is their key). :data:`MULTI_DOCUMENT_SUFFIXES` names the files whose documents are so named.
 - Sections are stripped and never empty; ``Section.start`` is the offset in ``Document.text``, which joins the
   sections with a blank line.
-- PDF: one section per page with heading path ``("p. 3",)``, so every chunk knows its page.
+- PDF: one section per page with heading path ``("p. 3",)``, so every chunk knows its page. PPTX: one per slide,
+  ``("slide 3", "<slide title>")``; XLSX: one per sheet, rows as ``header: value; ...`` lines; EPUB: the chapters'
+  own headings, in spine order.
 - BEIR files are all or nothing: a malformed line, a record without ``_id``/``text`` or a duplicate ``_id``
   skips the whole file with a reason naming the line, so a half-indexed corpus never goes unnoticed.
 - Folder walks yield supported files only (others are not documents); a single file given directly is yielded
@@ -21,11 +25,12 @@ Decisions worth knowing:
 - Titles: HTML ``<title>`` (else first h1), YAML front matter ``title:`` (else first Markdown H1), the first RST
   section title, DOCX core title (else first Title/Heading paragraph), PDF ``/Title``; else the file stem with
   ``_`` and ``-`` as spaces (always so for .txt). BEIR records keep their own title, possibly empty.
-- Hostile input costs a reason, not the run (:mod:`indexer.ingest.limits`): a DOCX that would expand too far is
-  refused before parsing, and reading past the file's time budget stops between pages, paragraphs or records.
+- Hostile input costs a reason, not the run (:mod:`indexer.ingest.limits`): a DOCX, PPTX, XLSX, ODT or EPUB that
+  would expand too far is refused before parsing, and reading past the file's time budget stops between pages, paragraphs or records.
   A name that is not UTF-8 is kept with its stray bytes escaped (``caf\\xe9.txt``), so SQLite can store it.
 
-Non-goals: OCR of scanned PDFs, legacy .doc, spreadsheets, e-mail formats, DOCX text boxes/headers/footers.
+Non-goals: OCR of scanned PDFs, legacy .doc/.xls/.ppt, .ods/.odp, attachments' contents, DOCX text
+boxes/headers/footers.
 """
 
 from __future__ import annotations
@@ -38,15 +43,25 @@ from pathlib import Path
 
 from indexer.errors import SkipFile
 from indexer.ingest.beir import _read_json, _read_jsonl
+from indexer.ingest.books import _read_epub
 from indexer.ingest.limits import DEFAULT_MAX_UNZIPPED_BYTES, Deadline, ReadLimits, size_text
+from indexer.ingest.mail import _read_eml, _read_mbox
 from indexer.ingest.markup import _read_html, _read_markdown, _read_rst, _read_txt
 from indexer.ingest.office import _read_docx, _read_pdf
+from indexer.ingest.opendoc import _read_odt
+from indexer.ingest.sheets import _read_xlsx
+from indexer.ingest.slides import _read_pptx
 from indexer.ingest.text import storable_path
 from indexer.types import Document
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
-    {".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf", ".docx", ".json", ".jsonl", ".jsonl.gz"}
+    {".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".xhtml", ".xht", ".pdf", ".docx", ".pptx", ".xlsx"}
+    | {".xlsm", ".odt", ".epub", ".eml", ".mbox", ".json", ".jsonl", ".jsonl.gz"}
 )
+
+
+MULTI_DOCUMENT_SUFFIXES: frozenset[str] = frozenset({".jsonl", ".jsonl.gz", ".json", ".mbox"})
+"""Files whose documents are stored as ``"<file>#<id>"``: BEIR corpora (records) and mailboxes (messages)."""
 
 
 def file_suffix(path: Path) -> str:
@@ -106,7 +121,8 @@ def read_documents(
         path: the file.
         root: the folder being indexed (for a single file: its parent); ``Document.path`` is relative to it.
         max_bytes: larger files are skipped.
-        max_unzipped_bytes: a DOCX whose XML would expand beyond this is skipped.
+        max_unzipped_bytes: a zip-based document (DOCX, PPTX, XLSX, ODT, EPUB) whose XML would expand beyond
+            this is skipped.
         deadline: the file's time budget, checked between pages, paragraphs and records (default: none).
 
     Raises:
@@ -186,13 +202,22 @@ _READERS: dict[str, Callable[[bytes, Path, str], list[Document]]] = {
 
 
 # readers that loop over pages, paragraphs, elements, lines or records check the file's time budget between
-# them; the DOCX reader also refuses a zip bomb before parsing
+# them; the zip-based ones (DOCX, PPTX, XLSX, ODT, EPUB) also refuse a zip bomb before parsing
 _READERS_WITH_LIMITS: dict[str, Callable[[bytes, Path, str, ReadLimits], list[Document]]] = {
     ".rst": _read_rst,
     ".html": _read_html,
     ".htm": _read_html,
+    ".xhtml": _read_html,
+    ".xht": _read_html,
     ".pdf": _read_pdf,
     ".docx": _read_docx,
+    ".pptx": _read_pptx,
+    ".xlsx": _read_xlsx,
+    ".xlsm": _read_xlsx,
+    ".odt": _read_odt,
+    ".epub": _read_epub,
+    ".eml": _read_eml,
+    ".mbox": _read_mbox,
     ".jsonl": _read_jsonl,
     ".json": _read_json,
 }

@@ -1,6 +1,7 @@
 """Readers of text formats with markup: plain text, Markdown (with YAML front matter), reStructuredText, HTML.
 
-Each returns one :class:`~indexer.types.Document` whose sections carry their heading path. Titles: HTML
+Each returns one :class:`~indexer.types.Document` whose sections carry their heading path. XHTML (and HTML that opens
+with an XML declaration) is parsed as XML when it is well-formed (:func:`html_outline`). Titles: HTML
 ``<title>`` (else the first h1), front matter ``title:`` (else the first Markdown H1), the first RST section title;
 plain text always takes the file stem.
 """
@@ -224,25 +225,73 @@ class _HtmlText:
 
 
 def _read_html(data: bytes, path: Path, rel: str, limits: ReadLimits) -> list[Document]:
-    from bs4 import BeautifulSoup
+    xml = path.suffix.lower() in (".xhtml", ".xht")
+    title, outline = html_outline(data, limits.deadline, xml=xml)
+    return [make_document(rel, title or stem_title(path), outline, _file_type(path))]
 
-    soup = BeautifulSoup(_decode_html(data), "lxml")
+
+def html_outline(data: bytes | str, deadline: Deadline, xml: bool = False) -> tuple[str, Outline]:
+    """An HTML or XHTML page → (its ``<title>``, else first h1, else ``""``; its outline). Text already
+    decoded (an e-mail's HTML part) is parsed as HTML as it is.
+
+    A page that is XHTML (``xml``, or it opens with an XML declaration) is parsed as XML when it is well-formed and
+    uses no entity XML does not define, so ``<title/>`` and ``<div/>`` mean what they say; otherwise, like a
+    browser would, as HTML, with the declaration taken out (its encoding kept), so BeautifulSoup does not warn
+    that XML is being parsed as HTML.
+    """
+    if isinstance(data, str):
+        from bs4 import BeautifulSoup
+
+        soup = BeautifulSoup(re.sub(r"^\s*<\?xml[^>]*>", "", data), "lxml")
+    else:
+        soup = _soup(data, xml or _XML_DECLARATION.match(data) is not None)
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     h1 = soup.find("h1")
-    limits.deadline.check()
-    walker = _HtmlText(limits.deadline)
+    deadline.check()
+    walker = _HtmlText(deadline)
     walker.walk(soup.body or soup)
     walker.end_section()
-    title = title or (h1.get_text(" ", strip=True) if h1 else "") or stem_title(path)
-    return [make_document(rel, title, walker.outline, _file_type(path))]
+    return title or (h1.get_text(" ", strip=True) if h1 else ""), walker.outline
+
+
+_XML_DECLARATION = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<\?xml\s")
+
+
+_NOT_XML_ENTITY = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);)|<!ENTITY", re.IGNORECASE)
+
+
+def _soup(data: bytes, xml: bool):
+    from bs4 import BeautifulSoup
+
+    if xml and _NOT_XML_ENTITY.search(data) is None and _well_formed(data):
+        return BeautifulSoup(data, "xml")  # lxml reads the declared encoding
+    text = _decode_html(data)
+    if xml:
+        text = re.sub(r"^\s*<\?xml[^>]*>", "", text)
+    return BeautifulSoup(text, "lxml")
+
+
+def _well_formed(data: bytes) -> bool:
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        etree.fromstring(data, parser)
+    except etree.XMLSyntaxError:
+        return False
+    return True
 
 
 def _decode_html(data: bytes) -> str:
-    """A ``<meta charset>`` that decodes the bytes wins over detection (it is the author's word)."""
-    m = re.search(rb"""<meta[^>]+charset\s*=\s*["']?([\w.:-]+)""", data[:4096], re.IGNORECASE)
+    """A ``<meta charset>`` or XML declaration that decodes the bytes wins over detection (the author's word)."""
+    m = re.search(
+        rb"""<meta[^>]+charset\s*=\s*["']?([\w.:-]+)|^\s*<\?xml[^>]+encoding\s*=\s*["']([\w.:-]+)""",
+        data[:4096],
+        re.IGNORECASE,
+    )
     if m and not data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
         try:
-            return _normalise_newlines(data.decode(m.group(1).decode("ascii")))
+            return _normalise_newlines(data.decode((m.group(1) or m.group(2)).decode("ascii")))
         except (LookupError, UnicodeDecodeError):
             pass
     return decode_text(data)

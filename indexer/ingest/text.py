@@ -201,4 +201,44 @@ def _headings_only_fallback(outline: Outline, headings: list[str]) -> Outline:
 
 
 def _file_type(path: Path) -> str:
-    return {".markdown": "md", ".htm": "html"}.get(path.suffix.lower(), path.suffix.lower().lstrip("."))
+    return {".markdown": "md", ".htm": "html", ".xhtml": "html", ".xht": "html"}.get(
+        path.suffix.lower(), path.suffix.lower().lstrip(".")
+    )
+
+
+class OutlineBuilder:
+    """Collects a document's outline from headings and blocks in reading order: a heading of level ``n`` closes
+    the open headings of level ``n`` and deeper and opens a section; blocks become that section's paragraphs.
+
+    >>> b = OutlineBuilder(); b.heading(1, "Intro"); b.block("Hello."); b.heading(2, "More"); b.block("Bye.")
+    >>> b.finish()
+    [((), ''), (('Intro',), 'Hello.'), (('Intro', 'More'), 'Bye.')]
+    """
+
+    def __init__(self, path: tuple[str, ...] = ()) -> None:
+        self.base = path  # a heading path every section starts with (e.g. an e-book chapter's)
+        self.outline: Outline = []
+        self.headings: list[str] = []
+        self._stack: list[tuple[int, str]] = []
+        self._blocks: list[str] = []
+
+    def heading(self, level: int, text: str) -> None:
+        text = re.sub(r"\s+", " ", text).strip()
+        if not text:
+            return
+        self._close()
+        self._stack = [(lv, h) for lv, h in self._stack if lv < level] + [(level, text)]
+        self.headings.append(text)
+
+    def block(self, text: str) -> None:
+        if text.strip():
+            self._blocks.append(text.strip())
+
+    def _close(self) -> None:
+        self.outline.append((self.base + tuple(h for _, h in self._stack), "\n\n".join(self._blocks)))
+        self._blocks = []
+
+    def finish(self) -> Outline:
+        """The outline; a document of bare headings keeps the headings as its text."""
+        self._close()
+        return _headings_only_fallback(self.outline, self.headings)
