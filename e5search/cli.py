@@ -195,6 +195,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if (args.query is None) == (args.queries is None):
         raise ConfigError("give either a QUERY or --queries FILE.jsonl (one of them)")
     queries = _read_queries(Path(args.queries)) if args.queries else [(None, args.query)]
+    if args.run:
+        return _write_trec_run(args, dict(queries))
     index = _open_index(args)
     filters = Filters(lang=args.lang, file_type=args.type, path_prefix=args.path_prefix)
     results = []
@@ -211,6 +213,59 @@ def cmd_search(args: argparse.Namespace) -> int:
         else:
             _print_result(result)
     return 0
+
+
+def _write_trec_run(args: argparse.Namespace, queries: dict) -> int:
+    """``search --queries Q.jsonl --run FILE.trec``: the documents the eval would score, as a TREC run.
+
+    One line ``qid Q0 docid rank score tag`` per document, best first, ``docid`` the document key the eval uses
+    (a record's own id, else its path), ``k`` documents per query (a document scores as its best chunk). trec_eval
+    reorders tied scores by docid, so a score that does not fall below the previous line's is written 1e-6 below it
+    (fused scores tie often); whitespace and ``%`` in ids are percent-encoded, as the format splits on whitespace.
+    """
+    import os
+
+    from indexer.errors import ConfigError, QueryError
+    from indexer.retrieval.rerank import NO_RERANKER
+
+    if not args.queries:
+        raise ConfigError("--run writes one ranking per query: give --queries FILE.jsonl")
+    if args.lang or args.type or args.path_prefix:
+        raise ConfigError(
+            "--run writes the document rankings the eval scores: drop --lang/--type/--path-prefix"
+        )
+    index = _open_index(args)
+    if args.rerank and not index.has_reranker:
+        raise QueryError(NO_RERANKER)
+    run = index.retriever(args.mode, args.rerank).search(queries, k=args.k)
+    lines = trec_lines(run, tag=f"e5search-{args.mode}{'+rerank' if args.rerank else ''}")
+    path = Path(args.run)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(lines), encoding="utf-8")
+    os.replace(tmp, path)  # a reader never sees half a run
+    print(f"wrote {len(lines)} lines for {len(run)} queries to {path}", file=sys.stderr)
+    return 0
+
+
+def trec_lines(run: dict[str, dict[str, float]], tag: str) -> list[str]:
+    """A best-first run → TREC lines, scores at 6 decimals and strictly falling (see :func:`_write_trec_run`).
+
+    >>> trec_lines({"q 1": {"a.txt": 0.5, "b%.txt": 0.5}}, "t")
+    ['q%201 Q0 a.txt 1 0.500000 t\\n', 'q%201 Q0 b%25.txt 2 0.499999 t\\n']
+    """
+    import re
+
+    def quote(text: str) -> str:
+        return re.sub(r"[\s%]", lambda m: f"%{ord(m.group()):02X}", text)
+
+    lines = []
+    for qid, docs in run.items():
+        last = float("inf")
+        for rank, (doc, score) in enumerate(docs.items(), start=1):
+            value = round(float(score), 6)
+            last = value if value < last else round(last - 1e-6, 6)
+            lines.append(f"{quote(qid)} Q0 {quote(doc)} {rank} {last:.6f} {tag}\n")
+    return lines
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -436,6 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="check the index against this model (default: the index's own)")
     _add_backend_flag(p)
     p.add_argument("--queries", help="JSONL file of {_id, text}: run them all, one JSON line each")
+    p.add_argument(
+        "--run",
+        metavar="FILE.trec",
+        help="with --queries: write a TREC run (qid Q0 docid rank score tag; k documents per query) instead",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_search)
 
