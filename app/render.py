@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 
 from app.compare import movement
-from indexer.types import Hit
+from indexer.types import FusionWeights, Hit
 
 CSS = """
 <style>
@@ -33,7 +33,7 @@ span.e5-sent {background: #dff3e4; border-bottom: 2px solid #5cb176;}
 </style>
 """
 
-COLUMN_TITLES = {"bm25": "BM25", "dense": "Dense (E5)", "hybrid": "Hybrid (RRF)"}
+COLUMN_TITLES = {"bm25": "BM25", "dense": "Dense (E5)", "hybrid": "Hybrid"}
 _STAGES = {
     "encode_query": "encode",
     "dense_search": "dense search",
@@ -107,6 +107,12 @@ def timing_line(timings_ms: dict[str, float]) -> str:
     parts = [f"{name} {ms(timings_ms[key])}" for key, name in _STAGES.items() if key in timings_ms]
     total = timings_ms.get("total", 0.0) + timings_ms.get("highlight", 0.0) + timings_ms.get("sentences", 0.0)
     return " · ".join([*parts, f"total {ms(total)}"])
+
+
+def fusion_line(fusion: FusionWeights) -> str:
+    """The hybrid column's weights for this query: ``BM25 0.12 · dense 0.88 (weighted for this query)``."""
+    how = "plain RRF" if fusion.method == "rrf" else "weighted for this query"
+    return f"BM25 {fusion.bm25:.2f} · dense {fusion.dense:.2f} ({how})"
 
 
 def text_block(text: str, css_class: str = "e5-text") -> str:

@@ -1,4 +1,5 @@
-"""The Search page: one query, BM25 | Dense (E5) | Hybrid (RRF) side by side. Layout only; see app.service."""
+"""The Search page: one query, BM25 | Dense (E5) | Hybrid side by side, the hybrid column with the weights its
+fusion used for the query. Layout only; see app.service."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from app.render import COLUMN_TITLES, esc, md
 from indexer.errors import E5SearchError
 
 ANY = "any"
+FUSION_HELP = (
+    "How much each list counts in the hybrid column for this query. By default BM25's share is predicted from "
+    "the query's language against its candidates' languages and from how the two lists look (a flat BM25 list "
+    "means no real word match, e.g. across languages); plain RRF gives both lists an equal say"
+)
 
 
 def _go(page: str) -> None:
@@ -117,6 +123,8 @@ def _column(column: service.Column, k: int, filtered: bool) -> _Slots:
     if column.error:
         st.warning(md(column.error))
         return _Slots()
+    if column.fusion is not None:
+        st.caption(md(render.fusion_line(column.fusion)), help=FUSION_HELP)
     timing = st.empty()
     timing.caption(render.timing_line(column.timings_ms))
     slots = _Slots(timing)

@@ -29,7 +29,7 @@ from indexer.errors import E5SearchError
 from indexer.retrieval.rerank import NO_RERANKER, Reranker, default_reranker
 from indexer.search.index import Filters, Index
 from indexer.storage.store import read_index_manifest
-from indexer.types import Hit, SearchMode
+from indexer.types import FusionWeights, Hit, SearchMode
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +153,7 @@ class Column:
     lexical: list[list[Span]] = field(default_factory=list)  # query-term spans in each hit's text
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    fusion: FusionWeights | None = None  # hybrid: each list's share for this query
 
 
 @cache
@@ -183,7 +184,7 @@ def _column(idx: Index, mode: SearchMode, request: Request) -> Column:
         return Column(mode, error=str(exc))
     snippets = [to_html(make_snippet(h.text, lex)) for h, lex in zip(result.hits, lexical, strict=True)]
     timings = dict(result.timings_ms, highlight=(time.perf_counter() - t0) * 1e3)
-    return Column(mode, result.hits, snippets, lexical, timings)
+    return Column(mode, result.hits, snippets, lexical, timings, fusion=result.fusion)
 
 
 @st.cache_data(show_spinner="Searching ...", max_entries=256)

@@ -1,6 +1,6 @@
 """The web app's entry point: ``e5search app [--index DIR]`` runs ``streamlit run app/streamlit_app.py``.
 
-Layout only. Pages: Search (BM25 | Dense (E5) | Hybrid (RRF) side by side), Index (index a folder on the server,
+Layout only. Pages: Search (BM25 | Dense (E5) | Hybrid side by side), Index (index a folder on the server,
 inspect, re-index or remove the index) and Evaluation (BEIR metrics per retriever). The page, the query and the
 search settings live in the URL, so a search can be shared. A run reached by a Host name the app does not answer
 stops at an error (:mod:`app.access`).

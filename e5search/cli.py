@@ -141,7 +141,7 @@ def _open_index(args: argparse.Namespace):
     from indexer.search.index import Index
 
     reranker = getattr(args, "reranker", None) or default_reranker()
-    config = SearchConfig(rrf_k=getattr(args, "rrf_k", 60))
+    config = SearchConfig(rrf_k=getattr(args, "rrf_k", 60), fusion=getattr(args, "fusion", "weighted"))
     index = Index.open(args.index, reranker=reranker, config=config)
     model, backend = getattr(args, "model", None), getattr(args, "backend", None)
     if model or backend:
@@ -156,9 +156,11 @@ def _open_index(args: argparse.Namespace):
 
 def _print_result(result) -> None:
     t = result.timings_ms
+    f = result.fusion
+    fused = f" ({f.method} fusion: BM25 {f.bm25:.2f}, dense {f.dense:.2f})" if f else ""
     print(
         f"{result.mode}{' + rerank' if result.reranked else ''}: {len(result.hits)} hits "
-        f"in {t.get('total', 0):.0f} ms for {result.query!r}"
+        f"in {t.get('total', 0):.0f} ms for {result.query!r}{fused}"
     )
     for h in result.hits:
         snippet = " ".join(h.text.split())[:160]
@@ -487,6 +489,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", help="only hits in this language (ISO 639-1), BM25 query analysed in it")
     p.add_argument("--type", help="only hits from this file type (pdf, md, ...)")
     p.add_argument("--path-prefix", help="only hits under this path (relative to the indexed folder)")
+    from indexer.config import FUSION_CHOICES
+
+    p.add_argument(
+        "--fusion",
+        choices=FUSION_CHOICES,
+        default="weighted",
+        help="how hybrid fuses dense and BM25: weighted (default; BM25's share predicted per query from "
+        "languages and score shapes) or rrf (plain reciprocal-rank fusion, equal say)",
+    )
     p.add_argument("--rrf-k", type=int, default=60, help="reciprocal-rank-fusion constant (default 60)")
     p.add_argument("--model", help="check the index against this model (default: the index's own)")
     _add_backend_flag(p)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -56,10 +57,17 @@ def sentence_file(root: Path, code: str) -> Path:
     return path
 
 
-def read_sentences(root: Path, code: str, limit: int | None = None) -> list[str]:
+def read_sentences(root: Path, code: str) -> list[str]:
     with gzip.open(sentence_file(root, code), "rt", encoding="utf-8") as f:
-        lines = [line.rstrip("\n") for line in f]
-    return lines[:limit] if limit else lines
+        return [line.rstrip("\n") for line in f]
+
+
+def sample_lines(n_lines: int, limit: int | None, seed: int = 0) -> list[int]:
+    """Line numbers of a seeded random sample of ``limit`` lines (all when None or larger), ascending: the same
+    lines of every aligned file. Never the first N: those are a few news stories, not the whole set."""
+    if limit is None or limit >= n_lines:
+        return list(range(n_lines))
+    return sorted(random.Random(seed).sample(range(n_lines), limit))
 
 
 def encode(encoder: TextEncoder, texts: Sequence[str], prompt: Prompt = "query") -> np.ndarray:
@@ -93,22 +101,27 @@ def bitext_mining(
     languages: Sequence[str] = DEFAULT_LANGUAGES,
     max_sentences: int | None = None,
     prompt: Prompt = "query",
+    seed: int = 0,
 ) -> dict[str, dict]:
-    """Accuracy per language, both directions against English.
+    """Accuracy per language, both directions against English; ``max_sentences``: a seeded random sample of
+    that many aligned lines (:func:`sample_lines`).
 
     Returns ``{code: {"name", "xx->en", "en->xx", "mean", "n"}}``.
     """
     root = Path(root)
     names = read_languages(root)
-    english = read_sentences(root, ENGLISH, max_sentences)
+    all_english = read_sentences(root, ENGLISH)
+    keep = sample_lines(len(all_english), max_sentences, seed)
+    english = [all_english[i] for i in keep]
     en = encode(encoder, english, prompt)  # (n, dim)
     out: dict[str, dict] = {}
     for code in languages:
-        texts = read_sentences(root, code, max_sentences)
-        if len(texts) != len(english):
+        all_texts = read_sentences(root, code)
+        if len(all_texts) != len(all_english):
             raise E5SearchError(
-                f"NTREX-128 {code}: {len(texts)} lines, English has {len(english)}; not aligned"
+                f"NTREX-128 {code}: {len(all_texts)} lines, English has {len(all_english)}; not aligned"
             )
+        texts = [all_texts[i] for i in keep]
         xx = encode(encoder, texts, prompt)
         to_en, from_en = mining_accuracy(xx, en, english), mining_accuracy(en, xx, texts)
         out[code] = {

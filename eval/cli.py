@@ -12,7 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from indexer.config import BACKEND_CHOICES
+from indexer.config import BACKEND_CHOICES, FUSION_CHOICES
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CrossEncoder folder or hub id for the +rerank retrievers (default: $E5SEARCH_RERANKER)",
     )
     g.add_argument("--k", type=int, default=100, help="documents retrieved per query (default: %(default)s)")
+    g.add_argument(
+        "--fusion",
+        choices=FUSION_CHOICES,
+        default="weighted",
+        help="how hybrid fuses dense and BM25 (default: weighted; rrf = plain reciprocal-rank fusion)",
+    )
     g.add_argument(
         "--rerank-top",
         type=int,
@@ -82,16 +88,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--suite", choices=["multilingual"], help="run a suite instead of one dataset")
     s.add_argument("--out", type=Path, help="suite output folder (multilingual.md / .json)")
     s.add_argument(
-        "--parts", type=_csv, default=("xling", "bitext", "sts"), help="subset of xling,bitext,sts"
+        "--parts",
+        type=_csv,
+        default=("xling", "folder", "bitext", "sts"),
+        help="subset of xling,folder,bitext,sts (folder: the cross-lingual folder test, BM25/dense/hybrid per "
+        "language pair)",
     )
     s.add_argument("--data-root", type=Path, help="folder holding debian-ddtp/, ntrex-128/, stsb-multi-mt/")
     s.add_argument("--xling-languages", type=_csv, default=(), help="DDTP languages (default: all >= 1k)")
     s.add_argument("--xling-queries", type=int, default=1000)
     s.add_argument("--xling-docs", type=int, default=2000)
     s.add_argument("--bitext-languages", type=_csv, help="NTREX codes (default: 26 languages, 14 scripts)")
-    s.add_argument("--bitext-sentences", type=int, help="first N NTREX sentences (default: all 1,997)")
+    s.add_argument("--folder-queries", type=int, default=40, help="folder test queries per language pair")
+    s.add_argument(
+        "--bitext-sentences",
+        type=int,
+        help="a seeded random sample of N NTREX sentences (default: all 1,997)",
+    )
     s.add_argument("--sts-languages", type=_csv, default=(), help="STSb languages (default: all 11)")
-    s.add_argument("--sts-pairs", type=int, help="first N pairs per language (default: all)")
+    s.add_argument(
+        "--sts-pairs", type=int, help="a seeded random sample of N pairs per language (default: all 1,379)"
+    )
 
 
 def _encoder(args: argparse.Namespace):
@@ -130,6 +147,7 @@ def run_dataset(args: argparse.Namespace) -> int:
         on_unknown="warn" if args.allow_unknown_ids else "error",
         batch_size=args.batch_size,
         backend=args.backend,
+        fusion=args.fusion,
     )
     result = evaluate_config(
         args.dataset, config, index_cache_dir=args.cache_dir, encoder=_encoder(args), show_progress=True
@@ -160,6 +178,8 @@ def run_suite(args: argparse.Namespace) -> int:
         xling_languages=args.xling_languages,
         xling_queries=args.xling_queries,
         xling_docs=args.xling_docs,
+        folder_queries=args.folder_queries,
+        fusion=args.fusion,
         bitext_sentences=args.bitext_sentences,
         sts_languages=args.sts_languages,
         sts_pairs=args.sts_pairs,

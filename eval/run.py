@@ -36,9 +36,17 @@ from eval.datasets import OnUnknown, corpus_hash, load_beir, subset, write_corpu
 from eval.metrics import DEFAULT_METRICS, PerQuery, by_rank, column, evaluate_run, mean
 from eval.significance import N_RESAMPLES, bootstrap_ci, paired_test
 from indexer.cache import cache_home
-from indexer.config import DEFAULT_MODEL, ChunkConfig, EncoderBackend, IndexConfig, ModelConfig, SearchConfig
+from indexer.config import (
+    DEFAULT_MODEL,
+    ChunkConfig,
+    EncoderBackend,
+    FusionMode,
+    IndexConfig,
+    ModelConfig,
+    SearchConfig,
+)
 from indexer.encoding.encoder import TextEncoder
-from indexer.errors import ConfigError
+from indexer.errors import ConfigError, DatasetError
 from indexer.types import Corpus, Qrels, Queries, Run, SearchMode
 
 logger = logging.getLogger(__name__)
@@ -48,6 +56,9 @@ BASELINE = "bm25"
 # E5 evaluates BEIR with passages truncated at 512 tokens; asking for 512 makes the chunker use the model's whole
 # window (it caps chunks at the model's max length), so most BEIR documents stay one chunk.
 EVAL_CHUNK_SIZE = 512
+# A dataset's corpus is one trusted file that takes minutes to read and chunk on a small CPU (SciFact's on 2 shared
+# cores: over 60 s); the per-file time budget that guards folder indexing against pathological files would skip it.
+EVAL_FILE_TIMEOUT_S = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -68,9 +79,11 @@ class EvalConfig:
     n_resamples: int = N_RESAMPLES
     batch_size: int = 32
     backend: EncoderBackend = "auto"  # how the encoder runs the model: see indexer.encoding.backends
+    fusion: FusionMode = "weighted"  # how hybrid fuses dense and BM25: see indexer.retrieval.fusion
 
     def __post_init__(self) -> None:
         ModelConfig(model=self.model, batch_size=self.batch_size, backend=self.backend)
+        SearchConfig(fusion=self.fusion)  # validates the choice
         unknown = [r for r in self.retrievers if r not in RETRIEVERS]
         if unknown or not self.retrievers:
             raise ConfigError(f"retrievers={list(self.retrievers)}: choose from {', '.join(RETRIEVERS)}")
@@ -161,10 +174,14 @@ def prepare_index(
     index_config = IndexConfig(
         model=ModelConfig(model=encoder.name, batch_size=config.batch_size, backend=config.backend),
         chunking=ChunkConfig(chunk_size=config.chunk_size),
+        file_timeout_s=EVAL_FILE_TIMEOUT_S,
     )
     summary = build_index(
         source, folder / "index", index_config, encoder=encoder, show_progress=show_progress
     )
+    if summary.skipped:  # an empty index would score every retriever 0 without a word
+        why = "; ".join(f"{s['path']}: {s['reason']}" for s in summary.skipped)
+        raise DatasetError(f"the eval index of {dataset_name} skipped its corpus ({why}); fix it and rerun")
     logger.info(
         "index %s: %d chunks, %d encoded in %.1fs",
         folder,
@@ -189,7 +206,7 @@ def run_retrievers(
         index_dir,
         encoder=encoder,
         reranker=reranker if reranker is not None else config.reranker,
-        config=SearchConfig(rerank_top=config.rerank_top),
+        config=SearchConfig(rerank_top=config.rerank_top, fusion=config.fusion),
     )
     runs: dict[str, Run] = {}
     seconds: dict[str, float] = {}

@@ -3,6 +3,10 @@ STSb-multi-MT (May 2021: the STS benchmark machine-translated by DeepL into 10 l
 
 Spearman ×100 of cosine similarity is the MTEB / sentence-transformers convention. Both sentences are encoded with
 the query prompt, as E5 does for symmetric tasks.
+
+A reduced run (``max_pairs``) takes a seeded random sample of each file's pairs, never the first N: the files are
+ordered by genre, and their first pairs (image captions) are the easiest. Spearman on the first 300 vs all 1,379
+pairs (fp32): English 91.9 vs 84.0, German 86.3 vs 78.9, Chinese 88.3 vs 78.2 (issue 14).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import csv
 import gzip
 import logging
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -58,6 +63,18 @@ def load_stsb(root: str | Path, lang: str, split: str = "test") -> list[Pair]:
     return pairs
 
 
+def sample_pairs(pairs: Sequence[Pair], n: int | None, seed: int = 0) -> list[Pair]:
+    """``n`` pairs drawn at random with ``seed`` (file order kept), or all of them when ``n`` is None or larger.
+
+    >>> sample_pairs([("a", "b", 1.0), ("c", "d", 2.0), ("e", "f", 3.0)], 2, seed=0)
+    [('c', 'd', 2.0), ('e', 'f', 3.0)]
+    """
+    if n is None or n >= len(pairs):
+        return list(pairs)
+    keep = sorted(random.Random(seed).sample(range(len(pairs)), n))
+    return [pairs[i] for i in keep]
+
+
 def sts_spearman(encoder: TextEncoder, pairs: Sequence[Pair], prompt: Prompt = "query") -> float:
     """Spearman ×100 between the cosine of each pair's embeddings and its gold score."""
     if len(pairs) < 2:
@@ -79,11 +96,13 @@ def sts_benchmark(
     split: str = "test",
     max_pairs: int | None = None,
     prompt: Prompt = "query",
+    seed: int = 0,
 ) -> dict[str, dict]:
-    """``{lang: {"spearman", "n"}}`` for each language (all of them by default)."""
+    """``{lang: {"spearman", "n"}}`` for each language (all of them by default); ``max_pairs``: a seeded random
+    sample of that many pairs per language (:func:`sample_pairs`)."""
     out: dict[str, dict] = {}
     for lang in languages or stsb_languages(root, split):
-        pairs = load_stsb(root, lang, split)[:max_pairs]
+        pairs = sample_pairs(load_stsb(root, lang, split), max_pairs, seed)
         out[lang] = {"spearman": sts_spearman(encoder, pairs, prompt), "n": len(pairs)}
         logger.info("sts %s: %.2f", lang, out[lang]["spearman"])
     return out

@@ -1,8 +1,15 @@
-"""The multilingual suite: DDTP cross-lingual retrieval, NTREX-128 bitext mining and STSb-multi-MT, one report.
+"""The multilingual suite: DDTP cross-lingual retrieval (one direction at a time, and a mixed-language folder),
+NTREX-128 bitext mining and STSb-multi-MT, one report.
 
-One encoder is loaded once and shared by the three parts. The cross-lingual part goes through the product's
-indexer (like ``e5search eval``); bitext and STS call the encoder directly, since they are not retrieval over an
-index. Sizes are parameters so CI and a 2-core CPU can run a reduced suite; the report says which sizes ran.
+One encoder is loaded once and shared by the parts. The retrieval parts go through the product's indexer (like
+``e5search eval``); bitext and STS call the encoder directly, since they are not retrieval over an index. Sizes
+are parameters so CI and a 2-core CPU can run a reduced suite; a reduced size is always a seeded random sample,
+never the first N, and the report says which sizes ran.
+
+The ``folder`` part (:mod:`eval.crosslingual`) holds documents of seven languages in one index and asks each
+query in language X for its answer in language Y, for 25 pairs: BM25, dense and hybrid nDCG@10 per pair, and the
+gate of issue 14 (hybrid >= max(BM25, dense) - 0.5 points on every pair, >= dense on the mean). Its ``test``
+split only: ``dev`` fitted the fusion weights (``bench/fit_fusion.py``).
 """
 
 from __future__ import annotations
@@ -17,16 +24,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, cast
 
-from eval import bitext, ddtp, sts
+from eval import bitext, crosslingual, ddtp, folder, sts
 from eval.run import EvalConfig, evaluate_config
-from indexer.config import DEFAULT_MODEL, EncoderBackend, ModelConfig
+from indexer.config import DEFAULT_MODEL, EncoderBackend, FusionMode, ModelConfig
 from indexer.encoding.encoder import TextEncoder
 from indexer.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-Part = Literal["xling", "bitext", "sts"]
-PARTS: tuple[Part, ...] = ("xling", "bitext", "sts")
+Part = Literal["xling", "folder", "bitext", "sts"]
+PARTS: tuple[Part, ...] = ("xling", "folder", "bitext", "sts")
 XLING_METRICS = ("ndcg@10", "recall@100", "mrr@10")
 
 
@@ -45,10 +52,13 @@ class SuiteConfig:
     xling_docs: int = ddtp.N_DOCS
     xling_min_translations: int = ddtp.MIN_TRANSLATIONS
     xling_retrievers: tuple[str, ...] = ("bm25", "dense")
+    folder_queries: int = crosslingual.CrossLingualConfig.queries_per_pair  # per language pair and split
+    folder_distractors: int = crosslingual.CrossLingualConfig.distractors_per_lang
+    fusion: FusionMode = "weighted"  # how the folder part's hybrid fuses its lists
     bitext_languages: tuple[str, ...] = bitext.DEFAULT_LANGUAGES
-    bitext_sentences: int | None = None  # None: all 1,997
+    bitext_sentences: int | None = None  # None: all 1,997; else a seeded random sample
     sts_languages: tuple[str, ...] = ()  # empty: all 11
-    sts_pairs: int | None = None  # None: all 1,379
+    sts_pairs: int | None = None  # None: all 1,379; else a seeded random sample per language
     seed: int = 0
     batch_size: int = 32
     backend: EncoderBackend = "auto"
@@ -106,6 +116,25 @@ def run_xling(
     return out
 
 
+def run_folder(
+    encoder: TextEncoder, data_root: Path, work_dir: Path, config: SuiteConfig, show_progress: bool = False
+) -> dict:
+    """The cross-lingual folder part (:func:`eval.folder.run_folder`) at the sizes ``config`` names."""
+    build = crosslingual.CrossLingualConfig(
+        queries_per_pair=config.folder_queries,
+        distractors_per_lang=config.folder_distractors,
+        seed=config.seed,
+    )
+    eval_config = EvalConfig(
+        model=config.model,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        backend=config.backend,
+        fusion=config.fusion,
+    )
+    return folder.run_folder(encoder, data_root / "debian-ddtp", work_dir, build, eval_config, show_progress)
+
+
 def run_suite(
     out_dir: str | Path,
     config: SuiteConfig = SuiteConfig(),
@@ -137,13 +166,23 @@ def run_suite(
     }
     if "xling" in config.parts:
         result["xling"] = run_xling(encoder, data_root, work_dir, config, show_progress)
+    if "folder" in config.parts:
+        result["folder"] = run_folder(encoder, data_root, work_dir, config, show_progress)
     if "bitext" in config.parts:
         result["bitext"] = bitext.bitext_mining(
-            encoder, data_root / "ntrex-128", config.bitext_languages, config.bitext_sentences
+            encoder,
+            data_root / "ntrex-128",
+            config.bitext_languages,
+            config.bitext_sentences,
+            seed=config.seed,
         )
     if "sts" in config.parts:
         result["sts"] = sts.sts_benchmark(
-            encoder, data_root / "stsb-multi-mt", config.sts_languages or None, max_pairs=config.sts_pairs
+            encoder,
+            data_root / "stsb-multi-mt",
+            config.sts_languages or None,
+            max_pairs=config.sts_pairs,
+            seed=config.seed,
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "multilingual.json").write_text(
@@ -222,12 +261,15 @@ def suite_markdown(result: dict) -> str:
         "",
         f"Model `{enc.get('model')}` (fingerprint `{enc.get('fingerprint')}`); {cfg.get('date')}, "
         f"{cfg.get('machine')}. Sizes: DDTP {cfg['xling_queries']} queries / {cfg['xling_docs']} documents "
-        f"per dataset, NTREX {cfg['bitext_sentences'] or 'all'} sentences, STS {cfg['sts_pairs'] or 'all'} "
-        "pairs per language.",
+        f"per dataset, folder {cfg.get('folder_queries')} queries per pair, NTREX "
+        f"{cfg['bitext_sentences'] or 'all'} sentences, STS {cfg['sts_pairs'] or 'all'} pairs per language "
+        f"(reduced sizes are seeded random samples, seed {cfg.get('seed')}).",
         "",
     ]
     if "xling" in result:
         lines += _xling_md(result["xling"], cfg["xling_retrievers"])
+    if "folder" in result:
+        lines += folder.folder_markdown(result["folder"])
     if "bitext" in result:
         lines += _bitext_md(result["bitext"])
     if "sts" in result:

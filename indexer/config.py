@@ -29,6 +29,14 @@ EncoderBackend = Literal["auto", "torch", "ct2-int8", "onnx-int8", "torch-bf16"]
 BACKEND_CHOICES: tuple[str, ...] = get_args(EncoderBackend)
 
 
+# How hybrid search fuses its dense and BM25 lists (indexer.retrieval.fusion): "weighted" gives each list a share
+# predicted for the query (the default); "rrf" is plain reciprocal-rank fusion, both lists an equal say.
+FusionMode = Literal["weighted", "rrf"]
+
+
+FUSION_CHOICES: tuple[str, ...] = get_args(FusionMode)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Which embedding model to use and how to prompt it.
@@ -133,8 +141,11 @@ class SearchConfig:
     candidates: int = 100  # per retriever, before fusion / reranking
     rerank_top: int = 50  # how many candidates the cross-encoder rescores
     max_query_chars: int = 2000
+    fusion: FusionMode = "weighted"  # how hybrid fuses dense and BM25; "rrf" = plain RRF
 
     def __post_init__(self) -> None:
+        if self.fusion not in FUSION_CHOICES:
+            raise ConfigError(f"fusion={self.fusion!r}: must be one of {', '.join(FUSION_CHOICES)}")
         if self.rrf_k < 1:
             raise ConfigError(f"rrf_k={self.rrf_k}: must be >= 1")
         if self.candidates < 1 or self.rerank_top < 1:

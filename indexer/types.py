@@ -92,6 +92,21 @@ class Hit:
         }
 
 
+@dataclass(frozen=True)
+class FusionWeights:
+    """How hybrid search weighed its two lists for one query: each list's share, ``bm25 + dense == 1``.
+
+    ``method`` is ``"weighted"`` (shares predicted for this query) or ``"rrf"`` (plain RRF: 0.5 each).
+    """
+
+    method: str
+    bm25: float
+    dense: float
+
+    def to_json(self) -> dict:
+        return {"method": self.method, "bm25": round(self.bm25, 4), "dense": round(self.dense, 4)}
+
+
 @dataclass
 class SearchResult:
     query: str
@@ -99,12 +114,14 @@ class SearchResult:
     reranked: bool
     hits: list[Hit]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    fusion: FusionWeights | None = None  # hybrid only: the weights its fusion used for this query
 
     def to_json(self) -> dict:
         return {
             "query": self.query,
             "mode": self.mode,
             "reranked": self.reranked,
+            "fusion": self.fusion.to_json() if self.fusion else None,
             "hits": [h.to_json() for h in self.hits],
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
         }

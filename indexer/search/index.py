@@ -1,4 +1,4 @@
-"""Open an index and search it: dense, BM25, hybrid (RRF) and cross-encoder reranked.
+"""Open an index and search it: dense, BM25, hybrid (weighted fusion, or plain RRF) and cross-encoder reranked.
 
 Every retriever has the same batch call, ``retriever(mode).search(queries, k) -> Run`` (:mod:`.retriever`), so
 the eval and the app go through the very code the CLI uses. ``Index.search`` is the single-query path with hits,
@@ -24,15 +24,16 @@ from indexer.encoding.encoder import TextEncoder, check_encoder, encoder_for_ind
 from indexer.errors import QueryError
 from indexer.ingest.chunking import passage_text
 from indexer.retrieval.dense import DenseIndex
-from indexer.retrieval.fusion import rrf
+from indexer.retrieval.fusion_model import FusionConfig, fusion_config
 from indexer.retrieval.rerank import NO_RERANKER, Reranker
+from indexer.search.hybrid import fuse_runs
 from indexer.search.reading import Generation, Reading
 from indexer.search.retriever import Retriever
 from indexer.storage import catalog
 from indexer.storage.layout import Layout
 from indexer.storage.store import open_engine, read_index_manifest, read_manifest
 from indexer.tokens import count_tokens
-from indexer.types import Ranked, SearchMode, SearchResult
+from indexer.types import FusionWeights, Ranked, SearchMode, SearchResult
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,11 @@ class Index:
             self._encoder = encoder_for_index(self.manifest)
         return self._encoder
 
+    @property
+    def fusion(self) -> FusionConfig:
+        """How hybrid fuses its lists: ``config.fusion`` with the shipped fitted weights."""
+        return fusion_config(self.config.fusion, self.config.rrf_k)
+
     def use_encoder(self, encoder: TextEncoder) -> None:
         """Search with ``encoder`` (checked against the index's model and backend) instead of the index's own."""
         check_encoder(self.manifest, encoder)
@@ -220,10 +226,11 @@ class Index:
         lang: str | None = None,
         allowed: np.ndarray | None = None,
         timings: dict[str, float] | None = None,
+        weights: list[FusionWeights] | None = None,
     ) -> list[Ranked]:
         """Each query's top ``n`` chunks (at least ``config.candidates`` per retriever before fusion) as (chunk
         id, score), best first, in the generation ``reading`` pins. ``allowed`` restricts to those chunk ids;
-        ``timings`` collects per-stage ms."""
+        ``timings`` collects per-stage ms and, for hybrid, ``weights`` each query's fusion weights."""
         timings = {} if timings is None else timings
         dense_runs: list[Ranked] = []
         bm25_runs: list[Ranked] = []
@@ -244,12 +251,11 @@ class Index:
         if mode == "bm25":
             return bm25_runs
         t0 = time.perf_counter()
-        fused = [
-            rrf([[c for c, _ in d], [c for c, _ in b]], k=self.config.rrf_k)
-            for d, b in zip(dense_runs, bm25_runs)
-        ]
+        fused = fuse_runs(reading, queries, dense_runs, bm25_runs, self.fusion)
         timings["fuse"] = (time.perf_counter() - t0) * 1e3
-        return fused
+        if weights is not None:
+            weights.extend(w for _, w in fused)
+        return [ranked for ranked, _ in fused]
 
     # ----------------------------------------------------------------- public search API
     def search(
@@ -278,10 +284,11 @@ class Index:
             path_prefix=filters.path_prefix if filters else None,
         )
         timings: dict[str, float] = {}
+        weights: list[FusionWeights] = []
         t_all = time.perf_counter()
         with self.reading() as reading:
             allowed = self._allowed(filters, reading.session)
-            ranked = self.rank(reading, [query], mode, k, filters.lang, allowed, timings)[0]
+            ranked = self.rank(reading, [query], mode, k, filters.lang, allowed, timings, weights)[0]
             before = {cid: r for r, (cid, _) in enumerate(ranked, start=1)}
             if rerank:
                 t0 = time.perf_counter()
@@ -291,7 +298,8 @@ class Index:
             hits = catalog.hits(reading.session, ranked[:k], before if rerank else None)
             timings["hydrate"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - t_all) * 1e3
-        return SearchResult(query=query, mode=mode, reranked=rerank, hits=hits, timings_ms=timings)
+        fusion = weights[0] if weights else None
+        return SearchResult(query, mode, rerank, hits, timings, fusion)
 
     def retriever(self, mode: SearchMode, rerank: bool = False) -> Retriever:
         if rerank and not self.has_reranker:

@@ -8,7 +8,7 @@ app, the eval) asks the same questions the same way. Non-goal: writing (that is 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 from indexer.errors import IndexStateError
 from indexer.storage.store import ChunkRow, DocumentRow, FileRow
 from indexer.types import Hit, Ranked
+
+_MAX_IN = 900  # ids per IN (...) list: below SQLite's historical limit of 999 bound parameters
 
 
 def chunk_ids_where(
@@ -67,6 +69,19 @@ def hits(session: Session, ranked: Ranked, before: dict[int, int] | None) -> lis
                 prev_rank=before.get(cid) if before is not None else None,
             )
         )
+    return out
+
+
+def chunk_langs(session: Session, chunk_ids: Iterable[int]) -> dict[int, str]:
+    """chunk id -> language (``ChunkRow.lang``) for ``chunk_ids``, in the session's snapshot; unknown ids are left
+    out. Asked per query for the few chunks fusion reads (cheaper than holding every chunk's language)."""
+    ids = sorted(set(chunk_ids))
+    out: dict[int, str] = {}
+    for i in range(0, len(ids), _MAX_IN):
+        rows = session.execute(
+            select(ChunkRow.id, ChunkRow.lang).where(ChunkRow.id.in_(ids[i : i + _MAX_IN]))
+        )
+        out.update((cid, lang) for cid, lang in rows)
     return out
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import service
+from app import render, service
 from app.render import md
 from indexer.search.index import Index
 from indexer.storage.layout import Layout
@@ -90,7 +90,7 @@ def test_empty_query_asks_for_one(monkeypatch, fake_index):
 def test_search_fills_three_columns_with_the_expected_documents(monkeypatch, fake_index):
     at = search(start(monkeypatch, fake_index), "coffee beans roasted")
     columns = column_cards(at)
-    assert list(columns) == ["BM25", "Dense (E5)", "Hybrid (RRF)"]
+    assert list(columns) == ["BM25", "Dense (E5)", "Hybrid"]
     for title, column in columns.items():
         assert column, title
         assert "en_coffee.md" in column[0] or "recipes/espresso.md" in column[0], (title, column[0])
@@ -104,11 +104,23 @@ def test_search_fills_three_columns_with_the_expected_documents(monkeypatch, fak
     )
     assert [m.label for m in at.metric] == [
         "BM25 ∩ Dense (E5)",
-        "BM25 ∩ Hybrid (RRF)",
-        "Dense (E5) ∩ Hybrid (RRF)",
+        "BM25 ∩ Hybrid",
+        "Dense (E5) ∩ Hybrid",
     ]
     assert all("shared" in m.value for m in at.metric)
     assert any(t.startswith("Kendall τ") for t in texts(at.caption))
+
+
+def test_hybrid_column_shows_the_weights_its_fusion_used(monkeypatch, fake_index):
+    at = search(start(monkeypatch, fake_index), "Wie entsteht Kaffee?")
+    [hybrid] = [col for col in at.columns if [s.value for s in col.subheader] == ["Hybrid"]]
+    fusion = Index.open(fake_index, encoder=FakeEncoder()).search("Wie entsteht Kaffee?", k=10).fusion
+    assert fusion is not None and fusion.method == "weighted"
+    assert md(render.fusion_line(fusion)) in texts(hybrid.caption)
+    assert f"BM25 {fusion.bm25:.2f} · dense {fusion.dense:.2f}" in render.fusion_line(fusion)
+    for col in at.columns:  # the other columns show no weights
+        if [s.value for s in col.subheader] in (["BM25"], ["Dense (E5)"]):
+            assert not any("BM25 0" in t or "BM25 1" in t for t in texts(col.caption))
 
 
 def test_dense_column_marks_the_best_sentence(monkeypatch, fake_index):

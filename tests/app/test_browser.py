@@ -153,7 +153,7 @@ def test_search_rerank_and_screenshot_in_a_real_browser(app_url: str, tmp_path: 
             page.wait_for_selector("span.e5-sent", timeout=120_000)  # the dense column's best sentences
             columns = _column_texts(page)
             assert len(columns) == 3
-            for title, text in zip(("BM25", "Dense (E5)", "Hybrid (RRF)"), columns, strict=True):
+            for title, text in zip(("BM25", "Dense (E5)", "Hybrid"), columns, strict=True):
                 assert text.startswith(title)
                 top3 = text.split("Open")[:3]
                 assert any(doc in card for card in top3 for doc in EXPECTED), (title, text[:500])

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eval.bitext import bitext_mining, mining_accuracy, read_languages
-from eval.sts import load_stsb, sts_benchmark, sts_spearman, stsb_languages
+from eval.bitext import bitext_mining, mining_accuracy, read_languages, sample_lines
+from eval.sts import load_stsb, sample_pairs, sts_benchmark, sts_spearman, stsb_languages
 from indexer.errors import E5SearchError
 from tests.fakes import FakeEncoder
 
@@ -103,3 +103,20 @@ def test_sts_benchmark_reads_stsb_files(tmp_path: Path):
     (tmp_path / "data" / "stsb-xx-test.csv").write_text("only one column\n", encoding="utf-8")
     with pytest.raises(E5SearchError, match=r"stsb-xx-test.csv:1: expected sentence1,sentence2,score"):
         load_stsb(tmp_path, "xx")
+
+
+def test_reduced_sizes_are_seeded_random_samples_not_the_first_n():
+    pairs = [(f"a{i}", f"b{i}", float(i % 5)) for i in range(1379)]
+    sample = sample_pairs(pairs, 300, seed=0)
+    assert len(sample) == 300 and sample == sample_pairs(pairs, 300, seed=0)
+    assert sample != pairs[:300] and sample != sample_pairs(pairs, 300, seed=1)
+    assert sample == sorted(sample, key=pairs.index)  # file order kept
+    assert sample_pairs(pairs, None) == pairs and sample_pairs(pairs, 5000) == pairs
+    lines = sample_lines(1997, 300, seed=0)
+    assert lines == sample_lines(1997, 300, seed=0) and lines != list(range(300)) and len(set(lines)) == 300
+    assert sample_lines(3, None) == [0, 1, 2]
+
+
+def test_bitext_sample_keeps_translations_aligned(ntrex: Path):
+    got = bitext_mining(FakeEncoder(dim=4096), ntrex, ["deu"], max_sentences=2, seed=3)
+    assert got["deu"]["n"] == 2 and got["deu"]["mean"] == 1.0  # the same lines of both files

@@ -36,7 +36,17 @@ def test_builds_both_directions_with_filters_and_seed(data_root: Path, tmp_path:
 
 
 def test_suite_writes_one_report(data_root: Path, tmp_path: Path):
-    config = SuiteConfig(xling_queries=2, xling_docs=4, xling_min_translations=3, bitext_languages=("deu",))
+    config = SuiteConfig(
+        parts=(
+            "xling",
+            "bitext",
+            "sts",
+        ),  # the folder part needs more packages: tests/eval/test_crosslingual.py
+        xling_queries=2,
+        xling_docs=4,
+        xling_min_translations=3,
+        bitext_languages=("deu",),
+    )
     result = run_suite(
         tmp_path / "report",
         config,

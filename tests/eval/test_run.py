@@ -25,7 +25,7 @@ import pytest
 
 from eval.datasets import load_beir
 from eval.run import EvalConfig, evaluate, parse_retrievers, split_name
-from indexer.errors import ConfigError
+from indexer.errors import ConfigError, DatasetError
 from indexer.ingest.langdetect import detect_language
 from tests.fakes import FakeEncoder
 
@@ -83,6 +83,7 @@ def result(tmp_path_factory) -> dict:
         index_cache_dir=cache,
         encoder=FakeEncoder(dim=DIM),
         n_resamples=2000,
+        fusion="rrf",  # the hand-computed hybrid values above are plain RRF's
     )
 
 
@@ -216,3 +217,13 @@ def test_retriever_names():
     assert parse_retrievers(" bm25, dense+rerank ,") == ("bm25", "dense+rerank")
     assert split_name("hybrid+rerank") == ("hybrid", True)
     assert split_name("dense") == ("dense", False)
+
+
+def test_a_skipped_corpus_is_an_error_not_zero_scores(tmp_path, monkeypatch):
+    """A BEIR corpus is one file: if indexing skips it (here: over a tiny time budget), every retriever would
+    score 0. The eval says so instead (SciFact's corpus.jsonl took over the default 60 s on 2 shared cores)."""
+    import eval.run
+
+    monkeypatch.setattr(eval.run, "EVAL_FILE_TIMEOUT_S", 1e-9)
+    with pytest.raises(DatasetError, match="skipped its corpus.*file_timeout_s"):
+        evaluate(TINY, retrievers=["bm25"], index_cache_dir=tmp_path, encoder=FakeEncoder(dim=DIM))

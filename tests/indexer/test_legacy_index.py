@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from indexer.config import SearchConfig
 from indexer.search.index import Index
 from tests.fakes import FakeEncoder
 
@@ -23,7 +24,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 def legacy(tmp_path_factory) -> Index:
     folder = tmp_path_factory.mktemp("legacy") / "index"
     shutil.copytree(FIXTURES / "legacy_index", folder)
-    idx = Index.open(folder, encoder=FakeEncoder())
+    idx = Index.open(folder, encoder=FakeEncoder(), config=SearchConfig(fusion="rrf"))  # what hybrid was then
     yield idx
     idx.close()
 

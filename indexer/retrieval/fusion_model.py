@@ -1,0 +1,163 @@
+"""How much say BM25 gets in one hybrid query: eight signals read from the two lists, a logistic model over them,
+and its fitted coefficients (``fusion_weights.json``, package data, loaded once).
+
+Why per query: when the query's language is not its answer's, BM25 has nothing real to match and its list is
+noise (shared function words, loanwords, CJK bigrams), while on a same-language query both lists help. What the
+index knows at query time tells the two apart. Every signal is in [0, 1] and read from the top ``depth`` of each
+list:
+
+- ``bm25_peak``: how far BM25's best score stands above its ``depth``-th (0 = flat list, no real lexical match;
+  1 = one chunk matches and nothing else scores, e.g. a product code);
+- ``overlap``: the share of the two top lists that agree;
+- ``dense_same_lang`` / ``bm25_same_lang``: the share of each top list in the query's detected language;
+- ``bm25_top_cross`` / ``dense_top_cross``: the list's best hit is in another language than the query (dense
+  crossing languages is the cross-lingual case BM25 cannot follow; BM25 crossing them means a shared name or code);
+- ``bm25_top_in_dense`` / ``dense_top_in_bm25``: each list's best hit is in the other's top list.
+
+The BM25 weight is ``sigmoid(bias + Σ coef_i · signal_i)``. The coefficients are fitted on dev splits only, by
+``bench/fit_fusion.py``, which writes ``fusion_weights.json``; this module only reads them.
+
+Non-goals: a language *prior* (boosting candidates for being in another language than the query fits a test set's
+mix of queries, not the query); anything that needs the query text or the model (the caller passes the query's
+detected language and the candidates' languages).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+from indexer.config import FUSION_CHOICES, FusionMode
+from indexer.errors import ConfigError
+from indexer.ingest.langdetect import UNDETERMINED
+
+Scored = Sequence[tuple[int, float]]  # (chunk id, score), best first
+Combine = Literal["convex", "rrf"]  # how the weighted lists are added: normalised scores, or reciprocal ranks
+FEATURES: tuple[str, ...] = (
+    "bm25_peak",
+    "overlap",
+    "dense_same_lang",
+    "bm25_same_lang",
+    "bm25_top_cross",
+    "dense_top_cross",
+    "bm25_top_in_dense",
+    "dense_top_in_bm25",
+)
+WEIGHTS_FILE = Path(__file__).with_name("fusion_weights.json")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """How hybrid search fuses dense and BM25; ``coef`` is (bias, one coefficient per name in :data:`FEATURES`).
+
+    The default ``coef`` is all zeros, weight 0.5 for every query; :func:`fitted_config` is the shipped fit.
+    """
+
+    mode: FusionMode = "weighted"
+    combine: Combine = "convex"
+    rrf_k: int = 60  # Cormack et al. 2009; used by mode "rrf" and by combine "rrf"
+    depth: int = 10  # how much of each list the signals read
+    coef: tuple[float, ...] = (0.0,) * (1 + len(FEATURES))
+    min_weight: float = 0.0  # clamps on the BM25 weight; (0, 1) leaves the model free
+    max_weight: float = 1.0
+    # Lexical guarantee: when BM25's list is this peaked (one hit standing out, e.g. a product code or a name),
+    # its best hit is moved up to rank ``keep_bm25_top`` if the fusion put it lower. 0 turns it off.
+    keep_bm25_top: int = 5
+    keep_bm25_peak: float = 0.75
+
+    def __post_init__(self) -> None:
+        if self.mode not in FUSION_CHOICES:
+            raise ConfigError(f"mode={self.mode!r}: use one of {', '.join(FUSION_CHOICES)}")
+        if self.combine not in get_args(Combine):
+            raise ConfigError(f"combine={self.combine!r}: use one of {', '.join(get_args(Combine))}")
+        if self.rrf_k < 1 or self.depth < 1:
+            raise ConfigError(f"rrf_k={self.rrf_k}, depth={self.depth}: both must be >= 1")
+        if len(self.coef) != 1 + len(FEATURES):
+            raise ConfigError(f"coef has {len(self.coef)} values: give a bias and one per feature {FEATURES}")
+        if self.keep_bm25_top < 0 or not 0.0 <= self.keep_bm25_peak <= 1.0:
+            raise ConfigError(
+                f"keep_bm25_top={self.keep_bm25_top}, keep_bm25_peak={self.keep_bm25_peak}: need a rank >= 0 "
+                "(0 = off) and a peak between 0 and 1"
+            )
+        if not 0.0 <= self.min_weight <= self.max_weight <= 1.0:
+            raise ConfigError(
+                f"min_weight={self.min_weight}, max_weight={self.max_weight}: need 0 <= min <= max <= 1"
+            )
+
+    def to_dict(self) -> dict:
+        """What ``fusion_weights.json`` stores under ``"config"`` (the mode is the search's choice, not data)."""
+        values = dataclasses.asdict(self)
+        del values["mode"]
+        return {**values, "coef": list(self.coef), "features": list(FEATURES)}
+
+
+def load_config(path: str | Path = WEIGHTS_FILE, **overrides: object) -> FusionConfig:
+    """A :class:`FusionConfig` from a weights file written by ``bench/fit_fusion.py`` (its ``"config"``)."""
+    data = dict(json.loads(Path(path).read_text(encoding="utf-8"))["config"])
+    features = tuple(data.pop("features", FEATURES))
+    if features != FEATURES:
+        raise ConfigError(f"{path}: fitted for features {features}, this code computes {FEATURES}; refit it")
+    known = {f.name for f in dataclasses.fields(FusionConfig)} - {"mode"}
+    if set(data) - known:
+        raise ConfigError(f"{path}: unknown keys {sorted(set(data) - known)}; refit with bench/fit_fusion.py")
+    data["coef"] = tuple(data["coef"])
+    return FusionConfig(**{**data, **overrides})  # type: ignore[arg-type]
+
+
+@functools.cache
+def fitted_config() -> FusionConfig:
+    """The shipped fit (``fusion_weights.json`` beside this module), read once per process."""
+    return load_config(WEIGHTS_FILE)
+
+
+def fusion_config(mode: FusionMode = "weighted", rrf_k: int = 60) -> FusionConfig:
+    """The config hybrid search uses: the shipped fit, in ``mode``, with ``rrf_k``."""
+    return dataclasses.replace(fitted_config(), mode=mode, rrf_k=rrf_k)
+
+
+def _same_lang(ranked: Scored, depth: int, query_lang: str, cand_langs: Mapping[int, str]) -> float:
+    """Share of the top ``depth`` in the query's language; 1.0 when the language is unknown (assume it matches)."""
+    top = ranked[:depth]
+    if not top or query_lang == UNDETERMINED:
+        return 1.0
+    return sum(cand_langs.get(cid) == query_lang for cid, _ in top) / len(top)
+
+
+def query_features(
+    dense: Scored, bm25: Scored, query_lang: str, cand_langs: Mapping[int, str], depth: int = 10
+) -> dict[str, float]:
+    """The per-query signals in :data:`FEATURES`, each in [0, 1] (the module docstring says what each means).
+
+    >>> f = query_features([(1, 0.9), (2, 0.8)], [(1, 5.0)], "en", {1: "en", 2: "de"}, depth=2)
+    >>> f["bm25_peak"], f["overlap"], f["dense_same_lang"], f["bm25_same_lang"], f["bm25_top_in_dense"]
+    (1.0, 0.5, 0.5, 1.0, 1.0)
+    """
+    peak = 0.0
+    if bm25 and bm25[0][1] > 0:
+        floor = bm25[depth - 1][1] if len(bm25) >= depth else 0.0  # fewer hits: the rest scored nothing
+        peak = (bm25[0][1] - floor) / bm25[0][1]
+    d_top = {cid for cid, _ in dense[:depth]}
+    b_top = {cid for cid, _ in bm25[:depth]}
+    return {
+        "bm25_peak": peak,
+        "overlap": len(d_top & b_top) / depth,
+        "dense_same_lang": _same_lang(dense, depth, query_lang, cand_langs),
+        "bm25_same_lang": _same_lang(bm25, depth, query_lang, cand_langs),
+        "bm25_top_cross": 1.0 - _same_lang(bm25, 1, query_lang, cand_langs) if bm25 else 0.0,
+        "dense_top_cross": 1.0 - _same_lang(dense, 1, query_lang, cand_langs) if dense else 0.0,
+        "bm25_top_in_dense": float(bool(bm25) and bm25[0][0] in d_top),
+        "dense_top_in_bm25": float(bool(dense) and dense[0][0] in b_top),
+    }
+
+
+def bm25_weight(features: Mapping[str, float], config: FusionConfig) -> float:
+    """``sigmoid(bias + Σ coef_i · feature_i)``, clamped to ``[min_weight, max_weight]``."""
+    z = config.coef[0] + sum(c * features[name] for c, name in zip(config.coef[1:], FEATURES))
+    w = 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
+    return min(config.max_weight, max(config.min_weight, w))
