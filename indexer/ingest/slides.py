@@ -37,7 +37,9 @@ def _read_pptx(data: bytes, path: Path, rel: str, limits: ReadLimits) -> list[Do
         title = _slide_title(slide)
         if title:
             titles.append(title)
-        blocks = [_shape_text(shape) for shape in _shapes(slide) if not _is_title(shape, slide)]
+        title_shape = slide.shapes.title
+        title_id = title_shape.shape_id if title_shape is not None else None
+        blocks = [_shape_text(shape) for shape in _shapes(slide) if shape.shape_id != title_id]
         blocks.append(_notes_text(slide))
         heading = (f"slide {number}", title) if title else (f"slide {number}",)
         outline.append((heading, "\n\n".join(b for b in blocks if b)))
@@ -50,11 +52,6 @@ def _read_pptx(data: bytes, path: Path, rel: str, limits: ReadLimits) -> list[Do
 def _slide_title(slide) -> str:
     shape = slide.shapes.title
     return _clean(shape.text_frame.text) if shape is not None and shape.has_text_frame else ""
-
-
-def _is_title(shape, slide) -> bool:
-    title = slide.shapes.title
-    return title is not None and shape.shape_id == title.shape_id
 
 
 def _shapes(slide) -> list:

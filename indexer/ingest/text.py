@@ -215,8 +215,7 @@ class OutlineBuilder:
     [((), ''), (('Intro',), 'Hello.'), (('Intro', 'More'), 'Bye.')]
     """
 
-    def __init__(self, path: tuple[str, ...] = ()) -> None:
-        self.base = path  # a heading path every section starts with (e.g. an e-book chapter's)
+    def __init__(self) -> None:
         self.outline: Outline = []
         self.headings: list[str] = []
         self._stack: list[tuple[int, str]] = []
@@ -235,7 +234,7 @@ class OutlineBuilder:
             self._blocks.append(text.strip())
 
     def _close(self) -> None:
-        self.outline.append((self.base + tuple(h for _, h in self._stack), "\n\n".join(self._blocks)))
+        self.outline.append((tuple(h for _, h in self._stack), "\n\n".join(self._blocks)))
         self._blocks = []
 
     def finish(self) -> Outline:
