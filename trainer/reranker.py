@@ -105,7 +105,9 @@ def train_reranker(
         "config": to_dict(config),
         "data_sha256": file_sha256(pairs_path),
     }  # the content, not the path: a moved file still matches
-    done, checkpoint = runs.prepare(output, identity, overwrite)
+    args = CrossEncoderTrainingArguments(**runs.common_args(config, output, show_progress))
+    with runs.main_process_first(args):  # rank 0 prepares the folder; under torchrun the others then read it
+        done, checkpoint = runs.prepare(output, identity, overwrite)
     if done:
         return output
     model = CrossEncoder(resolve_model(config.model), num_labels=1, max_length=config.max_length)
@@ -113,7 +115,6 @@ def train_reranker(
     if config.lora_r:
         _add_lora(model, config)
     data = Dataset.from_dict(labelled_pairs(pairs, config.num_negatives))
-    args = CrossEncoderTrainingArguments(**runs.common_args(config, output, show_progress))
     trainer = CrossEncoderTrainer(
         model=model,
         args=args,
@@ -122,7 +123,9 @@ def train_reranker(
         callbacks=[runs.MetricsJsonl(output / runs.METRICS)],
     )
     runs.quiet_stdout(trainer)
+    runs.rank_zero_saves(trainer)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    trainer.accelerator.wait_for_everyone()  # every rank's checkpoint files are written before rank 0 drops them
     if trainer.is_world_process_zero():
         if config.lora_r:
             _merge_lora(model, output)
@@ -135,6 +138,7 @@ def train_reranker(
             "loss": "BinaryCrossEntropyLoss",
         }
         runs.finish(output, identity, extra, config.keep_checkpoints, t0)
+    trainer.accelerator.wait_for_everyone()  # no rank returns (to a next stage) before the model is complete
     return output
 
 

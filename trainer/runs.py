@@ -19,6 +19,8 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,30 @@ def quiet_stdout(trainer) -> None:
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
+
+
+def rank_zero_saves(trainer) -> None:
+    """Only global rank 0 writes the model into a checkpoint.
+
+    sentence-transformers' ``Trainer._save`` assumes it runs on process zero alone, but transformers 5 calls it
+    on every rank and checks ``should_save`` inside its own ``_save`` (which the override replaces); under
+    ``torchrun`` every rank then wrote the same checkpoint files at the same time (the test's write audit saw
+    rank 1 write ``config.json``, ``modules.json``, the tokenizer, ... of ``checkpoint-N``).
+    """
+    save = trainer._save
+
+    def _save(output_dir: str | None = None, state_dict: Any = None) -> None:
+        if trainer.args.should_save:
+            save(output_dir, state_dict=state_dict)
+
+    trainer._save = _save
+
+
+@contextmanager
+def main_process_first(args) -> Iterator[None]:
+    """Global rank 0 runs the block, then the other ranks do (they read what it wrote); one process: no-op."""
+    with args.main_process_first(local=False, desc="preparing the run folder"):
+        yield
 
 
 def read_metrics(output: str | Path) -> list[dict[str, Any]]:

@@ -127,6 +127,25 @@ def recorded_prompts(query: str, passage: str, prompts_by_task: dict[str, str]) 
     return out
 
 
+def training_args(config: ContrastiveConfig, output: Path, show_progress: bool):
+    """The Trainer's arguments; ``prompts`` are filled in once the model is read.
+
+    They come first: their first use (``main_process_first``) joins the ``torchrun`` process group and picks
+    this rank's GPU, before the model is loaded onto it.
+    """
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+
+    return SentenceTransformerTrainingArguments(
+        **runs.common_args(config, output, show_progress),
+        max_grad_norm=config.max_grad_norm,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,  # a duplicate text in a batch would be a false negative
+        multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
+        eval_strategy="steps" if config.eval_beir and config.eval_steps else "no",
+        eval_steps=config.eval_steps or None,
+    )
+
+
 def _train(
     pairs_path: str | Path,
     output: str | Path,
@@ -135,8 +154,7 @@ def _train(
     overwrite: bool,
     show_progress: bool,
 ) -> Path:
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+    from sentence_transformers import SentenceTransformerTrainer
 
     from indexer.models.resolve import load_model, resolve_model
     from trainer.losses import DistillKLInfoNCELoss, contrastive_loss
@@ -149,7 +167,9 @@ def _train(
         "config": to_dict(config),
         "data_sha256": file_sha256(pairs_path),
     }  # the content, not the path: a moved file still matches
-    done, checkpoint = runs.prepare(output, identity, overwrite)
+    args = training_args(config, output, show_progress)
+    with runs.main_process_first(args):  # rank 0 prepares the folder; under torchrun the others then read it
+        done, checkpoint = runs.prepare(output, identity, overwrite)
     if done:
         return output
     model = load_model(config.model)
@@ -170,15 +190,7 @@ def _train(
     evaluator = (
         beir_evaluator(config, by_task.get(DEFAULT_TASK, query), passage) if config.eval_beir else None
     )
-    args = SentenceTransformerTrainingArguments(
-        **runs.common_args(config, output, show_progress),
-        max_grad_norm=config.max_grad_norm,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,  # a duplicate text in a batch would be a false negative
-        multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
-        prompts=prompts,
-        eval_strategy="steps" if evaluator is not None and config.eval_steps else "no",
-        eval_steps=config.eval_steps or None,
-    )
+    args.prompts = prompts  # the collator prepends each column's prompt
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
@@ -188,7 +200,9 @@ def _train(
         callbacks=[runs.MetricsJsonl(output / runs.METRICS)],
     )
     runs.quiet_stdout(trainer)
+    runs.rank_zero_saves(trainer)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    trainer.accelerator.wait_for_everyone()  # every rank's checkpoint files are written before rank 0 drops them
     if trainer.is_world_process_zero():
         model.max_seq_length = inference_length
         model.save(str(output), create_model_card=False)
@@ -204,6 +218,7 @@ def _train(
             "global_batch_size": config.batch_size * args.world_size,
         }
         runs.finish(output, identity, extra, config.keep_checkpoints, t0)
+    trainer.accelerator.wait_for_everyone()  # no rank returns (to a next stage) before the model is complete
     logger.info("trained %s in %.0f s", output, time.time() - t0)
     return output
 
