@@ -179,8 +179,20 @@ def prepare_index(
     summary = build_index(
         source, folder / "index", index_config, encoder=encoder, show_progress=show_progress
     )
-    if summary.skipped:  # an empty index would score every retriever 0 without a word
-        why = "; ".join(f"{s['path']}: {s['reason']}" for s in summary.skipped)
+    skipped = _skipped_files(folder / "index")
+    if (
+        skipped and not summary.skipped
+    ):  # an earlier run skipped the corpus (an older time budget): rebuild once
+        from indexer.storage.layout import remove_index
+
+        logger.warning("eval index %s had skipped %s; rebuilding it", folder / "index", skipped)
+        remove_index(folder / "index")
+        summary = build_index(
+            source, folder / "index", index_config, encoder=encoder, show_progress=show_progress
+        )
+        skipped = _skipped_files(folder / "index")
+    if skipped:  # an index without its corpus would score every retriever 0 without a word
+        why = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped)
         raise DatasetError(f"the eval index of {dataset_name} skipped its corpus ({why}); fix it and rerun")
     logger.info(
         "index %s: %d chunks, %d encoded in %.1fs",
@@ -190,6 +202,21 @@ def prepare_index(
         summary.seconds,
     )
     return folder / "index"
+
+
+def _skipped_files(index_dir: Path) -> list[dict]:
+    """The files an index holds as skipped, with their reasons (a dataset's corpus must never be one)."""
+    from sqlalchemy.orm import Session
+
+    from indexer.storage import catalog
+    from indexer.storage.store import open_engine
+
+    engine = open_engine(index_dir)
+    try:
+        with Session(engine) as session:
+            return catalog.counts(session)["skipped"]
+    finally:
+        engine.dispose()
 
 
 def run_retrievers(
