@@ -94,7 +94,9 @@ class IndexConfig:
     bm25_k1: float = 1.2  # Lucene / Anserini defaults
     bm25_b: float = 0.75
     follow_symlinks: bool = False  # index files that links point to outside the folder (else skip them)
-    file_timeout_s: float = 60.0  # reading + chunking one file longer than this skips it with a reason
+    file_timeout_s: float = (
+        60.0  # per MB (at least once): reading + chunking a file longer than that skips it
+    )
     max_unzipped_mb: float = 40.0  # a DOCX whose XML expands beyond this is refused (a zip bomb?)
 
     def __post_init__(self) -> None:

@@ -30,7 +30,7 @@ from indexer.encoding.encoder import TextEncoder, check_encoder
 from indexer.errors import ConfigError, SkipFile
 from indexer.ingest.chunking import chunk_document, passage_text
 from indexer.ingest.langdetect import detect_languages
-from indexer.ingest.limits import Deadline
+from indexer.ingest.limits import Deadline, OverBudget
 from indexer.ingest.loaders import (
     MULTI_DOCUMENT_SUFFIXES,
     file_suffix,
@@ -189,7 +189,9 @@ class _Reader:
     def read(self, path: Path) -> list[_Read]:
         """Read, chunk and language-tag one file within its time budget (SkipFile when it is spent)."""
         config, tokenizer = self.config, self.tokenizer
-        deadline = Deadline(config.file_timeout_s)
+        # per MB, at least one budget: a 10 MB corpus.jsonl of 5,000 abstracts legitimately takes minutes to chunk
+        # (a flat 60 s skipped SciFact's), while a 100 KB file that takes a minute is pathological
+        deadline = Deadline(config.file_timeout_s * max(1.0, path.stat().st_size / 2**20))
         docs = read_documents(
             path,
             self.root,
@@ -225,6 +227,8 @@ def _prepare(
             raise SkipFile(clash)
     except SkipFile as exc:
         prep.docs, prep.reason = [], clean_text(exc.reason)
+        if isinstance(exc, OverBudget):  # not the file's fault for sure: no hash, so the next run tries again
+            prep.content_hash = ""
         return prep
     except ConfigError:
         raise

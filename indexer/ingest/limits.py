@@ -48,6 +48,10 @@ XML_SUFFIXES = (".xml", ".rels")  # the members Office formats parse; EPUB adds 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a Compound File: legacy .doc/.xls/.ppt, or encrypted OOXML
 
 
+class OverBudget(SkipFile):
+    """A file's time budget ran out: skipped this run, tried again by the next (it may be a slow machine)."""
+
+
 class Deadline:
     """The time budget of one file, started at construction; ``None`` seconds means no limit.
 
@@ -61,9 +65,9 @@ class Deadline:
     def check(self) -> None:
         """Raises SkipFile once the budget is spent."""
         if time.monotonic() > self._end:
-            raise SkipFile(
-                f"reading and chunking took over {self.seconds:g} s (file_timeout_s): "
-                "a huge or pathological file"
+            raise OverBudget(
+                f"reading and chunking took over {self.seconds:g} s (file_timeout_s per MB): "
+                "a pathological file, or raise file_timeout_s"
             )
 
 

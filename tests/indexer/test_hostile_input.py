@@ -284,8 +284,10 @@ def test_file_over_its_time_budget_is_skipped_and_the_run_goes_on(tmp_path: Path
     big = " ".join(f"word{i % 997} sentence." for i in range(60_000))  # ~1 MB: seconds of chunking
     docs = write_docs(tmp_path / "docs", {**GOOD, "big.txt": big, "zz.txt": "Later file on walruses."})
     s = index(docs, tmp_path / "idx", IndexConfig(file_timeout_s=0.05))
-    assert "took over 0.05 s" in reasons(s)["big.txt"]
+    assert "took over 0.05" in reasons(s)["big.txt"] and "file_timeout_s per MB" in reasons(s)["big.txt"]
     assert s.added + len(s.skipped) == 3  # every file after it was still read
+    s = index(docs, tmp_path / "idx")  # unchanged, but a time skip is tried again (here with the default budget)
+    assert s.updated == 1 and "big.txt" not in reasons(s)
 
 
 def test_unexpected_error_in_one_file_becomes_its_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
