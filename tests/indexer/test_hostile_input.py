@@ -286,7 +286,9 @@ def test_file_over_its_time_budget_is_skipped_and_the_run_goes_on(tmp_path: Path
     s = index(docs, tmp_path / "idx", IndexConfig(file_timeout_s=0.05))
     assert "took over 0.05" in reasons(s)["big.txt"] and "file_timeout_s per MB" in reasons(s)["big.txt"]
     assert s.added + len(s.skipped) == 3  # every file after it was still read
-    s = index(docs, tmp_path / "idx")  # unchanged, but a time skip is tried again (here with the default budget)
+    s = index(
+        docs, tmp_path / "idx"
+    )  # unchanged, but a time skip is tried again (here with the default budget)
     assert s.updated == 1 and "big.txt" not in reasons(s)
 
 
