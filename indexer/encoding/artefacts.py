@@ -9,9 +9,16 @@ an artefact below :data:`MIN_PROBE_COSINE`.
 from __future__ import annotations
 
 import json
+import logging
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from indexer.cache import package_versions
+
+logger = logging.getLogger(__name__)
 
 RECORD = "build.json"
 
@@ -58,3 +65,22 @@ def probe(st_model, runner_class, path: Path) -> np.ndarray:
     ref = st_model.encode(list(PROBE_TEXTS), normalize_embeddings=True, convert_to_numpy=True)  # (n, dim)
     runner = runner_class(path, lean_pooling(st_model) or "mean", workers=1)
     return np.sum(ref * runner.embed(token_ids(st_model, PROBE_TEXTS)), axis=1)  # (n,)
+
+
+def write_record(staging: Path, fields: dict, packages: tuple[str, ...], started: float) -> dict:
+    """Write an artefact's ``build.json`` into its staging folder, last (it is what marks the build finished):
+    ``fields`` plus the versions of ``packages``, the build time and its duration; returns the record."""
+    record = {
+        **fields,
+        "versions": package_versions(*packages),
+        "built_at": datetime.now(timezone.utc).isoformat(),
+        "build_seconds": round(time.perf_counter() - started, 1),
+    }
+    (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    logger.info(
+        "built %s in %.0f s (probe cosine >= %.4f)",
+        staging.name,
+        record["build_seconds"],
+        record["probe_cosine_min"],
+    )
+    return record

@@ -20,12 +20,17 @@ import json
 import logging
 import shutil
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from indexer.cache import package_versions, staged_folder
-from indexer.encoding.artefacts import MIN_PROBE_COSINE, artefact_folder, finished_artefact, probe
+from indexer.cache import staged_folder
+from indexer.encoding.artefacts import (
+    MIN_PROBE_COSINE,
+    artefact_folder,
+    finished_artefact,
+    probe,
+    write_record,
+)
 from indexer.errors import ConfigError, E5SearchError
 
 logger = logging.getLogger(__name__)
@@ -101,21 +106,14 @@ def ensure_ct2_model(
     started = time.perf_counter()
     with staged_folder(target, lambda: find_ct2_model(model_fingerprint) is not None, force) as staging:
         built = _convert(st_model, staging)
-        record = {
+        fields = {
             "format": FORMAT,
             "model_fingerprint": model_fingerprint,
             "weights": "int8 per output row (CTranslate2 quantization='int8')",
             "activations": "int8 dynamic per token, per run",
             **built,
-            "versions": package_versions("ctranslate2", "torch", "transformers", "sentence-transformers"),
-            "built_at": datetime.now(timezone.utc).isoformat(),
-            "build_seconds": round(time.perf_counter() - started, 1),
         }
-        (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")  # written last
-    logger.info(
-        "built %s in %.0f s (probe cosine >= %.4f)",
-        target,
-        record["build_seconds"],
-        record["probe_cosine_min"],
-    )
+        write_record(
+            staging, fields, ("ctranslate2", "torch", "transformers", "sentence-transformers"), started
+        )
     return target / MODEL_DIR

@@ -23,19 +23,23 @@ directory and renamed into place; ``build.json`` is written last. Nothing is dow
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 import warnings
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from indexer.cache import package_versions, staged_folder
-from indexer.encoding.artefacts import MIN_PROBE_COSINE, RECORD, artefact_folder, finished_artefact, probe
+from indexer.cache import staged_folder
+from indexer.encoding.artefacts import (
+    MIN_PROBE_COSINE,
+    artefact_folder,
+    finished_artefact,
+    probe,
+    write_record,
+)
 from indexer.errors import ConfigError, E5SearchError
 
 logger = logging.getLogger(__name__)
@@ -308,7 +312,7 @@ def ensure_int8_model(
     with staged_folder(target, lambda: find_int8_model(model_fingerprint) is not None, force) as staging:
         with _quiet_onnx_tools():
             built = _build_in(staging, st_model)
-        record = {
+        fields = {
             "format": FORMAT,
             "model_fingerprint": model_fingerprint,
             "opset": OPSET,
@@ -316,17 +320,11 @@ def ensure_int8_model(
             "(MatMulNBits, fp32 compute) where lossless, else fp32",
             "activations": "uint8 dynamic per tensor, per run",
             **built,
-            "versions": package_versions(
-                "onnxruntime", "onnx", "torch", "transformers", "sentence-transformers"
-            ),
-            "built_at": datetime.now(timezone.utc).isoformat(),
-            "build_seconds": round(time.perf_counter() - started, 1),
         }
-        (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")  # written last
-    logger.info(
-        "built %s in %.0f s (probe cosine >= %.4f)",
-        target,
-        record["build_seconds"],
-        record["probe_cosine_min"],
-    )
+        write_record(
+            staging,
+            fields,
+            ("onnxruntime", "onnx", "torch", "transformers", "sentence-transformers"),
+            started,
+        )
     return target / "model.onnx"

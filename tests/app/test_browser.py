@@ -7,18 +7,13 @@ Playwright's own browser download is never needed. The screenshot lands in ``art
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.app.conftest import CORPUS
+from tests.app.live import free_port, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,26 +38,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_serving(url: str, server: subprocess.Popen, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"e5search app exited with status {server.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"e5search app did not answer at {url} within {timeout_s} s")
-
-
 @pytest.fixture(scope="module")
 def real_index(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Path:
     from indexer.build.job import build_index
@@ -77,42 +52,24 @@ def real_index(tmp_path_factory: pytest.TempPathFactory, default_model_path: Pat
 @pytest.fixture()
 def app_url(real_index: Path, default_model_path: Path, tiny_reranker: Path, tmp_path: Path):
     """``e5search app`` serving the real index on a free loopback port; stopped (its whole group) at the end."""
-    port = _free_port()
-    env = {**os.environ, "E5SEARCH_HOME": str(default_model_path.parents[1])}
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "e5search",
-            "app",
-            "--index",
-            str(real_index),
-            "--port",
-            str(port),
-            "--headless",
-            "--reranker",
-            str(tiny_reranker),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_serving(url, server)
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
-        print(f"server log: {tmp_path / 'server.log'}")
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "e5search",
+        "app",
+        "--index",
+        str(real_index),
+        "--port",
+        str(port),
+        "--headless",
+        "--reranker",
+        str(tiny_reranker),
+    ]
+    with serving(
+        cmd, port, tmp_path / "server.log", env={"E5SEARCH_HOME": str(default_model_path.parents[1])}
+    ):
+        yield f"http://127.0.0.1:{port}"
 
 
 def _column_texts(page) -> list[str]:
