@@ -23,6 +23,7 @@ CSS = """
 .e5-title {font-weight: 600; margin-top: .15rem;}
 .e5-path {font-family: monospace; font-size: .75rem; color: #777; word-break: break-all;}
 .e5-snippet {font-size: .9rem; margin-top: .3rem; line-height: 1.45;}
+.e5-page {font-weight: 600; color: #444; white-space: nowrap;}
 .e5-lang {background: #e8eefc; color: #1f3d8a; border-radius: .6rem; padding: 0 .45rem; font-size: .75rem;}
 .e5-move-up {color: #1a7f37; font-weight: 600;} .e5-move-down {color: #b42318; font-weight: 600;}
 .e5-move-new {color: #8a5a00; font-weight: 600;} .e5-move-same {color: #888;}
@@ -78,13 +79,15 @@ def _move_html(label: str) -> str:
 
 
 def hit_card(hit: Hit, snippet_html: str, k: int) -> str:
-    """One result: rank, rerank movement, score, language badge, title, path and heading path, snippet.
+    """One result: rank, rerank movement, score, language badge, title, path, page and heading path, snippet.
 
     ``snippet_html`` must already be escaped (see :func:`app.highlight.to_html`).
     """
     where = esc(hit.doc_path)
-    if hit.heading_path:
-        where += " › " + " › ".join(esc(h) for h in hit.heading_path)
+    if hit.page_label:  # the page (slide) right after the path, set apart, so it reads as a locator
+        where += f' <span class="e5-page" title="page in the original file">{esc(hit.page_label)}</span>'
+    if hit.section_path:
+        where += " › " + " › ".join(esc(h) for h in hit.section_path)
     return (
         '<div class="e5-hit">'
         f'<div class="e5-head"><span class="e5-rank">{hit.rank}</span>'

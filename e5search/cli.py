@@ -12,6 +12,10 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from indexer.types import Hit
 
 DEFAULT_INDEX = os.environ.get("E5SEARCH_INDEX", ".e5search/index")
 
@@ -165,7 +169,28 @@ def _print_result(result) -> None:
     for h in result.hits:
         snippet = " ".join(h.text.split())[:160]
         moved = f" (was {h.prev_rank})" if h.prev_rank and h.prev_rank != h.rank else ""
-        print(f"{h.rank:>3}. [{h.score:.4f}] [{h.lang}] {h.doc_path}{moved} - {h.title}\n     {snippet}")
+        page = f", {h.page_label}" if h.page_label else ""
+        print(
+            f"{h.rank:>3}. [{h.score:.4f}] [{h.lang}] {h.doc_path}{page}{moved} - {h.title}\n     {snippet}"
+        )
+
+
+CITATION_FORMAT = '[rank] title — path, p. N (heading > path): "snippet…"'
+
+
+def citation(hit: Hit, width: int = 200) -> str:
+    """One hit as a citation-ready line: ``[1] Glaciers — docs/ice.pdf, p. 2 (Moraines): "Terminal moraines…"``.
+
+    The page part is the page heading itself (``p. 2``, ``slide 3``) and only for paged sources; the heading path
+    (without the page) only when there is one; the snippet is the chunk's text on one line, cut at ``width``.
+    """
+    where = hit.doc_path + (f", {hit.page_label}" if hit.page_label else "")
+    if hit.section_path:
+        where += f" ({' > '.join(hit.section_path)})"
+    text = " ".join(hit.text.split())
+    snippet = text if len(text) <= width else text[:width].rstrip() + "…"
+    title = f"{hit.title} — " if hit.title else ""
+    return f'[{hit.rank}] {title}{where}: "{snippet}"'
 
 
 def _read_queries(path: Path) -> list[tuple[str, str]]:
@@ -207,7 +232,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             (qid, index.search(text, mode=args.mode, k=args.k, rerank=args.rerank, filters=filters))
         )
     for qid, result in results:
-        if args.json or args.queries:
+        if args.format == "citations":
+            if qid is not None:  # --queries: a header line names the query each block answers
+                print(f"# {qid}: {result.query}")
+            for hit in result.hits:
+                print(citation(hit))
+        elif args.json or args.queries:
             obj = result.to_json()
             if qid is not None:
                 obj = {"_id": qid, **obj}
@@ -507,7 +537,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.trec",
         help="with --queries: write a TREC run (qid Q0 docid rank score tag; k documents per query) instead",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print one JSON object")
+    out.add_argument(
+        "--format",
+        choices=["text", "citations"],
+        default="text",
+        help=f"citations: one citation-ready line per hit, {CITATION_FORMAT} (the page only for PDFs, 'slide N' "
+        "for slides; the heading path only when there is one; with --queries a '# qid: query' line heads each "
+        "query's hits)",
+    )
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("info", help="what an index holds")

@@ -64,7 +64,11 @@ class ChunkDraft:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result. ``chunk_id`` is also the chunk's FAISS id."""
+    """One search result. ``chunk_id`` is also the chunk's FAISS id.
+
+    ``page`` is the page (PDF) or slide (PPTX) the chunk is on, read from the first heading of its heading path
+    (``("p. 3",)``, ``("slide 3", "Title")``) by :func:`indexer.storage.catalog.page_of`; None for unpaged sources.
+    """
 
     rank: int
     score: float
@@ -76,6 +80,17 @@ class Hit:
     heading_path: tuple[str, ...] = ()
     doc_id: str | None = None  # external id (BEIR ``_id``) when the document has one
     prev_rank: int | None = None  # rank before reranking, when reranked
+    page: int | None = None  # page or slide number, from heading_path[0], when the source is paged
+
+    @property
+    def page_label(self) -> str:
+        """``"p. 3"`` / ``"slide 3"``: the heading the page was read from; ``""`` when there is no page."""
+        return self.heading_path[0] if self.page is not None and self.heading_path else ""
+
+    @property
+    def section_path(self) -> tuple[str, ...]:
+        """The heading path without its page heading (the page is shown on its own)."""
+        return self.heading_path[1:] if self.page_label else self.heading_path
 
     def to_json(self) -> dict:
         return {
@@ -87,6 +102,7 @@ class Hit:
             "text": self.text,
             "lang": self.lang,
             "heading_path": list(self.heading_path),
+            "page": self.page,
             "doc_id": self.doc_id,
             "prev_rank": self.prev_rank,
         }

@@ -8,6 +8,7 @@ app, the eval) asks the same questions the same way. Non-goal: writing (that is 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import func, select
@@ -18,6 +19,20 @@ from indexer.storage.store import ChunkRow, DocumentRow, FileRow
 from indexer.types import Hit, Ranked
 
 _MAX_IN = 900  # ids per IN (...) list: below SQLite's historical limit of 999 bound parameters
+# The page heading each paged reader puts first in a section's heading path (indexer.ingest.office, .slides).
+# Read back here, not stored apart, so that indexes built before pages were shown get pages too.
+_PAGE_HEADINGS = {"pdf": re.compile(r"p\. (\d+)"), "pptx": re.compile(r"slide (\d+)")}
+
+
+def page_of(file_type: str, heading_path: Sequence[str]) -> int | None:
+    """The page (PDF) or slide (PPTX) number a chunk is on, from its heading path; None for unpaged sources.
+
+    >>> page_of("pdf", ("p. 3",)), page_of("pptx", ("slide 2", "Results")), page_of("md", ("p. 3",))
+    (3, 2, None)
+    """
+    pattern = _PAGE_HEADINGS.get(file_type)
+    match = pattern.fullmatch(heading_path[0]) if pattern and heading_path else None
+    return int(match.group(1)) if match else None
 
 
 def chunk_ids_where(
@@ -67,6 +82,7 @@ def hits(session: Session, ranked: Ranked, before: dict[int, int] | None) -> lis
                 heading_path=c.headings,
                 doc_id=d.external_id,
                 prev_rank=before.get(cid) if before is not None else None,
+                page=page_of(d.file_type, c.headings),
             )
         )
     return out
