@@ -1,9 +1,9 @@
-"""What the int8 ONNX and CTranslate2 artefacts share: where they live, when one is finished, the quality probe.
+"""What the ONNX and CTranslate2 artefacts share: where they live, when one is finished, the quality probe.
 
-Artefacts live in ``<cache>/<kind>/<model fingerprint>-int8/`` with a ``build.json`` written last; one counts
-as finished only when that record names the current format and model. :func:`probe` embeds
-:data:`PROBE_TEXTS` (multilingual) with a candidate runner, so the builders can compare it with fp32 and refuse
-an artefact below :data:`MIN_PROBE_COSINE`.
+Artefacts live in ``<cache>/<kind>/<model fingerprint>-int8/`` (``-fp32/`` for the fp32 ONNX model) with a
+``build.json`` written last; one counts as finished only when that record names the current format and model.
+:func:`probe` embeds :data:`PROBE_TEXTS` (multilingual) with a candidate runner, so the builders can compare it
+with fp32 and refuse an artefact below :data:`MIN_PROBE_COSINE` (:data:`MIN_FP32_PROBE_COSINE` for fp32 ones).
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ RECORD = "build.json"
 MIN_PROBE_COSINE = 0.995  # measured (bench/results/encode.md): >= 0.998 on short multilingual texts
 
 
+MIN_FP32_PROBE_COSINE = 0.9999  # an fp32 artefact must stay in the fp32 numerics class (bf16 autocast's bar)
+
+
 PROBE_TEXTS = (
     "query: how do plants turn sunlight into sugar",
     "passage: Photosynthesis converts light energy into chemical energy stored in glucose.",
@@ -38,10 +41,11 @@ PROBE_TEXTS = (
 )
 
 
-def artefact_folder(home: Path, model_fingerprint: str) -> Path:
-    """``<home>/<fingerprint>-int8``, the fingerprint made safe for a file name (shared with :mod:`indexer.encoding.ct2_build`)."""
+def artefact_folder(home: Path, model_fingerprint: str, kind: str = "int8") -> Path:
+    """``<home>/<fingerprint>-<kind>``, the fingerprint made safe for a file name (shared with
+    :mod:`indexer.encoding.ct2_build`; ``kind="fp32"`` for the fused fp32 ONNX model of the lone-text path)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_fingerprint)
-    return home / f"{safe}-int8"
+    return home / f"{safe}-{kind}"
 
 
 def finished_artefact(folder: Path, fmt: int, model_fingerprint: str, check: str) -> Path | None:

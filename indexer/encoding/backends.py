@@ -201,8 +201,9 @@ def mismatch_hint(recorded: dict[str, Any], model_fingerprint: str | None) -> st
 def open_runner(st_model, backend: str, model_fingerprint: str, show_progress: bool = False) -> Runner | None:
     """The runner for a resolved backend; ``None`` means: use ``SentenceTransformer.encode`` (torch only).
 
-    Builds the int8 ONNX artefact on first use. Raises :class:`ConfigError` when the backend can't serve
-    this model; the caller decides whether to fall back.
+    Builds the int8 ONNX artefact on first use (for ``torch`` / ``torch-bf16`` on CPU with onnxruntime, the fp32
+    one that serves lone texts). Raises :class:`ConfigError` when the backend can't serve this model; the caller
+    decides whether to fall back.
     """
     pooling = lean_pooling(st_model)
     if pooling is None:
@@ -231,4 +232,14 @@ def open_runner(st_model, backend: str, model_fingerprint: str, show_progress: b
             return PackedRunner(st_model)
         except ValueError as exc:  # another architecture: the padded runner serves it
             logger.info("packed GPU path unavailable (%s); padded bf16 batches instead", exc)
-    return TorchRunner(st_model, pooling, bf16=backend == "torch-bf16")
+    torch_runner = TorchRunner(st_model, pooling, bf16=backend == "torch-bf16")
+    if torch_runner.device.type == "cpu" and BACKENDS["onnx-int8"].missing() is None:  # onnxruntime and onnx
+        from indexer.encoding.onnx_build import ensure_fp32_model
+
+        try:  # lone texts (queries) on the fused fp32 ONNX model: fp32 class, so fingerprint and cache key stay
+            torch_runner.solo = OnnxRunner(
+                ensure_fp32_model(st_model, model_fingerprint), pooling, lone_only=True
+            )
+        except Exception as exc:  # noqa: BLE001 - an optimisation: torch still serves lone texts
+            logger.warning("no fp32 ONNX model for lone texts (%s); they run on torch", exc)
+    return torch_runner

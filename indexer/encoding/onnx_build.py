@@ -34,6 +34,7 @@ import numpy as np
 
 from indexer.cache import staged_folder
 from indexer.encoding.artefacts import (
+    MIN_FP32_PROBE_COSINE,
     MIN_PROBE_COSINE,
     artefact_folder,
     finished_artefact,
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 
 FORMAT = 3  # bump when the recipe changes what it writes; older artefacts are then rebuilt
+FP32_FORMAT = 1  # the same for the fused fp32 model (ensure_fp32_model), kept in ``<fingerprint>-fp32/``
 
 
 OPSET = 17
@@ -328,3 +330,21 @@ def ensure_int8_model(
             started,
         )
     return target / "model.onnx"
+
+
+def ensure_fp32_model(st_model, model_fingerprint: str) -> Path:
+    """The fused fp32 ONNX model for lone texts (``<fingerprint>-fp32/``): built once, kept if it matches torch."""
+    folder = artefact_folder(onnx_home(), model_fingerprint, "fp32")
+    found = lambda: finished_artefact(folder, FP32_FORMAT, model_fingerprint, "model.onnx")  # noqa: E731
+    if found() is None:
+        _require_builders()
+        started = time.perf_counter()
+        with staged_folder(folder, lambda: found() is not None) as staging, _quiet_onnx_tools():
+            export_fp32(st_model, staging / "plain.onnx")
+            stats = fuse(staging / "plain.onnx", staging / "model.onnx", st_model[0].auto_model.config)
+            (staging / "plain.onnx").unlink()
+            if (cos := float(probe_cosines(st_model, staging / "model.onnx").min())) < MIN_FP32_PROBE_COSINE:
+                raise E5SearchError(f"fp32 ONNX model: probe cosine {cos:.6f} < {MIN_FP32_PROBE_COSINE}")
+            fields = {"format": FP32_FORMAT, "model_fingerprint": model_fingerprint, "fused_operators": stats}
+            write_record(staging, fields | {"probe_cosine_min": cos}, ("onnxruntime", "torch"), started)
+    return folder / "model.onnx"

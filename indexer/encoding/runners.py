@@ -118,13 +118,17 @@ class _PerTextRunner:
 class OnnxRunner(_PerTextRunner):
     """ONNX Runtime on CPU (:mod:`indexer.encoding.onnx_build`)."""
 
-    def __init__(self, model_path: Path, pooling: str, workers: int | None = None):
+    def __init__(self, model_path: Path, pooling: str, workers: int | None = None, lone_only: bool = False):
         super().__init__(pooling, workers)
         self.path = str(model_path)
-        self.session = _ort_session(self.path)
+        # one serving lone texts only (TorchRunner.solo) opens no batch session: one copy of the weights, not two
+        self.session = None if lone_only else _ort_session(self.path)
 
     def _hidden(self, ids: np.ndarray, solo: bool) -> np.ndarray:
-        session = _ort_session(self.path, min(self.workers, SOLO_THREADS)) if solo else self.session
+        if solo:
+            session = _ort_session(self.path, min(self.workers, SOLO_THREADS))
+        else:
+            session = self.session or _ort_session(self.path)
         feeds = {"input_ids": ids[None, :], "attention_mask": np.ones((1, len(ids)), np.int64)}
         return session.run(None, feeds)[0][0]  # (seq, hidden)
 
@@ -161,10 +165,15 @@ class Ct2Runner(_PerTextRunner):
 class TorchRunner:
     """The sentence-transformers model's own transformer, without sentence-transformers' per-call overhead:
     length-sorted batches under a token budget (little padding), no attention mask for a lone text (PyTorch's
-    SDPA then takes its unmasked kernel), pooling on the device and one copy back to the host at the end."""
+    SDPA then takes its unmasked kernel), pooling on the device and one copy back to the host at the end.
 
-    def __init__(self, st_model, pooling: str, bf16: bool = False):
+    On CPU a lone text (a query) goes to ``solo`` where one is given: the fused fp32 ONNX model
+    (:func:`indexer.encoding.onnx_build.ensure_fp32_model`), same numerics class (cosine >= 0.9999 to fp32),
+    without PyTorch's per-operator dispatch, which is most of a short text's time."""
+
+    def __init__(self, st_model, pooling: str, bf16: bool = False, solo: Runner | None = None):
         self.model = st_model[0].auto_model
+        self.solo = solo
         self.device = st_model.device
         self.pooling = pooling
         self.bf16 = bf16
@@ -209,6 +218,8 @@ class TorchRunner:
         import torch
         from tqdm.auto import tqdm
 
+        if len(seqs) == 1 and self.solo is not None and self.device.type == "cpu":
+            return self.solo.embed(seqs)  # (1, hidden)
         batches = self._batches(seqs)
         with torch.inference_mode():
             pooled = [self._forward([seqs[i] for i in b]) for b in tqdm(batches, disable=not show_progress)]
