@@ -183,8 +183,10 @@ def _reference(model: Path, texts: list[str], prompt: str = "passage: ") -> np.n
     return st.encode(texts, prompt=prompt, normalize_embeddings=True, convert_to_numpy=True)
 
 
-def test_torch_backend_reproduces_sentence_transformers(tiny):
+def test_torch_backend_reproduces_sentence_transformers(tiny, tmp_path, monkeypatch):
     from indexer.encoding.encoder import Encoder
+
+    monkeypatch.setenv("E5SEARCH_HOME", str(tmp_path / "home"))  # the lone-text fp32 artefact goes here
 
     enc = Encoder(ModelConfig(model=str(tiny), backend="torch", device="cpu"))
     got = enc.encode_passages(MULTILINGUAL)
