@@ -12,7 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from indexer.config import BACKEND_CHOICES, FUSION_CHOICES
+from indexer.config import BACKEND_CHOICES, FUSION_CHOICES, ChunkConfig
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from eval.run import RETRIEVERS, parse_retrievers
+    from eval.run import EVAL_CHUNK_SIZE, RETRIEVERS, parse_retrievers
 
     g = parser.add_argument_group("BEIR evaluation")
     g.add_argument(
@@ -52,6 +52,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=100,
         help="candidates the cross-encoder rescores (default: %(default)s)",
+    )
+    g.add_argument(
+        "--chunk-size",
+        type=int,
+        default=EVAL_CHUNK_SIZE,
+        help="chunk size in model tokens (default: %(default)s, capped at the model's window); part of the "
+        "index cache key, as are the next two",
+    )
+    g.add_argument(
+        "--chunk-overlap",
+        type=int,
+        default=ChunkConfig.chunk_overlap,
+        help="tokens of trailing sentences repeated in the next chunk (default: %(default)s)",
+    )
+    g.add_argument(
+        "--max-title-tokens",
+        type=int,
+        default=ChunkConfig.max_title_tokens,
+        help="title + heading path budget in every chunk (default: %(default)s)",
     )
     g.add_argument("--max-queries", type=int, help="evaluate a seeded sample of N queries")
     g.add_argument("--max-docs", type=int, help="corpus subset: judged docs of the kept queries + a sample")
@@ -141,6 +160,9 @@ def run_dataset(args: argparse.Namespace) -> int:
         reranker=args.reranker or default_reranker(),
         k=args.k,
         rerank_top=args.rerank_top,
+        chunk_size=args.chunk_size,
+        chunk_overlap=args.chunk_overlap,
+        max_title_tokens=args.max_title_tokens,
         max_queries=args.max_queries,
         max_docs=args.max_docs,
         seed=args.seed,

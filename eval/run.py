@@ -72,6 +72,8 @@ class EvalConfig:
     k: int = 100  # documents retrieved per query; Recall@100 and MAP@100 need 100
     rerank_top: int = 100  # candidates the cross-encoder rescores in the +rerank retrievers (the app: 50)
     chunk_size: int = EVAL_CHUNK_SIZE
+    chunk_overlap: int = ChunkConfig.chunk_overlap  # tokens of trailing sentences repeated in the next chunk
+    max_title_tokens: int = ChunkConfig.max_title_tokens  # title + heading path budget in every chunk
     max_queries: int | None = None
     max_docs: int | None = None
     seed: int = 0  # for subsets, bootstrap and randomisation tests
@@ -99,7 +101,15 @@ class EvalConfig:
                 raise ConfigError(f"{name}={value}: must be >= 1, or None for all")
         if self.on_unknown not in ("error", "warn"):
             raise ConfigError(f"on_unknown={self.on_unknown!r}: must be 'error' or 'warn'")
-        ChunkConfig(chunk_size=self.chunk_size)  # validates the range
+        _ = self.chunking  # validates the ranges
+
+    @property
+    def chunking(self) -> ChunkConfig:
+        return ChunkConfig(
+            chunk_size=self.chunk_size,
+            chunk_overlap=self.chunk_overlap,
+            max_title_tokens=self.max_title_tokens,
+        )
 
     @property
     def needs_reranker(self) -> bool:
@@ -166,14 +176,14 @@ def prepare_index(
     """Index ``corpus`` with ``encoder`` into a cache folder keyed by content, model and chunking; returns it."""
     from indexer.build.job import build_index
 
-    key = f"{dataset_name}-{corpus_hash(corpus)}-{encoder.fingerprint}-c{config.chunk_size}"
+    key = f"{dataset_name}-{corpus_hash(corpus)}-{encoder.fingerprint}-{_chunking_key(config.chunking)}"
     folder = (cache_dir or cache_home() / "eval") / key
     source = folder / "corpus" / "corpus.jsonl"
     if not source.exists():  # content-addressed: an existing file is this corpus, left untouched
         write_corpus(corpus, source)
     index_config = IndexConfig(
         model=ModelConfig(model=encoder.name, batch_size=config.batch_size, backend=config.backend),
-        chunking=ChunkConfig(chunk_size=config.chunk_size),
+        chunking=config.chunking,
         file_timeout_s=EVAL_FILE_TIMEOUT_S,
     )
     summary = build_index(
@@ -202,6 +212,18 @@ def prepare_index(
         summary.seconds,
     )
     return folder / "index"
+
+
+def _chunking_key(chunking: ChunkConfig) -> str:
+    """``c512``, plus ``-o0`` / ``-t16`` where overlap or title budget differ from the defaults (so the indexes
+    cached before those were options keep their keys)."""
+    default = ChunkConfig()
+    key = f"c{chunking.chunk_size}"
+    if chunking.chunk_overlap != default.chunk_overlap:
+        key += f"-o{chunking.chunk_overlap}"
+    if chunking.max_title_tokens != default.max_title_tokens:
+        key += f"-t{chunking.max_title_tokens}"
+    return key
 
 
 def _skipped_files(index_dir: Path) -> list[dict]:

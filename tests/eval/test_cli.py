@@ -10,6 +10,7 @@ import pytest
 
 from eval import cli
 from indexer.errors import ConfigError
+from indexer.storage.store import read_index_manifest
 from tests.fakes import FakeEncoder
 
 TINY = Path(__file__).resolve().parents[1] / "fixtures" / "beir_tiny"
@@ -85,3 +86,23 @@ def test_suite_from_the_command_line(data_root: Path, tmp_path: Path, capsys: py
     assert "multilingual.md" in capsys.readouterr().out
     result = json.loads((tmp_path / "suite" / "multilingual.json").read_text(encoding="utf-8"))
     assert set(result) == {"config", "bitext", "sts"}
+
+
+def test_chunking_flags_reach_the_index_and_its_cache_key(tmp_path: Path):
+    common = ["--dataset", str(TINY), "--retrievers", "dense", "--cache-dir", str(tmp_path / "cache")]
+    assert cli.run(parse([*common, "--json", str(tmp_path / "default.json")])) == 0
+    flags = ["--chunk-size", "256", "--chunk-overlap", "0", "--max-title-tokens", "16"]
+    assert cli.run(parse([*common, *flags, "--json", str(tmp_path / "short.json")])) == 0
+    default = json.loads((tmp_path / "default.json").read_text(encoding="utf-8"))["config"]
+    short = json.loads((tmp_path / "short.json").read_text(encoding="utf-8"))["config"]
+    assert (default["chunk_size"], default["chunk_overlap"], default["max_title_tokens"]) == (512, 32, 48)
+    assert default["index_dir"].endswith("-c512/index")  # indexes cached before the flags keep their key
+    assert (short["chunk_size"], short["chunk_overlap"], short["max_title_tokens"]) == (256, 0, 16)
+    assert short["index_dir"].endswith("-c256-o0-t16/index")
+    manifest = read_index_manifest(short["index_dir"])
+    assert manifest["config"]["chunking"] == {"chunk_size": 256, "chunk_overlap": 0, "max_title_tokens": 16}
+
+
+def test_chunking_flags_are_validated():
+    with pytest.raises(ConfigError, match="chunk_overlap=200"):
+        cli.run(parse(["--dataset", str(TINY), "--chunk-size", "256", "--chunk-overlap", "200"]))
