@@ -48,6 +48,18 @@ def _index_and_search(model_dir: Path, tmp_path: Path, reranker: Path | None = N
         index.close()
 
 
+def _mine_dense(pairs_path: Path, tmp_path: Path, tiny_model: Path) -> Path:
+    """One dense-mined hard negative per pair, written to ``tmp_path/mined.jsonl``."""
+    from trainer.stages import run_mine
+
+    mined = tmp_path / "mined.jsonl"
+    config = MineConfig(
+        method="dense", model=str(tiny_model), num_negatives=1, range_min=0, range_max=5, relative_margin=None
+    )
+    run_mine(pairs_path, mined, config)
+    return mined
+
+
 def test_resume_continues_the_same_run(tiny_model, pairs_path, tmp_path, monkeypatch):
     config = _tiny(tiny_model, max_steps=6, save_steps=3)
     train_contrastive(pairs_path, tmp_path / "whole", config)
@@ -162,21 +174,8 @@ def test_mine_reranker_distill_chain(tiny_model, pairs_path, tmp_path):
 
 
 def test_distill_without_teacher_scores_says_how_to_get_them(tiny_model, pairs_path, tmp_path):
-    from trainer.stages import run_mine
 
-    mined = tmp_path / "mined.jsonl"
-    run_mine(
-        pairs_path,
-        mined,
-        MineConfig(
-            method="dense",
-            model=str(tiny_model),
-            num_negatives=1,
-            range_min=0,
-            range_max=5,
-            relative_margin=None,
-        ),
-    )
+    mined = _mine_dense(pairs_path, tmp_path, tiny_model)
     with pytest.raises(TrainingDataError, match="train mine --teacher"):
         train_distill(
             mined, tmp_path / "d", DistillConfig(model=str(tiny_model), batch_size=4, num_negatives=1)
@@ -185,21 +184,9 @@ def test_distill_without_teacher_scores_says_how_to_get_them(tiny_model, pairs_p
 
 def test_lora_reranker_saves_a_small_adapter_and_a_plain_folder(tiny_model, pairs_path, tmp_path):
     from indexer.retrieval.rerank import Reranker
-    from trainer.stages import run_mine, run_reranker
+    from trainer.stages import run_reranker
 
-    mined = tmp_path / "mined.jsonl"
-    run_mine(
-        pairs_path,
-        mined,
-        MineConfig(
-            method="dense",
-            model=str(tiny_model),
-            num_negatives=1,
-            range_min=0,
-            range_max=5,
-            relative_margin=None,
-        ),
-    )
+    mined = _mine_dense(pairs_path, tmp_path, tiny_model)
     ce = run_reranker(
         mined,
         tmp_path / "ce",
@@ -218,21 +205,9 @@ def test_exported_delta_rebuilds_the_merged_reranker(tiny_model, pairs_path, tmp
     from indexer.models.default_reranker import build_default_reranker, is_built
     from indexer.retrieval.rerank import Reranker
     from trainer.reranker import export_delta
-    from trainer.stages import run_mine, run_reranker
+    from trainer.stages import run_reranker
 
-    mined = tmp_path / "mined.jsonl"
-    run_mine(
-        pairs_path,
-        mined,
-        MineConfig(
-            method="dense",
-            model=str(tiny_model),
-            num_negatives=1,
-            range_min=0,
-            range_max=5,
-            relative_margin=None,
-        ),
-    )
+    mined = _mine_dense(pairs_path, tmp_path, tiny_model)
     ce = run_reranker(
         mined,
         tmp_path / "ce",
