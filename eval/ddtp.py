@@ -77,6 +77,31 @@ def _pool(english: dict[str, dict], translated: list[dict]) -> list[tuple[str, d
     return pool
 
 
+def _sample(english: dict[str, dict], translated: list[dict], n_docs: int, seed: int) -> list:
+    """The ``n_docs`` packages of a language's datasets (both directions): a seeded shuffle of the pool."""
+    pool = _pool(english, translated)
+    random.Random(seed).shuffle(pool)
+    return pool[:n_docs]
+
+
+def eval_md5s(
+    root: str | Path,
+    languages: list[str] | None = None,
+    n_docs: int = N_DOCS,
+    seed: int = 0,
+    min_translations: int = MIN_TRANSLATIONS,
+) -> set[str]:
+    """The English ``md5`` of every package in any language's datasets: what training data must leave out."""
+    root = Path(root)
+    languages = languages or eligible_languages(root, min_translations)
+    english = {r["md5"]: r for r in _read(root / "descriptions.en.jsonl.gz")}
+    out: set[str] = set()
+    for lang in languages:
+        docs = _sample(english, _read(root / f"descriptions.{lang}.jsonl.gz"), n_docs, seed)
+        out.update(sides["en"]["md5"] for _, sides in docs)
+    return out
+
+
 def build_language(
     root: str | Path,
     lang: str,
@@ -90,9 +115,7 @@ def build_language(
     root, out_dir = Path(root), Path(out_dir)
     if english is None:
         english = {r["md5"]: r for r in _read(root / "descriptions.en.jsonl.gz")}
-    pool = _pool(english, _read(root / f"descriptions.{lang}.jsonl.gz"))
-    random.Random(seed).shuffle(pool)
-    docs = pool[:n_docs]
+    docs = _sample(english, _read(root / f"descriptions.{lang}.jsonl.gz"), n_docs, seed)
     query_rows = docs[:n_queries]
     qrels = {SPLIT: {pkg: {pkg: 1} for pkg, _ in query_rows}}
     paths = {}
@@ -102,7 +125,7 @@ def build_language(
         folder = out_dir / name
         folder.mkdir(parents=True, exist_ok=True)
         paths[name] = write_beir(folder, corpus, queries, qrels)
-    logger.info("ddtp %s: pool %d, %d docs, %d queries", lang, len(pool), len(docs), len(query_rows))
+    logger.info("ddtp %s: %d docs, %d queries", lang, len(docs), len(query_rows))
     return paths
 
 

@@ -139,6 +139,11 @@ def _add_stages(sub) -> None:
     p.add_argument("--num-negatives", type=int)
     p.add_argument("--max-length", type=int)
     p.add_argument("--lora-r", type=int, help="> 0: train a LoRA adapter + head only")
+    p.add_argument("--loss", choices=["bce", "lce"], help="pointwise BCE or listwise softmax over each group")
+    p.add_argument("--num-layers", type=int, help="> 0: keep only the bottom N transformer layers")
+    p.add_argument(
+        "--freeze-embeddings", action="store_true", default=None, help="train the transformer layers only"
+    )
 
 
 def _given(args: argparse.Namespace, cls) -> dict[str, Any]:

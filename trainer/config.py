@@ -208,6 +208,11 @@ class RerankerConfig:
     precision: Precision = "fp32"
     lora_r: int = 0  # > 0: train a LoRA adapter (+ the head) and also save it on its own under adapter/
     lora_alpha: int = 16
+    # "bce": pointwise binary cross-entropy; "lce": softmax cross-entropy over the positive and its num_negatives
+    # hard negatives as one group (localized contrastive estimation, Gao et al. 2021)
+    loss: str = "bce"
+    num_layers: int = 0  # > 0: keep only the bottom num_layers transformer layers (a cheaper cross-encoder)
+    freeze_embeddings: bool = False  # the (250k-token) word, position and type embeddings stay the backbone's
     save_steps: int = 500
     save_total_limit: int = 2
     keep_checkpoints: bool = False
@@ -220,6 +225,12 @@ class RerankerConfig:
         _check(16 <= self.max_length <= 8192, f"max_length={self.max_length}: must be between 16 and 8192")
         _check(self.num_negatives >= 0, f"num_negatives={self.num_negatives}: must be >= 0")
         _check(self.lora_r >= 0, f"lora_r={self.lora_r}: must be >= 0 (0: full fine-tuning)")
+        _check(self.loss in ("bce", "lce"), f"loss={self.loss!r}: 'bce' (pointwise) or 'lce' (listwise)")
+        _check(self.num_layers >= 0, f"num_layers={self.num_layers}: must be >= 0 (0: all layers)")
+        _check(
+            self.loss == "bce" or self.num_negatives >= 1,
+            f"loss='lce' needs num_negatives >= 1 (got {self.num_negatives})",
+        )
         _check(
             self.precision in ("fp32", "bf16", "fp16"), f"precision={self.precision!r}: fp32, bf16 or fp16"
         )

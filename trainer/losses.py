@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from sentence_transformers.base.losses.gradcache import CachedLossMixin
+from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss as CrossEncoderMNRL
 from sentence_transformers.sentence_transformer.losses import (
     CachedMultipleNegativesRankingLoss,
     MultipleNegativesRankingLoss,
@@ -151,3 +152,15 @@ class DistillKLInfoNCELoss(CachedLossMixin, nn.Module):
             "mini_batch_size": self.mini_batch_size,
             "gather_across_devices": self.gather_across_devices,
         }
+
+
+class GroupSoftmaxLoss(CrossEncoderMNRL):
+    """Localized contrastive estimation for cross-encoders (Gao et al. 2021): softmax cross-entropy over each query's
+    group — its positive and its own hard negatives — on raw logits. sentence-transformers' cross-encoder
+    ``MultipleNegativesRankingLoss`` with no in-batch negatives, no sigmoid and scale 1."""
+
+    def __init__(self, model) -> None:
+        super().__init__(model, num_negatives=None, scale=1.0, activation_fn=None)
+
+    def get_in_batch_negatives(self, anchors, candidates):
+        return iter(())  # the group's own hard negatives only: another query's passages are easy ones

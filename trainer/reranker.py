@@ -1,4 +1,5 @@
-"""Cross-encoder rerankers trained with binary cross-entropy on positives and mined hard negatives.
+"""Cross-encoder rerankers trained on positives and mined hard negatives: pointwise binary cross-entropy, or
+listwise softmax cross-entropy over each query's group (``loss="lce"``), optionally on the bottom layers only.
 
 Starts from any model folder or hub id; from a bi-encoder folder (the default model) it takes the BERT backbone
 and adds a fresh one-logit classification head. The output is a standard CrossEncoder folder that
@@ -58,6 +59,33 @@ def _fresh_pooler(model) -> None:
         logger.info("re-initialised the all-zero BERT pooler for the classification head")
 
 
+def truncate_layers(model, num_layers: int) -> None:
+    """Keep the bottom ``num_layers`` transformer layers (the saved config says so: the folder loads as is)."""
+    bert = _hf_model(model)
+    encoder = bert.base_model.encoder
+    if not 0 < num_layers <= len(encoder.layer):
+        raise TrainingDataError(f"num_layers={num_layers}: the backbone has {len(encoder.layer)} layers")
+    encoder.layer = encoder.layer[:num_layers]
+    bert.config.num_hidden_layers = num_layers
+
+
+def _freeze_embeddings(model) -> None:
+    _hf_model(model).base_model.embeddings.requires_grad_(False)
+
+
+def group_columns(pairs: Sequence[Pair], num_negatives: int) -> dict[str, list]:
+    """One row per pair: query, positive, then its first ``num_negatives`` negatives (for ``loss="lce"``)."""
+    if any(len(p.negatives) < num_negatives for p in pairs):
+        raise TrainingDataError(
+            f"loss='lce' with num_negatives={num_negatives} but some records have fewer negatives; "
+            "mine them with `e5search train mine` or lower --num-negatives"
+        )
+    cols: dict[str, list] = {"query": [p.query for p in pairs], "positive": [p.passage for p in pairs]}
+    for i in range(num_negatives):
+        cols[f"negative_{i + 1}"] = [p.negatives[i] for p in pairs]
+    return cols
+
+
 def _add_lora(model, config: RerankerConfig) -> None:
     """Wrap the transformers model in a PEFT LoRA model: only the adapter, pooler and head train."""
     from peft import LoraConfig, get_peft_model
@@ -96,6 +124,7 @@ def train_reranker(
     from sentence_transformers.cross_encoder.training_args import CrossEncoderTrainingArguments
 
     from indexer.models.resolve import resolve_model
+    from trainer.losses import GroupSoftmaxLoss
 
     t0 = time.time()
     output = Path(output).expanduser()
@@ -112,14 +141,23 @@ def train_reranker(
         return output
     model = CrossEncoder(resolve_model(config.model), num_labels=1, max_length=config.max_length)
     _fresh_pooler(model)
+    if config.num_layers:
+        truncate_layers(model, config.num_layers)
+    if config.freeze_embeddings:
+        _freeze_embeddings(model)
     if config.lora_r:
         _add_lora(model, config)
-    data = Dataset.from_dict(labelled_pairs(pairs, config.num_negatives))
+    if config.loss == "lce":
+        data = Dataset.from_dict(group_columns(pairs, config.num_negatives))
+        loss = GroupSoftmaxLoss(model)
+    else:
+        data = Dataset.from_dict(labelled_pairs(pairs, config.num_negatives))
+        loss = BinaryCrossEntropyLoss(model)
     trainer = CrossEncoderTrainer(
         model=model,
         args=args,
         train_dataset=data,
-        loss=BinaryCrossEntropyLoss(model),
+        loss=loss,
         callbacks=[runs.MetricsJsonl(output / runs.METRICS)],
     )
     runs.quiet_stdout(trainer)
@@ -135,7 +173,7 @@ def train_reranker(
             "base_model": config.model,
             "examples": len(data),
             "pairs": len(pairs),
-            "loss": "BinaryCrossEntropyLoss",
+            "loss": type(loss).__name__,
         }
         runs.finish(output, identity, extra, config.keep_checkpoints, t0)
     trainer.accelerator.wait_for_everyone()  # no rank returns (to a next stage) before the model is complete

@@ -280,3 +280,53 @@ def test_per_task_instructions_are_applied_and_recorded(tiny_model, pairs_path, 
         train_contrastive(
             tasked, tmp_path / "m2", _tiny(tiny_model, instructions={"qa": "Answer the question"})
         )
+
+
+def test_listwise_reranker_on_bottom_layers_trains_layers_not_embeddings(tiny_model, pairs_path, tmp_path):
+    """loss="lce" + num_layers + freeze_embeddings: the saved folder has the kept layers only, its embeddings are
+    the backbone's bit for bit, its layers moved, and the group loss starts at about log(1 + negatives)."""
+    import math
+
+    from safetensors.torch import load_file
+
+    from indexer.retrieval.rerank import Reranker
+    from trainer.stages import run_reranker
+
+    mined = _mine_dense(pairs_path, tmp_path, tiny_model)
+    ce = run_reranker(
+        mined,
+        tmp_path / "ce",
+        RerankerConfig(
+            model=str(tiny_model),
+            max_steps=3,
+            batch_size=4,
+            num_negatives=1,
+            max_length=64,
+            loss="lce",
+            num_layers=1,
+            freeze_embeddings=True,
+            learning_rate=1e-3,
+        ),
+    )
+    record = json.loads((ce / runs.RECORD).read_text())
+    assert record["loss"] == "GroupSoftmaxLoss" and record["examples"] == 16
+    assert abs(record["first_loss"] - math.log(2)) < 0.3  # a fresh head: about uniform over the group of 2
+    assert json.loads((ce / "config.json").read_text())["num_hidden_layers"] == 1
+    trained = load_file(str(ce / "model.safetensors"))
+    base = load_file(str(tiny_model / "model.safetensors"))
+    emb = [k for k in trained if "embeddings" in k]
+    assert emb and all(torch_equal(trained[k], base[_base_key(k, base)]) for k in emb)
+    layer = [k for k in trained if ".layer.0." in k and k.endswith("weight") and "LayerNorm" not in k]
+    assert any(not torch_equal(trained[k], base[_base_key(k, base)]) for k in layer)
+    assert not any(".layer.1." in k for k in trained)
+    scores = Reranker(str(ce)).score("How do bees make honey?", ["Bees collect nectar.", "Кошки мурлычут."])
+    assert scores.shape == (2,)
+
+
+def torch_equal(a, b) -> bool:
+    return a.shape == b.shape and bool((a == b).all())
+
+
+def _base_key(key: str, base: dict) -> str:
+    """A cross-encoder weight name ("bert.embeddings...") in the bi-encoder folder ("embeddings..." or same)."""
+    return key if key in base else key.removeprefix("bert.")
