@@ -160,7 +160,7 @@ class GroupSoftmaxLoss(CrossEncoderMNRL):
     ``MultipleNegativesRankingLoss`` with no in-batch negatives, no sigmoid and scale 1."""
 
     def __init__(self, model) -> None:
-        super().__init__(model, num_negatives=None, scale=1.0, activation_fn=None)
+        super().__init__(model, num_negatives=None, scale=1, activation_fn=None)
 
     def get_in_batch_negatives(self, anchors, candidates):
         return iter(())  # the group's own hard negatives only: another query's passages are easy ones

@@ -118,6 +118,7 @@ def train_reranker(
 
     >>> train_reranker("mined.jsonl", "models/reranker", RerankerConfig(max_steps=500))  # doctest: +SKIP
     """
+    import torch
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
@@ -147,6 +148,7 @@ def train_reranker(
         _freeze_embeddings(model)
     if config.lora_r:
         _add_lora(model, config)
+    loss: torch.nn.Module
     if config.loss == "lce":
         data = Dataset.from_dict(group_columns(pairs, config.num_negatives))
         loss = GroupSoftmaxLoss(model)
