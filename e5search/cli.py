@@ -238,10 +238,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             for hit in result.hits:
                 print(citation(hit))
         elif args.json or args.queries:
-            obj = result.to_json()
-            if qid is not None:
-                obj = {"_id": qid, **obj}
-            print(json.dumps(obj, ensure_ascii=False))
+            from e5search.records import search_record
+
+            print(json.dumps(search_record(result, qid), ensure_ascii=False))
         else:
             _print_result(result)
     return 0
@@ -301,10 +300,10 @@ def trec_lines(run: dict[str, dict[str, float]], tag: str) -> list[str]:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from e5search.records import info_record
     from indexer.search.index import Index
 
-    stats = Index.open(args.index).stats()
-    stats["machine"] = _machine_encoder()
+    stats = info_record(Index.open(args.index))
     if args.json:
         print(json.dumps(stats, ensure_ascii=False, indent=2))
         return 0
@@ -329,16 +328,6 @@ def cmd_info(args: argparse.Namespace) -> int:
         for item in stats["skipped"]:
             print(f"  {item['path']}: {item['reason']}")
     return 0
-
-
-def _machine_encoder() -> dict:
-    """What ``auto`` means on this machine and why, for ``e5search info``."""
-    from indexer.encoding.backends import auto_candidates
-    from indexer.encoding.machine import machine_key, read_calibration
-
-    record = read_calibration()
-    how = f"calibrated {record['date']}" if record else "by CPU features; `e5search setup` calibrates"
-    return {"cpu": machine_key(), "auto": auto_candidates("cpu"), "how": how, "calibration": record}
 
 
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")  # the names app/access.py answers without --host
@@ -409,6 +398,36 @@ def cmd_app(args: argparse.Namespace) -> int:
 
         threading.Timer(3.0, webbrowser.open, args=(url,)).start()
     return subprocess.call(_streamlit_command(script, args), env=env)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The REST API (``serve/``): the index and its models loaded once, then uvicorn until Ctrl-C."""
+    import importlib.util
+
+    from indexer.errors import MissingExtra
+
+    for package in ("fastapi", "uvicorn"):
+        if importlib.util.find_spec(package) is None:
+            raise MissingExtra(package, "serve")
+    from indexer.config import SearchConfig
+    from indexer.retrieval.rerank import default_reranker
+    from serve.config import TOKEN_ENV, ServeConfig
+    from serve.served import ServedIndex
+    from serve.server import check_bindable, serve_forever
+
+    config = ServeConfig(host=args.host, port=args.port, token=args.token or os.environ.get(TOKEN_ENV))
+    check_bindable(config)
+    search = SearchConfig(rrf_k=args.rrf_k, fusion=args.fusion)
+    served = ServedIndex(args.index, reranker=args.reranker or default_reranker(), config=search)
+    served.warm_up()
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"e5search serve on http://{host}:{args.port} (index {args.index}, generation {served.index.generation}, "
+        f"{'token required' if config.token else 'no token'}; API at /docs); Ctrl-C stops it",
+        flush=True,
+    )
+    serve_forever(served, config, log_level="info" if args.verbose else "warning")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -583,6 +602,20 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--no-app", action="store_true", help="print example searches instead of the app")
             p.set_defaults(index=os.environ.get("E5SEARCH_INDEX", ".e5search/sample"))
         p.set_defaults(func=func)
+
+    p = sub.add_parser("serve", help="the REST API: search, info and indexing jobs over HTTP")
+    _add_index_flags(p)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
+    p.add_argument(
+        "--token",
+        help="require 'Authorization: Bearer TOKEN' on every route but /health (default: $E5SEARCH_TOKEN; "
+        "prefer the variable, a flag shows in the process list); needed with a --host beyond loopback",
+    )
+    p.add_argument("--reranker", help="CrossEncoder folder or hub id for rerank (or set E5SEARCH_RERANKER)")
+    p.add_argument("--fusion", choices=FUSION_CHOICES, default="weighted", help="hybrid fusion (as search)")
+    p.add_argument("--rrf-k", type=int, default=60, help="reciprocal-rank-fusion constant (default 60)")
+    p.set_defaults(func=cmd_serve)
 
     from eval import cli as eval_cli
     from trainer import cli as train_cli
