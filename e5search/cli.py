@@ -25,9 +25,9 @@ def _index_config(args: argparse.Namespace):
     import dataclasses
 
     from indexer.config import ChunkConfig, IndexConfig, ModelConfig
-    from indexer.storage.store import read_index_manifest
+    from indexer.storage.stores import open_store
 
-    stored = read_index_manifest(args.index, complete=False).get("config")
+    stored = open_store(args.index).read_manifest(complete=False).get("config")
     base = IndexConfig.from_dict(stored) if stored else IndexConfig()
     model = ModelConfig(
         model=args.model or base.model.model,
@@ -462,6 +462,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _add_index_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="a shared index in PostgreSQL + pgvector instead of a folder: postgresql://USER@HOST:PORT/DB "
+        "(password from PGPASSWORD or ~/.pgpass)",
+    )
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -635,6 +641,8 @@ def main(argv: list[str] | None = None) -> int:
     from indexer.errors import E5SearchError, IndexingInterrupted
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "store", None):  # --store URL: the index lives in PostgreSQL (indexer.storage.stores)
+        args.index = args.store
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )

@@ -2,8 +2,10 @@
 
 Flow: scan → read + chunk (changed files only) → detect languages → encode (through the embedding cache, a group
 of chunks at a time as files are read; with a GPU encoder reading runs on a thread beside it, :mod:`indexer.build.pipeline`) →
-one SQLite transaction that rewrites the changed documents, writes the next generation of FAISS and BM25 files
-and bumps the generation in the manifest. See :mod:`indexer.storage.layout` for why that is crash-safe.
+one transaction that rewrites the changed documents and their vectors and bumps the generation in the manifest.
+In a folder index that transaction is SQLite's and the vectors and BM25 go to the next generation's files
+(:mod:`indexer.storage.layout` says why that is crash-safe); in a PostgreSQL index the vectors are rows of the
+same transaction (:mod:`indexer.storage.pg`). Either store is an :func:`indexer.storage.stores.open_store`.
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ from sqlalchemy.orm import Session
 
 from indexer.build.pipeline import CachedEncoding, read_ahead
 from indexer.build.scan import _check_compatible, _in_scope, _Prepared, _resolve_root, _Scan, _scan
-from indexer.build.write import _all_passages, _write
+from indexer.build.write import _write, all_passages
 from indexer.config import IndexConfig
 from indexer.encoding.encoder import TextEncoder, encoder_for_index
 from indexer.errors import ConfigError, IndexingInterrupted
 from indexer.ingest.loaders import relative_path
 from indexer.storage.embcache import EmbeddingCache
 from indexer.storage.layout import Layout
-from indexer.storage.lock import LOCK_NAME, writer_lock
-from indexer.storage.store import ChunkRow, FileRow, open_engine, read_index_manifest
+from indexer.storage.lock import LOCK_NAME
+from indexer.storage.store import ChunkRow, FileRow, read_manifest
+from indexer.storage.stores import FolderStore, Store, open_store
 from indexer.types import Progress
 
 logger = logging.getLogger(__name__)
@@ -87,7 +90,7 @@ def _read_and_encode(
 
 def build_index(
     source: str | Path,
-    index_dir: str | Path,
+    index_dir: str | Path | Store,
     config: IndexConfig = IndexConfig(),
     encoder: TextEncoder | None = None,
     show_progress: bool = False,
@@ -95,7 +98,7 @@ def build_index(
     wait: bool = False,
     repair: bool = False,
 ) -> IndexSummary:
-    """Index ``source`` (a folder or one file) into ``index_dir``, incrementally.
+    """Index ``source`` (a folder or one file) into ``index_dir`` (a folder, or a PostgreSQL URL), incrementally.
 
     Only files whose content hash changed are read again; files gone from ``source`` are removed from SQLite,
     FAISS and BM25 alike. A crash or Ctrl-C at any point leaves the previous index whole and searchable (Ctrl-C
@@ -108,12 +111,9 @@ def build_index(
     >>> summary.to_json()["added"]                                  # doctest: +SKIP
     """
     t0 = time.perf_counter()
-    source, index_dir = Path(source).expanduser().resolve(), Path(index_dir).expanduser()
-    if index_dir.exists() and not index_dir.is_dir():
-        raise ConfigError(f"--index {index_dir} is a file; give a folder for the index")
-    index_dir.mkdir(parents=True, exist_ok=True)
-    job = _Job(source, Layout(index_dir), config, show_progress, progress, repair)
-    with writer_lock(index_dir, wait=wait):
+    source, store = Path(source).expanduser().resolve(), open_store(index_dir)
+    job = _Job(source, store, config, show_progress, progress, repair)
+    with store.writer_lock(wait=wait):
         try:
             summary = job.run(encoder)
         except KeyboardInterrupt:
@@ -128,34 +128,36 @@ class _Job:
     """One indexing run, holding the writer lock: read what changed, encode it, commit the next generation."""
 
     source: Path
-    layout: Layout
+    store: Store
     config: IndexConfig
     show_progress: bool
     progress: Progress | None
     repair: bool
     committed: bool = False
 
+    @property
+    def layout(self) -> Layout | None:
+        """A folder index's generation files; None in a database."""
+        return self.store.layout if isinstance(self.store, FolderStore) else None
+
     def run(self, encoder: TextEncoder | None) -> IndexSummary:
-        manifest = read_index_manifest(self.layout.root, complete=False)  # refuses a foreign index.sqlite
-        if not self.layout.exists():
+        self.store.read_manifest(complete=False)  # refuses a foreign index.sqlite
+        if self.layout is not None and not self.layout.exists():
             _refuse_foreign_files(self.layout)
-        engine = open_engine(self.layout.root, create=True)
+        engine = self.store.engine(create=True)
         try:
             with Session(engine) as session:
+                manifest = read_manifest(session)
                 known = {f.path: f for f in session.scalars(select(FileRow))}
                 session.expunge_all()
             root = _resolve_root(self.source, manifest)
             encoder = encoder or encoder_for_index(manifest, self.config.model)  # auto follows the index
             _check_compatible(manifest, encoder, self.config)
-            current = manifest.get("generation", 0)
-            if current and not self.repair:
-                for path in (self.layout.dense(current), self.layout.bm25(current)):
-                    if not path.exists():
-                        raise self.layout.damaged(path, "missing")
-            self.layout.remove_generations(keep={current - 1, current})  # and leftovers of a crashed run
+            if self.layout is not None:
+                _check_generation_files(self.layout, manifest.get("generation", 0), self.repair)
             # keyed by the exact numerics (an int8 artefact's format too), so a run never resumes from vectors
             # an older build of the same backend made
-            cache = EmbeddingCache(self.layout.cache_db, encoder.cache_key, encoder.dim)
+            cache = EmbeddingCache(self.store.embedding_cache(manifest), encoder.cache_key, encoder.dim)
             try:
                 return self._encode_and_commit(engine, manifest, known, root, encoder, cache)
             finally:
@@ -180,7 +182,7 @@ class _Job:
         prepared = _read_and_encode(scan, encoding, encoder.on_gpu, self.progress)
         if self.repair:  # every chunk's vector, from the cache (or encoded again where it has none)
             with Session(engine) as session:
-                encoding.add(_all_passages(session)[1])
+                encoding.add(all_passages(session)[1])
         vectors = encoding.finish(self.progress)
         scope = "" if self.source == root else relative_path(self.source, root)
         removed = [p for p in known if _in_scope(p, scope, self.source.is_file()) and p not in found.seen]
@@ -192,7 +194,7 @@ class _Job:
             if prepared or removed or not gen or self.repair:
                 gen = _write(
                     session,
-                    self.layout,
+                    self.store,
                     manifest,
                     prepared,
                     removed,
@@ -206,7 +208,8 @@ class _Job:
                 )
             summary.chunks = session.query(ChunkRow).count()
         self.committed = True
-        self.layout.remove_generations(keep={manifest.get("generation", 0), gen})
+        if self.layout is not None:
+            self.layout.remove_generations(keep={manifest.get("generation", 0), gen})
         with Session(engine) as session:
             cache.prune(session.scalars(select(ChunkRow.text_hash)).all())
         return summary
@@ -221,6 +224,15 @@ def _summary(prepared: list[_Prepared], removed: list[str], found: _Scan, encode
         skipped=found.skipped + [{"path": p.rel, "reason": p.reason} for p in prepared if p.reason],
         chunks_encoded=encoded,
     )
+
+
+def _check_generation_files(layout: Layout, current: int, repair: bool) -> None:
+    """A folder index's current files must be there (else ``--repair``); leftovers of a crashed run go."""
+    if current and not repair:
+        for path in (layout.dense(current), layout.bm25(current)):
+            if not path.exists():
+                raise layout.damaged(path, "missing")
+    layout.remove_generations(keep={current - 1, current})
 
 
 def _refuse_foreign_files(layout: Layout) -> None:

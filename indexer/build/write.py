@@ -1,8 +1,9 @@
-"""The indexing job's second half: everything one SQLite transaction changes, and the next generation's files.
+"""The indexing job's second half: everything one transaction changes, and a folder's next generation files.
 
-Changed documents are rewritten, removed ones deleted; FAISS and BM25 files of the next generation are written
-beside the current ones, and the manifest's generation is bumped in the same transaction: that commit is the
-atomic switch (:mod:`indexer.storage.layout`).
+Changed documents are rewritten, removed ones deleted, and the manifest's generation is bumped in the same
+transaction: that commit is the atomic switch. A folder index writes FAISS and BM25 files of the next generation
+beside the current ones first (:mod:`indexer.storage.layout`); a PostgreSQL index writes its vectors as rows of
+the transaction itself (:mod:`indexer.storage.pg_vectors`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from indexer.config import IndexConfig
 from indexer.encoding.encoder import TextEncoder
 from indexer.ingest.chunking import passage_text
 from indexer.retrieval.dense import DenseIndex
+from indexer.storage import pg_vectors
 from indexer.storage.embcache import text_hash
 from indexer.storage.layout import Layout
 from indexer.storage.store import ChunkRow, DocumentRow, FileRow, utcnow, write_manifest
+from indexer.storage.stores import FolderStore, Store
 from indexer.types import Progress
 
 _RECORDED_PACKAGES = ("faiss-cpu", "sentence-transformers", "transformers", "torch", "bm25s", "sqlalchemy")
@@ -85,7 +88,8 @@ def _insert_file(
     return ids, vecs
 
 
-def _all_passages(session: Session) -> tuple[list[int], list[str], list[str], list[str]]:
+def all_passages(session: Session) -> tuple[list[int], list[str], list[str], list[str]]:
+    """Every chunk's id, passage text (what was encoded and what BM25 indexes), language and text hash."""
     rows = session.execute(
         select(
             ChunkRow.id,
@@ -103,16 +107,76 @@ def _all_passages(session: Session) -> tuple[list[int], list[str], list[str], li
     return ids, texts, [r[3] for r in rows], [r[4] for r in rows]
 
 
-def _load_dense(layout: Layout, manifest: dict, dim: int) -> DenseIndex:
-    """The current generation's vectors to update; a missing or unreadable file is an error that names
-    ``--repair``, never an empty index (which would silently drop every unchanged chunk's vector)."""
-    gen = manifest.get("generation", 0)
-    return DenseIndex.load(layout.dense(gen)) if gen else DenseIndex.empty(dim)
+def _dense_kind(config: IndexConfig, n_vectors: int) -> str:
+    if config.dense_kind != "auto":
+        return config.dense_kind
+    return "hnsw" if n_vectors > config.ann_threshold else "flat"
+
+
+class _FolderVectors:
+    """A folder index's vectors and BM25: the next generation's FAISS and BM25 files, written beside the
+    current ones and fsync'ed before the caller commits."""
+
+    def __init__(self, layout: Layout, manifest: dict, dim: int, rebuild: bool):
+        self.layout, self.rebuild, self.dim = layout, rebuild, dim
+        # the current generation's vectors to update; a missing or unreadable file is an error that names
+        # --repair, never an empty index (which would silently drop every unchanged chunk's vector)
+        gen = manifest.get("generation", 0)
+        self.dense = DenseIndex.load(layout.dense(gen)) if gen and not rebuild else DenseIndex.empty(dim)
+
+    def remove(self, ids: list[int]) -> None:
+        self.dense.remove(set(ids))
+
+    def add(self, ids: list[int], vecs: np.ndarray) -> None:
+        self.dense.add(np.asarray(ids, dtype=np.int64), vecs)
+
+    def finish(
+        self, session: Session, gen: int, config: IndexConfig, vectors: dict[str, np.ndarray], show: bool
+    ) -> tuple[str, int]:
+        from indexer.retrieval.bm25 import BM25Index
+
+        ids, texts, langs, hashes = all_passages(session)
+        if self.rebuild:
+            self.dense = DenseIndex.empty(self.dim)
+            if ids:
+                self.dense.add(np.asarray(ids, dtype=np.int64), np.stack([vectors[h] for h in hashes]))
+        kind = _dense_kind(config, len(self.dense))
+        if kind == "hnsw":
+            self.dense.build_ann(m=config.hnsw_m)
+        self.dense.save(self.layout.dense(gen), self.layout.hnsw(gen))
+        bm25 = BM25Index.build(ids, texts, langs, k1=config.bm25_k1, b=config.bm25_b, show_progress=show)
+        bm25.save(self.layout.bm25(gen))
+        self.layout.sync(gen)
+        return kind, len(ids)
+
+
+class _PgVectors:
+    """A PostgreSQL index's vectors: rows of the caller's transaction. A removed chunk's row goes with it
+    (ON DELETE CASCADE); BM25 is derived by each reader from the committed chunks, so nothing else is written."""
+
+    def __init__(self, session: Session, dim: int, m: int, rebuild: bool):
+        self.session, self.rebuild = session, rebuild
+        pg_vectors.ensure_table(session, dim, m)
+
+    def remove(self, ids: list[int]) -> None:
+        pass  # cascaded from the chunks' rows
+
+    def add(self, ids: list[int], vecs: np.ndarray) -> None:
+        pg_vectors.insert(self.session, ids, vecs)
+
+    def finish(
+        self, session: Session, gen: int, config: IndexConfig, vectors: dict[str, np.ndarray], show: bool
+    ) -> tuple[str, int]:
+        rows = session.execute(select(ChunkRow.id, ChunkRow.text_hash).order_by(ChunkRow.id)).all()
+        if self.rebuild and rows:
+            pg_vectors.delete_all(session)
+            pg_vectors.insert(session, [r[0] for r in rows], np.stack([vectors[r[1]] for r in rows]))
+        return _dense_kind(config, len(rows)), len(rows)
 
 
 def _write(
     session: Session,
-    layout: Layout,
+    store: Store,
     manifest: dict,
     prepared: list[_Prepared],
     removed: list[str],
@@ -124,11 +188,9 @@ def _write(
     progress: Progress | None,
     rebuild_dense: bool = False,
 ) -> int:
-    """All changes in the caller's transaction; returns the new generation (files written and fsync'ed, not yet
-    committed). ``rebuild_dense`` builds the vector index from every chunk's vector in ``vectors`` instead of
-    updating the current one (``--repair``)."""
-    from indexer.retrieval.bm25 import BM25Index
-
+    """All changes in the caller's transaction; returns the new generation (a folder's files written and
+    fsync'ed, nothing committed). ``rebuild_dense`` writes every chunk's vector from ``vectors`` instead of
+    updating the current ones (``--repair``)."""
     gone = [p.rel for p in prepared if not p.is_new] + removed
     old_ids = (
         session.scalars(
@@ -139,32 +201,21 @@ def _write(
     )
     if gone:
         session.execute(delete(FileRow).where(FileRow.path.in_(gone)))
-    dense = DenseIndex.empty(encoder.dim) if rebuild_dense else _load_dense(layout, manifest, encoder.dim)
-    dense.remove(set(old_ids))
+    sink: _FolderVectors | _PgVectors = (
+        _FolderVectors(store.layout, manifest, encoder.dim, rebuild_dense)
+        if isinstance(store, FolderStore)
+        else _PgVectors(session, encoder.dim, config.hnsw_m, rebuild_dense)
+    )
+    sink.remove(list(old_ids))
     for prep in tqdm(prepared, desc="writing", unit="file", disable=not show_progress):
         ids, vecs = _insert_file(session, prep, vectors)
         if ids:
-            dense.add(np.asarray(ids, dtype=np.int64), np.stack(vecs))
-    ids, texts, langs, hashes = _all_passages(session)
-    if rebuild_dense:
-        dense = DenseIndex.empty(encoder.dim)
-        if ids:
-            dense.add(np.asarray(ids, dtype=np.int64), np.stack([vectors[h] for h in hashes]))
+            sink.add(ids, np.stack(vecs))
     if progress:
         progress("writing", 0, 1)
-    kind = (
-        config.dense_kind
-        if config.dense_kind != "auto"
-        else ("hnsw" if len(dense) > config.ann_threshold else "flat")
-    )
-    if kind == "hnsw":
-        dense.build_ann(m=config.hnsw_m)
     gen = manifest.get("generation", 0) + 1
-    dense.save(layout.dense(gen), layout.hnsw(gen))
-    bm25 = BM25Index.build(ids, texts, langs, k1=config.bm25_k1, b=config.bm25_b, show_progress=show_progress)
-    bm25.save(layout.bm25(gen))
-    layout.sync(gen)
-    write_manifest(session, _manifest_values(manifest, gen, kind, encoder, config, root, len(ids)))
+    kind, n_chunks = sink.finish(session, gen, config, vectors, show_progress)
+    write_manifest(session, _manifest_values(manifest, gen, kind, encoder, config, root, n_chunks))
     if progress:
         progress("writing", 1, 1)
     return gen

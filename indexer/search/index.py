@@ -3,7 +3,7 @@
 Every retriever has the same batch call, ``retriever(mode).search(queries, k) -> Run`` (:mod:`.retriever`), so
 the eval and the app go through the very code the CLI uses. ``Index.search`` is the single-query path with hits,
 filters and timings; ``Index.rank`` and ``Index.rerank`` are the two stages both paths share. Rows come out of
-SQLite through :mod:`indexer.storage.catalog`.
+SQLite or PostgreSQL (:mod:`indexer.storage.stores`) through :mod:`indexer.storage.catalog`.
 """
 
 from __future__ import annotations
@@ -23,15 +23,17 @@ from indexer.config import IndexConfig, SearchConfig
 from indexer.encoding.encoder import TextEncoder, check_encoder, encoder_for_index
 from indexer.errors import QueryError
 from indexer.ingest.chunking import passage_text
+from indexer.retrieval.bm25 import BM25Index
 from indexer.retrieval.dense import DenseIndex
 from indexer.retrieval.fusion_model import FusionConfig, fusion_config
 from indexer.retrieval.rerank import NO_RERANKER, Reranker
 from indexer.search.hybrid import fuse_runs
-from indexer.search.reading import Generation, Reading
+from indexer.search.reading import Reading, open_generation
 from indexer.search.retriever import Retriever
 from indexer.storage import catalog
-from indexer.storage.layout import Layout
-from indexer.storage.store import open_engine, read_index_manifest, read_manifest
+from indexer.storage.pg_vectors import PgDense
+from indexer.storage.store import read_manifest
+from indexer.storage.stores import FolderStore, Store, open_store
 from indexer.tokens import count_tokens
 from indexer.types import FusionWeights, Ranked, SearchMode, SearchResult
 
@@ -57,20 +59,20 @@ class Index:
 
     def __init__(
         self,
-        index_dir: Path,
+        store: Store,
         manifest: dict,
         encoder: TextEncoder | None,
         reranker: Reranker | str | None,
         config: SearchConfig,
     ):
-        self.dir = index_dir
-        self.layout = Layout(index_dir)
+        self.store = store
+        self.dir: Path | str = store.root if isinstance(store, FolderStore) else store.location
         self.config = config
-        self.engine = open_engine(index_dir)
+        self.engine = store.engine(snapshot=True)
         self._encoder = encoder
         self._reranker = reranker
         self._switch = threading.Lock()
-        self._gen = Generation(self.layout, manifest)
+        self._gen = open_generation(store, manifest)
 
     # the current generation's parts (a query pins its own through :meth:`reading`)
     @property
@@ -82,16 +84,17 @@ class Index:
         return self._gen.number
 
     @property
-    def dense(self) -> DenseIndex:
+    def dense(self) -> DenseIndex | PgDense:
         return self._gen.dense
 
     @property
-    def bm25(self):
-        return self._gen.bm25
+    def bm25(self) -> BM25Index:
+        with self.reading() as reading:
+            return reading.bm25
 
     @contextmanager
     def reading(self) -> Iterator[Reading]:
-        """One SQLite read transaction and the generation it saw, for one query: the chunks it ranks and the
+        """One read transaction and the generation it saw, for one query: the chunks it ranks and the
         rows it hydrates belong to one commit, whatever an indexing run does meanwhile. A generation committed
         since the last query is loaded first (its files are there: a writer keeps the previous generation until
         its next run).
@@ -101,23 +104,23 @@ class Index:
             with self._switch:
                 if number != self._gen.number:
                     logger.info("index %s: generation %s -> %s", self.dir, self._gen.number, number)
-                    self._gen = Generation(self.layout, read_manifest(session))
+                    self._gen = open_generation(self.store, read_manifest(session))
                 gen = self._gen
             yield Reading(session, gen)
 
     @classmethod
     def open(
         cls,
-        index_dir: str | Path,
+        index_dir: str | Path | Store,
         encoder: TextEncoder | None = None,
         reranker: Reranker | str | None = None,
         config: SearchConfig = SearchConfig(),
     ) -> Index:
-        index_dir = Path(index_dir).expanduser()
-        manifest = read_index_manifest(index_dir)
+        store = open_store(index_dir)  # a folder, or a PostgreSQL URL
+        manifest = store.read_manifest()
         if encoder is not None:
             check_encoder(manifest, encoder)
-        return cls(index_dir, manifest, encoder, reranker, config)
+        return cls(store, manifest, encoder, reranker, config)
 
     # ----------------------------------------------------------------- components, loaded on first use
     @property
@@ -181,7 +184,7 @@ class Index:
         return np.array(ids, dtype=np.int64)
 
     def _dense(
-        self, dense: DenseIndex, queries: Sequence[str], n: int, allowed: np.ndarray | None
+        self, dense: DenseIndex | PgDense, queries: Sequence[str], n: int, allowed: np.ndarray | None
     ) -> tuple[list[Ranked], float, float]:
         t0 = time.perf_counter()
         qv = self.encoder.encode_queries(list(queries))  # (n_queries, dim)
@@ -236,14 +239,14 @@ class Index:
         bm25_runs: list[Ranked] = []
         if mode in ("dense", "hybrid"):
             dense_runs, t_enc, t_search = self._dense(
-                reading.gen.dense, queries, max(n, self.config.candidates), allowed
+                reading.dense, queries, max(n, self.config.candidates), allowed
             )
             timings["encode_query"] = t_enc
             timings["dense_search"] = t_search
         if mode in ("bm25", "hybrid"):
             t0 = time.perf_counter()
             bm25_runs = self._bm25_search(
-                reading.gen.bm25, queries, max(n, self.config.candidates), lang, allowed
+                reading.bm25, queries, max(n, self.config.candidates), lang, allowed
             )
             timings["bm25_search"] = (time.perf_counter() - t0) * 1e3
         if mode == "dense":
@@ -323,12 +326,14 @@ class Index:
         """Counts, languages, file types, sizes on disk and skipped files, for ``e5search info`` and the app."""
         with self.reading() as reading:
             counts = catalog.counts(reading.session)
+            dense, sizes = reading.dense, self.store.size_on_disk(reading.session)
+            n_vectors = len(dense)
         return {
             "index": str(self.dir),
             **{k: counts[k] for k in ("files", "documents", "chunks")},
-            "vectors": len(self.dense),
-            "dense_kind": self.dense.kind,
-            "faiss_device": self.dense.device,
+            "vectors": n_vectors,
+            "dense_kind": dense.kind,
+            "faiss_device": dense.device,
             **{k: counts[k] for k in ("chunk_languages", "document_languages", "file_types", "skipped")},
             "model": self.manifest.get("model"),
             "source_root": self.manifest.get("source_root"),
@@ -336,5 +341,5 @@ class Index:
             "versions": self.manifest.get("versions"),
             "generation": self.manifest.get("generation"),
             "updated_at": self.manifest.get("updated_at"),
-            "sizes_on_disk": self.layout.size_on_disk(),
+            "sizes_on_disk": sizes,
         }
