@@ -22,34 +22,13 @@ DEFAULT_INDEX = os.environ.get("E5SEARCH_INDEX", ".e5search/index")
 
 def _index_config(args: argparse.Namespace):
     """The index config: the stored one for an existing index, overridden by flags the user gave."""
-    import dataclasses
-
-    from indexer.config import ChunkConfig, IndexConfig, ModelConfig
+    from indexer.config import IndexConfig
+    from indexer.configfile import index_config
     from indexer.storage.stores import open_store
 
     stored = open_store(args.index).read_manifest(complete=False).get("config")
     base = IndexConfig.from_dict(stored) if stored else IndexConfig()
-    model = ModelConfig(
-        model=args.model or base.model.model,
-        device=args.device or base.model.device,
-        batch_size=args.batch_size or base.model.batch_size,
-        backend=args.backend or base.model.backend,
-        query_prompt=base.model.query_prompt,
-        passage_prompt=base.model.passage_prompt,
-    )
-    chunking = ChunkConfig(
-        chunk_size=args.chunk_size or base.chunking.chunk_size,
-        chunk_overlap=base.chunking.chunk_overlap if args.chunk_overlap is None else args.chunk_overlap,
-        max_title_tokens=base.chunking.max_title_tokens,
-    )
-    return dataclasses.replace(
-        base,
-        model=model,
-        chunking=chunking,
-        dense_kind=args.dense or base.dense_kind,
-        max_file_mb=args.max_file_mb or base.max_file_mb,
-        follow_symlinks=args.follow_symlinks or base.follow_symlinks,
-    )
+    return index_config(base, vars(args))
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -470,6 +449,30 @@ def _add_index_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_config_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="defaults for this command from a TOML file (default: e5search.toml in the index folder, if "
+        "there is one); flags given here win over it",
+    )
+    p.set_defaults(config_parser=p)  # the parser whose flags the file's [section] sets (indexer.configfile)
+
+
+def _with_config_file(parser: argparse.ArgumentParser, argv: list[str] | None, args: argparse.Namespace):
+    """Parse again with the e5search.toml values as defaults: flags win over the file, the file over defaults."""
+    from indexer.configfile import file_defaults, find_config
+
+    sub = getattr(args, "config_parser", None)
+    path = find_config(args.config, args.index) if sub else None
+    if sub is None or path is None:
+        return args
+    sub.set_defaults(**file_defaults(path, args.command, sub))
+    again = parser.parse_args(argv)
+    again.index = args.index  # where the index is (--index or --store) is never a file default
+    return again
+
+
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", help="sentence-transformers folder or hub id (default: multilingual-e5-small, offline)"
@@ -507,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="index a folder (or one file), incrementally")
     p.add_argument("path", help="folder or file to index")
     _add_index_flags(p)
+    _add_config_flag(p)
     _add_model_flags(p)
     p.add_argument("--chunk-size", type=int, help="chunk size in model tokens (default 256)")
     p.add_argument("--chunk-overlap", type=int, help="overlap in tokens (default 32)")
@@ -537,6 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="search an index")
     p.add_argument("query", nargs="?", help="the query text")
     _add_index_flags(p)
+    _add_config_flag(p)
     p.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="hybrid")
     p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
     p.add_argument("--rerank", action="store_true", help="rerank the top candidates with a cross-encoder")
@@ -602,6 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--headless", action="store_true", help="don't try to open a browser")
         if name == "app":
             p.add_argument("--reranker", help="CrossEncoder folder or hub id for the rerank switch")
+            _add_config_flag(p)
         else:
             p.add_argument("--data", default="data/sample", help="folder to index (default: %(default)s)")
             p.add_argument("--query", default="Wie entsteht Kaffee?", help="example query when no app")
@@ -640,13 +646,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from indexer.errors import E5SearchError, IndexingInterrupted
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if getattr(args, "store", None):  # --store URL: the index lives in PostgreSQL (indexer.storage.stores)
         args.index = args.store
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
+        args = _with_config_file(parser, argv, args)
         return int(args.func(args) or 0)
     except E5SearchError as exc:
         print(f"e5search: error: {exc}", file=sys.stderr)

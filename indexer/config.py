@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, get_args
-
-import tomllib
 
 from indexer.errors import ConfigError
 
@@ -130,11 +127,6 @@ class IndexConfig:
         if unknown:
             raise ConfigError(f"unknown index config keys {sorted(unknown)}; known: {sorted(known)}")
         return cls(model=model, chunking=chunking, **data)
-
-    @classmethod
-    def from_toml(cls, path: str | Path) -> IndexConfig:
-        with open(path, "rb") as f:
-            return cls.from_dict(tomllib.load(f).get("index", {}))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ FLOORS = {  # room (or ground-floor module) -> floor
     "cache": 0,
     "tokens": 0,
     "config": 1,
+    "configfile": 1,
     "storage": 2,
     "ingest": 3,
     "models": 3,
