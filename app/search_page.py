@@ -83,15 +83,18 @@ def _settings_row(stats: dict, has_reranker: bool, why_not: str | None) -> None:
         placeholder="e.g. recipes/",
         help="only documents under this path (relative to the indexed folder)",
     )
+    ss.rerank_default = has_reranker  # on by default when a reranker is present (the URL keeps a change)
     if not has_reranker:
         ss.rerank = False
+    elif ss.get("rerank") is None:
+        ss.rerank = True
     rerank_col.toggle(
         "Rerank (cross-encoder)",
         key="rerank",
         disabled=not has_reranker,
         help=md(why_not)
         if why_not
-        else "rescore each column's top candidates with the cross-encoder; "
+        else "rescore the three columns' top candidates with the cross-encoder, in one pass over their union; "
         "▲/▼ show how far a hit moved, 'new' that it was below the top k before",
     )
     if why_not:
@@ -220,6 +223,13 @@ def show() -> None:
         st.error(md(errors.pop()))
         return
     _agreement_row(columns)
+    passes = {c.rerank for c in columns.values() if c.rerank is not None}
+    if passes:
+        rp = passes.pop()
+        st.caption(
+            f"Reranked in one pass: {rp.scored} distinct candidates (the three columns hold {rp.candidates}) "
+            f"in {rp.ms:.0f} ms"
+        )
     slots: dict[str, _Slots] = {}
     for col, column in zip(st.columns(3, gap="medium"), columns.values(), strict=True):
         with col:

@@ -23,13 +23,14 @@ import streamlit as st
 
 from app.embedding import QueryMemo, best_sentences
 from app.highlight import Span, lexical_spans, make_snippet, to_html
-from indexer.config import ModelConfig
+from indexer.config import ModelConfig, SearchConfig
 from indexer.encoding.encoder import TextEncoder, model_for_index
 from indexer.errors import E5SearchError
-from indexer.retrieval.rerank import NO_RERANKER, Reranker, default_reranker
+from indexer.retrieval.rerank import NO_RERANKER, RERANK_K, Reranker, default_reranker
+from indexer.search.columns import search_columns as search_modes
 from indexer.search.index import Filters, Index
 from indexer.storage.store import read_index_manifest
-from indexer.types import FusionWeights, Hit, SearchMode
+from indexer.types import FusionWeights, Hit, SearchMode, SearchResult
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,9 @@ def _load_index(
 ) -> Index:
     encoder = load_encoder(model)
     reranker_obj = load_reranker(reranker_name) if reranker_name else None
-    idx = Index.open(index_dir, encoder=encoder, reranker=reranker_obj)
+    idx = Index.open(
+        index_dir, encoder=encoder, reranker=reranker_obj, config=SearchConfig(rerank_top=RERANK_K)
+    )
     # Warm up now, under the spinner, rather than in the first query: BM25 files, the language identifier
     # (about a second), and the model's first forward pass.
     idx.bm25.query_terms("warm up")
@@ -154,6 +157,16 @@ class Column:
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     fusion: FusionWeights | None = None  # hybrid: each list's share for this query
+    rerank: RerankPass | None = None  # the one rerank pass all columns share
+
+
+@dataclass(frozen=True)
+class RerankPass:
+    """What the shared rerank pass did: distinct candidates scored once, of how many the columns hold together."""
+
+    scored: int
+    candidates: int
+    ms: float
 
 
 @cache
@@ -169,12 +182,10 @@ def _lexical(idx: Index, query: str, lang: str | None, hits: list[Hit]) -> list[
     return [lexical_spans(h.text, terms, partial(analyzer.analyze, lang=h.lang)) for h in hits]
 
 
-def _column(idx: Index, mode: SearchMode, request: Request) -> Column:
+def _column(idx: Index, result: SearchResult, request: Request, rerank: RerankPass | None) -> Column:
+    mode = result.mode
+    t0 = time.perf_counter()
     try:
-        result = idx.search(
-            request.query, mode=mode, k=request.k, rerank=request.rerank, filters=request.filters
-        )
-        t0 = time.perf_counter()
         lexical = (
             [[] for _ in result.hits]
             if mode == "dense"
@@ -184,16 +195,26 @@ def _column(idx: Index, mode: SearchMode, request: Request) -> Column:
         return Column(mode, error=str(exc))
     snippets = [to_html(make_snippet(h.text, lex)) for h, lex in zip(result.hits, lexical, strict=True)]
     timings = dict(result.timings_ms, highlight=(time.perf_counter() - t0) * 1e3)
-    return Column(mode, result.hits, snippets, lexical, timings, fusion=result.fusion)
+    return Column(mode, result.hits, snippets, lexical, timings, fusion=result.fusion, rerank=rerank)
 
 
 @st.cache_data(show_spinner="Searching ...", max_entries=256)
 def search_columns(_idx: Index, key: tuple[str, int], request: Request) -> dict[str, Column]:
-    """BM25, dense and hybrid results, with lexical highlights; errors are returned, not raised.
+    """BM25, dense and hybrid results, with lexical highlights; errors are returned, not raised. With rerank on,
+    the three columns' candidates are reranked in ONE pass over their union (:func:`indexer.search.columns`).
 
     ``key`` is :func:`index_key` (the cache key standing for ``_idx``).
     """
-    return {mode: _column(_idx, mode, request) for mode in MODES}
+    found = search_modes(_idx, request.query, MODES, request.k, request.rerank, request.filters)
+    rerank = (
+        RerankPass(found.reranked, found.candidates, found.rerank_ms) if found.rerank_ms is not None else None
+    )
+    return {
+        mode: Column(mode, error=found.errors[mode])
+        if mode in found.errors
+        else _column(_idx, found.results[mode], request, rerank)
+        for mode in MODES
+    }
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

@@ -63,7 +63,7 @@ def _sync_url() -> None:
         page=ss.page,
         query=ss.get("query", ""),
         k=ss.get("k", 10),
-        rerank=bool(ss.get("rerank")),
+        rerank=None if ss.get("rerank") == ss.get("rerank_default") else ss.get("rerank"),
         lang=None if ss.get("lang", ANY) == ANY else ss.lang,
         file_type=None if ss.get("file_type", ANY) == ANY else ss.file_type,
         path_prefix=ss.get("path_prefix") or None,

@@ -23,7 +23,9 @@ class PageState:
     page: Page = "search"
     query: str = ""
     k: int = 10
-    rerank: bool = False
+    rerank: bool | None = (
+        None  # None: the default (on when a reranker is present); the URL says 1 or 0 otherwise
+    )
     lang: str | None = None
     file_type: str | None = None
     path_prefix: str | None = None
@@ -70,7 +72,8 @@ def from_params(params: Mapping[str, str]) -> PageState:
     k = _int(get["k"] or "")
     if k in K_CHOICES:
         values["k"] = k
-    values["rerank"] = get["rerank"] in ("1", "true", "on")
+    if get["rerank"] in ("1", "true", "on", "0", "false", "off"):
+        values["rerank"] = get["rerank"] in ("1", "true", "on")
     for field in ("lang", "file_type", "path_prefix"):
         if get[field]:
             values[field] = get[field]
@@ -83,8 +86,8 @@ def from_params(params: Mapping[str, str]) -> PageState:
 def to_params(state: PageState) -> dict[str, str]:
     """Query parameters for ``state``, leaving out the defaults.
 
-    >>> to_params(PageState(query="Wie entsteht Kaffee?", rerank=True))
-    {'q': 'Wie entsteht Kaffee?', 'rerank': '1'}
+    >>> to_params(PageState(query="Wie entsteht Kaffee?", rerank=False))
+    {'q': 'Wie entsteht Kaffee?', 'rerank': '0'}
     """
     default = PageState()
     out: dict[str, str] = {}
@@ -92,5 +95,5 @@ def to_params(state: PageState) -> dict[str, str]:
         value = getattr(state, field.name)
         if value == getattr(default, field.name):
             continue
-        out[_KEYS[field.name]] = "1" if value is True else str(value)
+        out[_KEYS[field.name]] = "1" if value is True else "0" if value is False else str(value)
     return out

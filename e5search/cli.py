@@ -120,11 +120,16 @@ def _open_index(args: argparse.Namespace):
     import dataclasses
 
     from indexer.config import SearchConfig
-    from indexer.retrieval.rerank import default_reranker
+    from indexer.retrieval.rerank import RERANK_K, default_reranker
     from indexer.search.index import Index
 
     reranker = getattr(args, "reranker", None) or default_reranker()
-    config = SearchConfig(rrf_k=getattr(args, "rrf_k", 60), fusion=getattr(args, "fusion", "weighted"))
+    rerank_k = getattr(args, "rerank_k", None)
+    config = SearchConfig(
+        rrf_k=getattr(args, "rrf_k", 60),
+        fusion=getattr(args, "fusion", "weighted"),
+        rerank_top=RERANK_K if rerank_k is None else rerank_k,
+    )
     index = Index.open(args.index, reranker=reranker, config=config)
     model, backend = getattr(args, "model", None), getattr(args, "backend", None)
     if model or backend:
@@ -546,6 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
     p.add_argument("--rerank", action="store_true", help="rerank the top candidates with a cross-encoder")
     p.add_argument("--reranker", help="CrossEncoder folder or hub id (or set E5SEARCH_RERANKER)")
+    p.add_argument("--rerank-k", type=int, help="candidates the cross-encoder rescores (default 20)")
     p.add_argument("--lang", help="only hits in this language (ISO 639-1), BM25 query analysed in it")
     p.add_argument("--type", help="only hits from this file type (pdf, md, ...)")
     p.add_argument("--path-prefix", help="only hits under this path (relative to the indexed folder)")

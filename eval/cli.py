@@ -23,6 +23,7 @@ def _csv(text: str) -> tuple[str, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from eval.run import EVAL_CHUNK_SIZE, RETRIEVERS, parse_retrievers
+    from indexer.retrieval.rerank import RERANK_K
 
     g = parser.add_argument_group("BEIR evaluation")
     g.add_argument(
@@ -48,10 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how hybrid fuses dense and BM25 (default: weighted; rrf = plain reciprocal-rank fusion)",
     )
     g.add_argument(
+        "--rerank-k",
         "--rerank-top",
+        dest="rerank_top",
         type=int,
-        default=100,
-        help="candidates the cross-encoder rescores (default: %(default)s)",
+        default=RERANK_K,
+        help="candidates the cross-encoder rescores in the +rerank rows (default: %(default)s, as the app); "
+        "each +rerank row is tested against its input row, which is added if not asked for",
     )
     g.add_argument(
         "--chunk-size",
@@ -146,7 +150,7 @@ def _encoder(args: argparse.Namespace):
 
 def run_dataset(args: argparse.Namespace) -> int:
     from eval.report import results_table, write_json, write_report
-    from eval.run import EvalConfig, evaluate_config
+    from eval.run import EvalConfig, evaluate_config, rerank_table, with_inputs
     from indexer.config import DEFAULT_MODEL
     from indexer.errors import ConfigError
     from indexer.retrieval.rerank import default_reranker
@@ -155,7 +159,7 @@ def run_dataset(args: argparse.Namespace) -> int:
         raise ConfigError("give --dataset DIR (a BEIR folder) or --suite multilingual --out DIR")
     config = EvalConfig(
         split=args.split,
-        retrievers=args.retrievers,
+        retrievers=with_inputs(args.retrievers),
         model=args.model or DEFAULT_MODEL,
         reranker=args.reranker or default_reranker(),
         k=args.k,
@@ -178,10 +182,16 @@ def run_dataset(args: argparse.Namespace) -> int:
         f"{result['dataset']} ({result['split']}): {result['n_queries']} queries, {result['n_docs']} documents"
     )
     print(results_table(result))
+    if gains := rerank_table(result):
+        print("\nreranked vs input (paired tests)\n" + gains)
     if args.json_out:
         print(f"wrote {write_json(result, args.json_out)}")
     if args.report:
-        print(f"wrote {write_report(result, args.report)}")
+        path = write_report(result, args.report)
+        if gains:
+            with path.open("a", encoding="utf-8") as f:
+                f.write("\n## Reranked vs input (paired tests)\n\n" + gains + "\n")
+        print(f"wrote {path}")
     return 0
 
 

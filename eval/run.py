@@ -13,7 +13,8 @@ The returned dict is what ``--json`` writes and what the report and the app read
      "results": {name: {"ndcg@10", "recall@100", "mrr@10", "map@100", "ci95": {metric: [lo, hi]},
                         "seconds", "queries_per_second"}},
      "significance": {"baseline", "method", "vs_baseline": {name: {metric: {"delta", "t", "p_ttest",
-                                                                             "p_randomization"}}}},
+                                                                             "p_randomization"}}},
+                      "vs_input": {name+rerank: {metric: {...}}}},
      "config": {...}, "per_query": {name: {qid: {metric: value}}}, "queries": {qid: text}}
 """
 
@@ -47,6 +48,7 @@ from indexer.config import (
 )
 from indexer.encoding.encoder import TextEncoder
 from indexer.errors import ConfigError, DatasetError
+from indexer.retrieval.rerank import RERANK_K
 from indexer.types import Corpus, Qrels, Queries, Run, SearchMode
 
 logger = logging.getLogger(__name__)
@@ -70,7 +72,7 @@ class EvalConfig:
     model: str = DEFAULT_MODEL
     reranker: str | None = None
     k: int = 100  # documents retrieved per query; Recall@100 and MAP@100 need 100
-    rerank_top: int = 100  # candidates the cross-encoder rescores in the +rerank retrievers (the app: 50)
+    rerank_top: int = RERANK_K  # candidates the cross-encoder rescores in the +rerank retrievers (as the app)
     chunk_size: int = EVAL_CHUNK_SIZE
     chunk_overlap: int = ChunkConfig.chunk_overlap  # tokens of trailing sentences repeated in the next chunk
     max_title_tokens: int = ChunkConfig.max_title_tokens  # title + heading path budget in every chunk
@@ -163,6 +165,60 @@ def split_name(name: str) -> tuple[SearchMode, bool]:
     """``"hybrid+rerank"`` → ``("hybrid", True)``; ``name`` is one of :data:`RETRIEVERS`."""
     mode, _, suffix = name.partition("+")
     return cast(SearchMode, mode), suffix == "rerank"
+
+
+def input_of(name: str) -> str | None:
+    """The retriever a ``+rerank`` row reranks (``"hybrid+rerank"`` → ``"hybrid"``); None for the others."""
+    mode, rerank = split_name(name)
+    return mode if rerank else None
+
+
+def with_inputs(retrievers: Sequence[str]) -> tuple[str, ...]:
+    """``retrievers`` with each ``+rerank`` row's input row added before it where missing, so every reranked row
+    is tested against what it reranked."""
+    out: list[str] = []
+    for name in retrievers:
+        base = input_of(name)
+        if base is not None and base not in retrievers and base not in out:
+            out.append(base)
+        out.append(name)
+    return tuple(out)
+
+
+def vs_inputs(per_query: dict[str, PerQuery], qids: list[str], config: EvalConfig) -> dict[str, dict]:
+    """For each ``+rerank`` row whose input row ran: the paired tests of reranked vs input, per metric."""
+    return {
+        name: {
+            m: paired_test(
+                column(pq, m, qids),
+                column(per_query[base], m, qids),
+                n_resamples=config.n_resamples,
+                seed=config.seed,
+            )
+            for m in DEFAULT_METRICS
+        }
+        for name, pq in per_query.items()
+        if (base := input_of(name)) is not None and base in per_query
+    }
+
+
+def rerank_table(result: dict, metric: str = "ndcg@10") -> str:
+    """Markdown: each reranked row against its input row on ``metric`` (×100), with the paired p-values."""
+    tests = result.get("significance", {}).get("vs_input", {})
+    if not tests:
+        return ""
+    lines = [
+        f"| reranked | input | input {metric} | reranked {metric} | delta | p (randomisation) | p (t-test) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, by_metric in tests.items():
+        base, t = input_of(name), by_metric[metric]
+        res = result["results"]
+        lines.append(
+            f"| {name} | {base} | {100 * res[base][metric]:.1f} | {100 * res[name][metric]:.1f} | "
+            f"{100 * t['delta']:+.1f} | {t['p_randomization']:.3g} | {t['p_ttest']:.3g} |"
+        )
+    return "\n".join(lines)
 
 
 def prepare_index(
@@ -309,6 +365,7 @@ def score_runs(
         "method": "two-sided paired t-test and paired randomisation test "
         f"({config.n_resamples} resamples, seed {config.seed})",
         "vs_baseline": vs,
+        "vs_input": vs_inputs(per_query, qids, config),  # each +rerank row against the row it reranked
     }
     return results, significance, per_query
 

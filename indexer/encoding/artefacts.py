@@ -81,10 +81,6 @@ def write_record(staging: Path, fields: dict, packages: tuple[str, ...], started
         "build_seconds": round(time.perf_counter() - started, 1),
     }
     (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    logger.info(
-        "built %s in %.0f s (probe cosine >= %.4f)",
-        staging.name,
-        record["build_seconds"],
-        record["probe_cosine_min"],
-    )
+    probed = {k: v for k, v in record.items() if k.startswith("probe_")}  # each builder's own check
+    logger.info("built %s in %.0f s (%s)", staging.name, record["build_seconds"], probed)
     return record

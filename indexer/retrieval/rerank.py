@@ -4,16 +4,27 @@ Any sentence-transformers ``CrossEncoder`` folder or hub id works. When the repo
 (``indexer/assets/reranker/``, see :mod:`indexer.models.default_reranker`), ``default_reranker()`` names it and it is
 rebuilt offline on first use; ``E5SEARCH_RERANKER`` overrides it (``none`` turns it off). Asking to rerank without
 any reranker is an error, never a silent no-op.
+
+How it runs on a CPU (``backend``), like the encoder (:mod:`indexer.encoding.backends`): ``torch`` (fp32),
+``torch-bf16`` (bf16 autocast; CPUs with bf16 instructions only) or ``onnx-int8`` (:mod:`indexer.encoding.rerank_onnx`:
+built once per reranker, kept only if it reproduces fp32's scores on multilingual probe pairs). ``auto`` takes the
+first of :func:`auto_order` that can serve the model; the order is measured (bench/results/rerank_latency.md).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, cast
 
 import numpy as np
 
-from indexer.errors import ConfigError
+from indexer.encoding import machine
+from indexer.errors import ConfigError, E5SearchError
+
+logger = logging.getLogger(__name__)
 
 NO_RERANKER = (
     "no reranker configured: pass --reranker with a sentence-transformers CrossEncoder folder or hub id "
@@ -24,45 +35,112 @@ NO_RERANKER = (
 OFF = ("none", "off")  # E5SEARCH_RERANKER values that turn the default reranker off
 
 
+RERANK_K = 20  # candidates the cross-encoder rescores by default (the product's setting; issue 19's budget)
+
+
+RerankBackend = Literal["auto", "torch", "torch-bf16", "onnx-int8"]
+RERANK_BACKENDS: tuple[str, ...] = ("auto", "torch", "torch-bf16", "onnx-int8")
+
+
 def default_reranker() -> str | None:
     """``E5SEARCH_RERANKER`` if set (``none``/``off``: no reranker), else the shipped default, if any."""
-    from indexer.models.default_reranker import DEFAULT_RERANKER, is_shipped
+    from indexer.models import default_reranker as dr
 
     env = os.environ.get("E5SEARCH_RERANKER", "").strip()
     if env.lower() in OFF:
         return None
-    return env or (DEFAULT_RERANKER if is_shipped() else None)
+    return env or (dr.DEFAULT_RERANKER if dr.is_shipped(dr.ASSET_DIR) else None)
+
+
+def auto_order() -> tuple[str, ...]:
+    """What ``auto`` tries, in order, on this CPU: bf16 autocast first where the CPU multiplies bf16 in
+    hardware (measured fastest there), then the int8 ONNX model, then fp32 torch."""
+    return (("torch-bf16",) if machine.fast_bf16() else ()) + ("onnx-int8", "torch")
+
+
+def _load(model: str, device: str | None, max_length: int | None):
+    from sentence_transformers import CrossEncoder
+
+    from indexer.models import default_reranker as dr
+
+    if model == dr.DEFAULT_RERANKER:
+        model = str(dr.build_default_reranker(asset_dir=dr.ASSET_DIR))  # once: rebuilt offline, then cached
+    looks_like_path = model.startswith((".", "/", "~")) or os.sep in model
+    if looks_like_path and not os.path.isdir(os.path.expanduser(model)):
+        raise ConfigError(f"reranker {model!r}: no such folder; give a CrossEncoder folder or hub id")
+    try:
+        return CrossEncoder(os.path.expanduser(model), device=device, max_length=max_length), model
+    except OSError as exc:
+        raise ConfigError(
+            f"reranker {model!r} could not be loaded ({exc}); offline, only local folders and models "
+            "already in the Hugging Face cache work"
+        ) from exc
 
 
 class Reranker:
+    """``score(query, passages)``: one cross-encoder score per passage, higher is more relevant.
+
+    ``pairs_scored`` counts the (query, passage) pairs scored so far (the app's one-pass promise is tested on it).
+    """
+
     def __init__(
-        self, model: str, device: str | None = None, batch_size: int = 32, max_length: int | None = None
+        self,
+        model: str,
+        device: str | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        backend: RerankBackend = "auto",
     ):
         """``max_length``: input tokens per (query, passage); None takes the model folder's own (else 512)."""
-        from sentence_transformers import CrossEncoder
-
-        from indexer.models.default_reranker import DEFAULT_RERANKER, build_default_reranker
-
-        name = model
-        if model == DEFAULT_RERANKER:
-            model = str(build_default_reranker())  # once: rebuilt offline from the shipped delta, then cached
-        looks_like_path = model.startswith((".", "/", "~")) or os.sep in model
-        if looks_like_path and not os.path.isdir(os.path.expanduser(model)):
-            raise ConfigError(f"reranker {model!r}: no such folder; give a CrossEncoder folder or hub id")
-        try:
-            self.model = CrossEncoder(os.path.expanduser(model), device=device, max_length=max_length)
-        except OSError as exc:
-            raise ConfigError(
-                f"reranker {model!r} could not be loaded ({exc}); offline, only local folders and models "
-                "already in the Hugging Face cache work"
-            ) from exc
-        self.name = name
+        if backend not in RERANK_BACKENDS:
+            raise ConfigError(f"reranker backend={backend!r}: use one of {', '.join(RERANK_BACKENDS)}")
+        self.model, folder = _load(model, device, max_length)
+        self.name = model
         self.batch_size = batch_size
+        self.pairs_scored = 0
+        self._onnx = None
+        on_cpu = self.model.device.type == "cpu"
+        order = (auto_order() if on_cpu else ("torch",)) if backend == "auto" else (backend,)
+        self.backend = self._open(order, Path(os.path.expanduser(folder)), explicit=backend != "auto")
+
+    def _open(self, order: Sequence[str], folder: Path, explicit: bool) -> str:
+        for name in order:
+            try:
+                if name == "torch-bf16" and not machine.fast_bf16():
+                    raise ConfigError("torch-bf16 needs a CPU with bf16 instructions (AMX or AVX512-BF16)")
+                if name == "onnx-int8":
+                    self._onnx = self._open_onnx(folder)
+                return name
+            except E5SearchError as exc:
+                if explicit:
+                    raise
+                logger.info("reranker backend %s unavailable (%s); trying the next", name, exc)
+        return "torch"
+
+    def _open_onnx(self, folder: Path):
+        from indexer.encoding.encoder import folder_fingerprint
+        from indexer.encoding.rerank_onnx import OnnxScorer, ensure_int8_reranker
+
+        if not folder.is_dir() or self.model.device.type != "cpu":
+            raise ConfigError("onnx-int8 reranking needs a local CrossEncoder folder and the CPU")
+        try:
+            path = ensure_int8_reranker(self.model, folder_fingerprint(folder))
+        except E5SearchError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an export the exporter cannot do: the torch path serves it
+            raise E5SearchError(f"the ONNX export failed ({type(exc).__name__}: {exc})") from exc
+        return OnnxScorer(path, self.model)
 
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        """(n,) scores of ``passages`` for ``query``."""
+        self.pairs_scored += len(passages)
         if not passages:
             return np.zeros(0, dtype=np.float32)
-        scores = self.model.predict(
-            [(query, p) for p in passages], batch_size=self.batch_size, show_progress_bar=False
-        )
+        pairs = [(query, p) for p in passages]
+        if self._onnx is not None:
+            return cast(np.ndarray, self._onnx.score(pairs))
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.backend == "torch-bf16"):
+            scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
         return np.asarray(scores, dtype=np.float32).reshape(len(passages), -1)[:, -1]

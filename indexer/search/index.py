@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 from indexer.config import IndexConfig, SearchConfig
 from indexer.encoding.encoder import TextEncoder, check_encoder, encoder_for_index
 from indexer.errors import QueryError
-from indexer.ingest.chunking import passage_text
 from indexer.retrieval.bm25 import BM25Index
 from indexer.retrieval.dense import DenseIndex
 from indexer.retrieval.fusion_model import FusionConfig, fusion_config
 from indexer.retrieval.rerank import NO_RERANKER, Reranker
+from indexer.search.columns import rerank_rankings
 from indexer.search.hybrid import fuse_runs
 from indexer.search.reading import Reading, open_generation
 from indexer.search.retriever import Retriever
@@ -211,14 +211,7 @@ class Index:
 
     def rerank(self, query: str, ranked: Ranked, reading: Reading) -> Ranked:
         """The first ``config.rerank_top`` of ``ranked`` reordered by the cross-encoder; the rest as they were."""
-        reranker = self.reranker
-        if reranker is None:
-            raise QueryError(NO_RERANKER)
-        head = ranked[: self.config.rerank_top]
-        parts = catalog.passage_parts(reading.session, [cid for cid, _ in head])
-        scores = reranker.score(query, [passage_text(*parts[cid]) for cid, _ in head])
-        order = np.argsort(-scores, kind="stable")
-        return [(head[i][0], float(scores[i])) for i in order] + ranked[self.config.rerank_top :]
+        return rerank_rankings(self, query, [ranked], reading)[0]  # the one home of the rerank stage
 
     def rank(
         self,

@@ -225,8 +225,8 @@ def test_rerank_shows_how_far_each_hit_moved(monkeypatch, fake_index, tiny_reran
     at = search(start(monkeypatch, fake_index), "coffee beans roasted water")
     at.selectbox(key="k").set_value(5).run()
     assert not at.toggle(key="rerank").disabled
-    at.toggle(key="rerank").set_value(True).run()
-    assert at.query_params["rerank"]
+    assert at.toggle(key="rerank").value  # on by default when a reranker is present
+    assert "rerank" not in at.query_params  # the default: nothing in the URL
     idx = Index.open(fake_index, encoder=FakeEncoder(), reranker=str(tiny_reranker))
     expected = idx.search("coffee beans roasted water", mode="bm25", k=5, rerank=True).hits
     shown = column_cards(at)["BM25"]
