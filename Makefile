@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-EXTRAS ?= app,eval,train,dev,ct2,onnx,serve,pg,ray
+EXTRAS ?= app,eval,train,dev,ct2,onnx,serve,pg,ray,ocr
 
 .PHONY: setup demo test lint bench clean
 

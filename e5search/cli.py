@@ -28,7 +28,12 @@ def _index_config(args: argparse.Namespace):
 
     stored = open_store(args.index).read_manifest(complete=False).get("config")
     base = IndexConfig.from_dict(stored) if stored else IndexConfig()
-    return index_config(base, vars(args))
+    config = index_config(base, vars(args))
+    if config.ocr:  # asked for (now or by an earlier run): say what to install before any file is read
+        from indexer.ingest.ocr import check_available
+
+        check_available()
+    return config
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -552,6 +557,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerank", action="store_true", help="rerank the top candidates with a cross-encoder")
     p.add_argument("--reranker", help="CrossEncoder folder or hub id (or set E5SEARCH_RERANKER)")
     p.add_argument("--rerank-k", type=int, help="candidates the cross-encoder rescores (default 20)")
+    p.add_argument(
+        "--ocr",
+        action=argparse.BooleanOptionalAction,
+        help="OCR PDF pages that have no text layer (scans) with Tesseract (default: on when tesseract and the "
+        "ocr extra are installed; an index keeps the choice it was built with)",
+    )
     p.add_argument("--lang", help="only hits in this language (ISO 639-1), BM25 query analysed in it")
     p.add_argument("--type", help="only hits from this file type (pdf, md, ...)")
     p.add_argument("--path-prefix", help="only hits under this path (relative to the indexed folder)")

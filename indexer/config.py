@@ -95,6 +95,8 @@ class IndexConfig:
         60.0  # per MB (at least once): reading + chunking a file longer than that skips it
     )
     max_unzipped_mb: float = 40.0  # a DOCX whose XML expands beyond this is refused (a zip bomb?)
+    # OCR PDF pages without a text layer: None = when Tesseract is installed (indexer.ingest.ocr)
+    ocr: bool | None = None
 
     def __post_init__(self) -> None:
         if self.dense_kind not in ("auto", "flat", "hnsw"):
@@ -111,6 +113,10 @@ class IndexConfig:
             raise ConfigError(f"follow_symlinks={self.follow_symlinks!r}: must be true or false")
         if not self.file_timeout_s > 0:
             raise ConfigError(f"file_timeout_s={self.file_timeout_s}: must be a positive number of seconds")
+        if not (self.ocr is None or isinstance(self.ocr, bool)):
+            raise ConfigError(
+                f"ocr={self.ocr!r}: must be true, false or absent (absent: when Tesseract is installed)"
+            )
         if not self.max_unzipped_mb > 0:
             raise ConfigError(f"max_unzipped_mb={self.max_unzipped_mb}: must be positive")
 

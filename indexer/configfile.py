@@ -163,6 +163,7 @@ def index_config(base: IndexConfig, given: Mapping[str, Any]) -> IndexConfig:
         dense_kind=pick("dense", base.dense_kind),
         max_file_mb=pick("max_file_mb", base.max_file_mb),
         follow_symlinks=bool(given.get("follow_symlinks")) or base.follow_symlinks,
+        ocr=pick("ocr", base.ocr),
     )
 
 

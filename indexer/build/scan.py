@@ -198,6 +198,7 @@ class _Reader:
             max_bytes=int(config.max_file_mb * 1024 * 1024),
             max_unzipped_bytes=int(config.max_unzipped_mb * 1024 * 1024),
             deadline=deadline,
+            ocr=config.ocr,
         )
         read: list[_Read] = []
         for doc in docs:

@@ -70,6 +70,10 @@ class Deadline:
                 "a pathological file, or raise file_timeout_s"
             )
 
+    def remaining(self) -> float | None:
+        """Seconds left (at least a millisecond, for a subprocess timeout); ``None`` without a limit."""
+        return None if self.seconds is None else max(self._end - time.monotonic(), 1e-3)
+
 
 @dataclass(frozen=True)
 class ReadLimits:
@@ -78,6 +82,8 @@ class ReadLimits:
     max_bytes: int  # the file itself (max_file_mb); also what a zip's non-XML members may expand to
     max_unzipped_bytes: int = DEFAULT_MAX_UNZIPPED_BYTES  # the XML a zip may expand to (max_unzipped_mb)
     deadline: Deadline = field(default_factory=lambda: Deadline(None))
+    # OCR PDF pages without a text layer (None: when Tesseract is installed; indexer.ingest.ocr)
+    ocr: bool | None = False
 
 
 def check_zip(

@@ -114,6 +114,7 @@ def read_documents(
     max_bytes: int,
     max_unzipped_bytes: int = DEFAULT_MAX_UNZIPPED_BYTES,
     deadline: Deadline | None = None,
+    ocr: bool | None = False,
 ) -> list[Document]:
     """Read one file into documents (one, or one per record for BEIR files).
 
@@ -124,6 +125,7 @@ def read_documents(
         max_unzipped_bytes: a zip-based document (DOCX, PPTX, XLSX, ODT, EPUB) whose XML would expand beyond
             this is skipped.
         deadline: the file's time budget, checked between pages, paragraphs and records (default: none).
+        ocr: OCR PDF pages that have no text layer (None: when Tesseract is installed; ``indexer.ingest.ocr``).
 
     Raises:
         SkipFile: with a reason, for any file that cannot be indexed.
@@ -137,7 +139,7 @@ def read_documents(
         )
     data = _read_bytes(path, max_bytes)
     rel = relative_path(path, root)
-    limits = ReadLimits(max_bytes, max_unzipped_bytes, deadline or Deadline(None))
+    limits = ReadLimits(max_bytes, max_unzipped_bytes, deadline or Deadline(None), ocr)
     try:
         if suffix == ".jsonl.gz":
             data, suffix = _gunzip(data, max_bytes), ".jsonl"

@@ -2,7 +2,8 @@
 
 PDF pages become sections with heading path ``("p. 3",)``, so every chunk knows its page; encrypted PDFs open
 with the empty password or are skipped with the reason. DOCX titles come from the core properties, else the first
-Title/Heading paragraph. Non-goals: OCR, legacy .doc, text boxes, headers and footers.
+Title/Heading paragraph. PDF pages without a text layer are OCR'd when wanted (:mod:`indexer.ingest.ocr`) and get
+the heading path ``("p. 3", "OCR")``. Non-goals: legacy .doc, text boxes, headers and footers.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from pathlib import Path
 
 from indexer.errors import SkipFile
+from indexer.ingest import ocr
 from indexer.ingest.limits import ReadLimits, check_zip
 from indexer.ingest.text import (
     Outline,
@@ -114,14 +116,34 @@ def _read_pdf(data: bytes, path: Path, rel: str, limits: ReadLimits) -> list[Doc
             errors.append(f"page {number}: {e}")
             continue
         outline.append(((f"p. {number}",), _clean_pdf_text(text)))
+    outline = _ocr_blank_pages(data, rel, outline, limits)
     if not any(t.strip() for _, t in outline):
         if errors:
             raise SkipFile(f"corrupt PDF: no page could be read ({errors[0]})")
         raise SkipFile(
             f"scanned PDF? no text layer (no extractable text on {len(outline)} "
             f"page{'' if len(outline) == 1 else 's'})"
+            + ("" if ocr.wanted(limits.ocr) else f"; OCR is off: index with --ocr ({ocr.INSTALL})")
         )
     return [make_document(rel, _pdf_title(reader) or stem_title(path), outline, "pdf")]
+
+
+def _ocr_blank_pages(data: bytes, rel: str, outline: Outline, limits: ReadLimits) -> Outline:
+    """Pages without a text layer, read by OCR when wanted: heading path ``("p. 3", "OCR")`` marks them."""
+    blank = [int(h[0][3:]) for h, text in outline if not text.strip()]
+    if not blank or not ocr.wanted(limits.ocr):
+        return outline
+    try:
+        read = dict(ocr.ocr_pdf_pages(data, blank, limits.deadline))
+    except SkipFile:  # the time budget: the file waits for the next run
+        raise
+    except Exception as e:  # noqa: BLE001 - PDFium or Tesseract failing costs the OCR, not the text pages
+        logger.warning("%s: OCR failed: %s: %s", rel, type(e).__name__, e)
+        return outline
+    return [
+        ((h[0], ocr.OCR_MARK), _clean_pdf_text(read[page])) if (page := int(h[0][3:])) in read else (h, text)
+        for h, text in outline
+    ]
 
 
 def _decrypt_pdf(reader) -> None:
