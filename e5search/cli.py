@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from eval.trec import trec_lines  # noqa: F401 - its home is eval.trec; importable from here as before
+
 if TYPE_CHECKING:
     from indexer.types import Hit
 
@@ -239,12 +241,10 @@ def _write_trec_run(args: argparse.Namespace, queries: dict) -> int:
     """``search --queries Q.jsonl --run FILE.trec``: the documents the eval would score, as a TREC run.
 
     One line ``qid Q0 docid rank score tag`` per document, best first, ``docid`` the document key the eval uses
-    (a record's own id, else its path), ``k`` documents per query (a document scores as its best chunk). trec_eval
-    reorders tied scores by docid, so a score that does not fall below the previous line's is written 1e-6 below it
-    (fused scores tie often); whitespace and ``%`` in ids are percent-encoded, as the format splits on whitespace.
+    (a record's own id, else its path), ``k`` documents per query (a document scores as its best chunk), written by
+    :func:`eval.trec.write_run` (scores strictly falling, ids percent-encoded where the format splits).
     """
-    import os
-
+    from eval.trec import write_run
     from indexer.errors import ConfigError, QueryError
     from indexer.retrieval.rerank import NO_RERANKER
 
@@ -258,34 +258,9 @@ def _write_trec_run(args: argparse.Namespace, queries: dict) -> int:
     if args.rerank and not index.has_reranker:
         raise QueryError(NO_RERANKER)
     run = index.retriever(args.mode, args.rerank).search(queries, k=args.k)
-    lines = trec_lines(run, tag=f"e5search-{args.mode}{'+rerank' if args.rerank else ''}")
-    path = Path(args.run)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(lines), encoding="utf-8")
-    os.replace(tmp, path)  # a reader never sees half a run
-    print(f"wrote {len(lines)} lines for {len(run)} queries to {path}", file=sys.stderr)
+    lines = write_run(args.run, run, tag=f"e5search-{args.mode}{'+rerank' if args.rerank else ''}")
+    print(f"wrote {lines} lines for {len(run)} queries to {args.run}", file=sys.stderr)
     return 0
-
-
-def trec_lines(run: dict[str, dict[str, float]], tag: str) -> list[str]:
-    """A best-first run → TREC lines, scores at 6 decimals and strictly falling (see :func:`_write_trec_run`).
-
-    >>> trec_lines({"q 1": {"a.txt": 0.5, "b%.txt": 0.5}}, "t")
-    ['q%201 Q0 a.txt 1 0.500000 t\\n', 'q%201 Q0 b%25.txt 2 0.499999 t\\n']
-    """
-    import re
-
-    def quote(text: str) -> str:
-        return re.sub(r"[\s%]", lambda m: f"%{ord(m.group()):02X}", text)
-
-    lines = []
-    for qid, docs in run.items():
-        last = float("inf")
-        for rank, (doc, score) in enumerate(docs.items(), start=1):
-            value = round(float(score), 6)
-            last = value if value < last else round(last - 1e-6, 6)
-            lines.append(f"{quote(qid)} Q0 {quote(doc)} {rank} {last:.6f} {tag}\n")
-    return lines
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -531,6 +506,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="index files that links point to outside the folder (default: skip them, with a reason)",
     )
+    p.add_argument(
+        "--ocr",
+        action=argparse.BooleanOptionalAction,
+        help="OCR PDF pages that have no text layer (scans) with Tesseract (default: on when tesseract and the "
+        "ocr extra are installed; an index keeps the choice it was built with)",
+    )
     p.add_argument("--json", action="store_true", help="print the run's summary as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
@@ -557,12 +538,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerank", action="store_true", help="rerank the top candidates with a cross-encoder")
     p.add_argument("--reranker", help="CrossEncoder folder or hub id (or set E5SEARCH_RERANKER)")
     p.add_argument("--rerank-k", type=int, help="candidates the cross-encoder rescores (default 20)")
-    p.add_argument(
-        "--ocr",
-        action=argparse.BooleanOptionalAction,
-        help="OCR PDF pages that have no text layer (scans) with Tesseract (default: on when tesseract and the "
-        "ocr extra are installed; an index keeps the choice it was built with)",
-    )
     p.add_argument("--lang", help="only hits in this language (ISO 639-1), BM25 query analysed in it")
     p.add_argument("--type", help="only hits from this file type (pdf, md, ...)")
     p.add_argument("--path-prefix", help="only hits under this path (relative to the indexed folder)")

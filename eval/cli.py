@@ -97,6 +97,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OUT.md",
         help="write a Markdown report here (and OUT.png, the chart, beside it)",
     )
+    g.add_argument(
+        "--run-dir",
+        type=Path,
+        metavar="DIR",
+        help="also write each retriever's run here as DIR/<retriever>.trec (qid Q0 docid rank score tag, "
+        "as search --run writes it), for trec_eval, ranx or pyserini",
+    )
     g.add_argument("--cache-dir", type=Path, help="where eval indexes live (default: the e5search cache)")
     g.add_argument("--batch-size", type=int, default=32, help="encoder batch size (default: %(default)s)")
     g.add_argument("--device", help="torch device for the encoder (default: automatic)")
@@ -176,7 +183,12 @@ def run_dataset(args: argparse.Namespace) -> int:
         fusion=args.fusion,
     )
     result = evaluate_config(
-        args.dataset, config, index_cache_dir=args.cache_dir, encoder=_encoder(args), show_progress=True
+        args.dataset,
+        config,
+        index_cache_dir=args.cache_dir,
+        encoder=_encoder(args),
+        show_progress=True,
+        run_dir=args.run_dir,
     )
     print(
         f"{result['dataset']} ({result['split']}): {result['n_queries']} queries, {result['n_docs']} documents"
@@ -184,6 +196,8 @@ def run_dataset(args: argparse.Namespace) -> int:
     print(results_table(result))
     if gains := rerank_table(result):
         print("\nreranked vs input (paired tests)\n" + gains)
+    if args.run_dir:
+        print(f"wrote {len(config.retrievers)} TREC runs to {args.run_dir}/ (<retriever>.trec)")
     if args.json_out:
         print(f"wrote {write_json(result, args.json_out)}")
     if args.report:

@@ -319,7 +319,8 @@ def run_retrievers(
         for name in config.retrievers:
             mode, rerank = split_name(name)
             t0 = time.perf_counter()
-            runs[name] = by_rank(idx.retriever(mode, rerank=rerank).search(queries, config.k))
+            # best first with the retriever's own scores (score_runs scores the order; --run-dir writes them)
+            runs[name] = idx.retriever(mode, rerank=rerank).search(queries, config.k)
             seconds[name] = time.perf_counter() - t0
             logger.info("%s: %d queries in %.1fs", name, len(queries), seconds[name])
     finally:
@@ -335,7 +336,7 @@ def score_runs(
 ) -> tuple[dict[str, dict], dict[str, Any], dict[str, PerQuery]]:
     """Means with CIs per retriever, paired tests against the baseline, and the per-query values."""
     qids = sorted(qrels)
-    per_query = {name: evaluate_run(qrels, run) for name, run in runs.items()}
+    per_query = {name: evaluate_run(qrels, by_rank(run)) for name, run in runs.items()}
     results: dict[str, dict] = {}
     for name, pq in per_query.items():
         row: dict[str, Any] = mean(pq)
@@ -378,8 +379,12 @@ def evaluate_config(
     encoder: TextEncoder | None = None,
     reranker: Any = None,
     show_progress: bool = False,
+    run_dir: str | Path | None = None,
 ) -> dict:
-    """Run the evaluation ``config`` describes on the BEIR folder ``dataset_dir``; see the module docstring."""
+    """Run the evaluation ``config`` describes on the BEIR folder ``dataset_dir``; see the module docstring.
+
+    With ``run_dir``, each retriever's run is also written there as ``<retriever>.trec`` (:mod:`eval.trec`).
+    """
     dataset_dir = Path(dataset_dir)
     corpus, queries, qrels = load_beir(dataset_dir, config.split, config.on_unknown)
     corpus, queries, qrels = subset(corpus, queries, qrels, config.max_queries, config.max_docs, config.seed)
@@ -395,6 +400,8 @@ def evaluate_config(
         show_progress,
     )
     runs, seconds = run_retrievers(index_dir, queries, config, encoder, reranker)
+    if run_dir is not None:
+        write_runs(run_dir, runs)
     results, significance, per_query = score_runs(runs, qrels, seconds, config)
     return {
         "dataset": dataset_dir.name,
@@ -407,6 +414,19 @@ def evaluate_config(
         "per_query": per_query,
         "queries": {q: queries[q] for q in sorted(qrels)},
     }
+
+
+def write_runs(run_dir: str | Path, runs: dict[str, Run]) -> list[Path]:
+    """``<run_dir>/<retriever>.trec`` per retriever (tag ``e5search-<retriever>``), as ``search --run`` writes."""
+    from eval.trec import write_run
+
+    folder = Path(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, run in runs.items():
+        paths.append(folder / f"{name}.trec")
+        write_run(paths[-1], run, f"e5search-{name}")
+    return paths
 
 
 def evaluate(
