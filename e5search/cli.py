@@ -63,16 +63,24 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from indexer.build.job import build_index
 
+    _check_ray_flags(args)
     if args.watch:
         return _watch_index(args)
-    summary = build_index(
-        args.path,
-        args.index,
-        _index_config(args),
-        show_progress=not (args.json or args.quiet),
-        wait=args.wait,
-        repair=args.repair,
-    )
+    config = _index_config(args)
+    encoder = _ray_encoder(args, config) if args.ray else None
+    try:
+        summary = build_index(
+            args.path,
+            args.index,
+            config,
+            encoder=encoder,
+            show_progress=not (args.json or args.quiet),
+            wait=args.wait,
+            repair=args.repair,
+        )
+    finally:
+        if encoder is not None:
+            encoder.close()
     if args.json:
         print(json.dumps(summary.to_json(), ensure_ascii=False))
         return 0
@@ -85,6 +93,24 @@ def cmd_index(args: argparse.Namespace) -> int:
     for item in s.skipped:
         print(f"  skipped {item['path']}: {item['reason']}")
     return 0
+
+
+def _check_ray_flags(args: argparse.Namespace) -> None:
+    from indexer.errors import ConfigError
+
+    if args.ray_workers is not None and not args.ray:
+        raise ConfigError(f"--ray-workers {args.ray_workers} needs --ray auto|HOST:PORT")
+    if args.ray and args.watch:
+        raise ConfigError("--ray with --watch: watch runs are small; drop --ray (or --watch)")
+
+
+def _ray_encoder(args: argparse.Namespace, config):
+    """``index --ray``: the index's encoder, with passages encoded by Ray workers (ray imported only here)."""
+    from indexer.encoding.ray_encode import ray_encoder_for_index
+    from indexer.storage.stores import open_store
+
+    manifest = open_store(args.index).read_manifest(complete=False)
+    return ray_encoder_for_index(manifest, config.model, args.ray, args.ray_workers)
 
 
 def _watch_index(args: argparse.Namespace) -> int:
@@ -526,6 +552,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--watch",
         action="store_true",
         help="keep watching PATH: re-index after changes settle, one status line per run, until Ctrl-C",
+    )
+    p.add_argument(
+        "--ray",
+        metavar="auto|HOST:PORT",
+        help="encode on Ray workers: the cluster at HOST:PORT, or auto (the one running here, else a local one); "
+        "needs the ray extra",
+    )
+    p.add_argument(
+        "--ray-workers",
+        type=int,
+        metavar="N",
+        help="Ray workers (default: one per GPU, else one per node)",
     )
     p.set_defaults(func=cmd_index)
 
