@@ -12,6 +12,10 @@ cores with the server. Every answer's ranked chunk ids are checked against the C
 
     python bench/serve_throughput.py --index DIR [--queries data/sample_queries.jsonl] [--n 120] [--seed 0]
         [--clients 1,4,16] [--mode hybrid] [-k 10] [--out bench/results/serve_run.md]
+
+``--compare-lock`` measures instead why the server runs its models under one lock (:mod:`serve.served`): the
+same sample searched by threads of one process through ``ServedIndex`` (no HTTP), with the model lock and with
+it replaced by a no-op, alternating, two rounds.
 """
 
 from __future__ import annotations
@@ -116,6 +120,45 @@ def through_server(
     return time.perf_counter() - t0, answers
 
 
+def compare_lock(index: str, queries: list[dict], client_counts: list[int], mode: str, k: int) -> list[str]:
+    """Queries/s of threads searching one ``ServedIndex`` with and without its model lock (rows of a table)."""
+    import contextlib
+
+    from serve.served import Query, ServedIndex
+
+    served = ServedIndex(index)
+    served.warm_up()
+
+    def rate(clients: int) -> float:
+        order, lock = iter(queries), threading.Lock()
+
+        def client() -> None:
+            while True:
+                with lock:
+                    q = next(order, None)
+                if q is None:
+                    return
+                served.search([Query(q["text"])], mode=mode, k=k)  # type: ignore[arg-type]
+
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return len(queries) / (time.perf_counter() - t0)
+
+    rows, model_lock = [], served.model_lock
+    for round_ in (1, 2):
+        for name, lock in (("model lock", model_lock), ("no lock", contextlib.nullcontext())):
+            served.encoder._lock = served.encoder.tokenizer._lock = lock  # type: ignore[assignment]
+            rates = " | ".join(f"{rate(c):.1f}" for c in client_counts)
+            rows.append(f"| {round_} | {name} | {rates} |")
+    served.close()
+    head = " | ".join(f"{c} thread{'s' * (c > 1)}" for c in client_counts)
+    return [f"| round | | {head} |", "|---|---|" + "---:|" * len(client_counts), *rows]
+
+
 def machine() -> str:
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     name = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if "Model name" in line), "?")
@@ -136,8 +179,17 @@ def main() -> None:
     p.add_argument("--mode", default="hybrid")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--out", help="also write the table here (Markdown)")
+    p.add_argument("--compare-lock", action="store_true", help="queries/s with and without the model lock")
     args = p.parse_args()
     queries = sample(Path(args.queries), args.n, args.seed)
+    if args.compare_lock:
+        counts = [int(c) for c in args.clients.split(",")]
+        text = f"{args.n} queries, seed {args.seed}, --mode {args.mode}; {machine()}\n\n"
+        text += "\n".join(compare_lock(args.index, queries, counts, args.mode, args.k)) + "\n"
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+        return
     seconds, searching, expected = cli_batch(args.index, queries, args.mode, args.k)
     cli_qps, cli_steady = len(queries) / seconds, (len(queries) - 1) / searching
     rows = [

@@ -6,12 +6,15 @@ Which parts are safe from several threads at once, and why only the models get a
   generation (committed by this server's job or by ``e5search index`` in another process) under its own lock,
   so concurrent queries each see one whole generation and new queries see the newest. FAISS searches and
   BM25 retrieval only read. SQLAlchemy gives each query its own pooled connection.
-- The encoder's fast tokenizer is not: a call with other truncation settings than the one running beside it
-  fails with "Already borrowed" (huggingface/tokenizers), and ``Index.search`` counts a query's tokens with no
-  truncation while the model's own call truncates. So :class:`SerialEncoder` runs the model and the tokenizer
-  under one lock. On CPU one encoding already uses every core, so little is lost; an indexing job's encoding
-  takes the same lock a group of chunks at a time, so queries wait at most one group. The cross-encoder, when
-  configured, gets the same treatment (:class:`SerialReranker`).
+- The models get one lock (:class:`SerialEncoder`: encoding and tokenizer calls; :class:`SerialReranker`). A fast
+  tokenizer called from two threads with different truncation settings (``Index.search`` counts a query's
+  tokens untruncated while the model's own call truncates) has failed with "Already borrowed" in earlier
+  tokenizers releases, which is why the indexing reader takes its own copy (:mod:`indexer.build.scan`). Not
+  reproduced with tokenizers 0.23.3 (900 mixed calls from 6 threads), so the lock is insurance, and on CPU it
+  costs nothing measurable: one encoding already keeps every core busy (``python bench/serve_throughput.py
+  --compare-lock``: with and without the lock within the noise of a shared 2-core machine, bench/results/
+  serve.md). An indexing job's encoding takes the same lock a group of chunks at a time, so a query waits at
+  most one group.
 """
 
 from __future__ import annotations
