@@ -4,6 +4,7 @@ Layout of ``OUTPUT/`` (a standard sentence-transformers or CrossEncoder folder o
 
     .checkpoints/checkpoint-N/   Trainer checkpoints (model, optimizer, scheduler, RNG, sampler position)
     train_metrics.jsonl          one JSON object per logged step (loss, learning rate, grad norm, evals)
+    README.md                    the model card (trainer/modelcard.py): base model, data, loss, prompts, evals
     e5search_train.json          the stage, its config, the data's sha256, prompts, versions; written last
 
 A run whose record says ``finished`` with the same config and data is not run again; one with checkpoints and
@@ -218,8 +219,10 @@ def versions() -> dict[str, str]:
 def finish(
     output: Path, identity: dict[str, Any], extra: dict[str, Any], keep_checkpoints: bool, started: float
 ) -> dict[str, Any]:
-    """Write the record (last: it marks the run as finished) and drop the checkpoints."""
+    """Write the model card (README.md), then the record (last: it marks the run as finished); drop checkpoints."""
     import torch
+
+    from trainer.modelcard import write_card
 
     metrics = read_metrics(output)
     losses = [m["loss"] for m in metrics if "loss" in m]
@@ -234,6 +237,7 @@ def finish(
         "last_loss": losses[-1] if losses else None,
         "versions": versions(),
     }
+    write_card(output, record, metrics)
     (output / RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (output / ".identity.json").unlink(missing_ok=True)
     if not keep_checkpoints:
