@@ -69,8 +69,10 @@ class Jobs:
     def start(self, path: str | None = None) -> Job:
         """Start indexing ``path`` (absolute, or relative to the index's source folder; default: that folder)
         into the served index. Raises :class:`JobRunning` while a job runs."""
-        root = self.served.source_root() if not path or not Path(path).is_absolute() else ""
-        source = str(Path(root, path or "")) if root else str(path)
+        given = Path(path).expanduser() if path else None
+        source = (
+            str(given) if given and given.is_absolute() else str(Path(self.served.source_root(), path or ""))
+        )
         with self._lock:
             if self._running is not None:
                 raise JobRunning(

@@ -124,3 +124,47 @@ def test_16_concurrent_clients_get_the_answers_one_client_gets(api, served):
         t.join(120)
     assert len(seen) == 16 * 12
     assert not wrong, wrong[:2]
+
+
+def test_searches_during_a_job_see_the_old_or_the_new_index(folder_index):
+    """16 clients search while POST /index re-indexes (a slow encoder keeps the job running): every answer is the
+    index before the job or the index after it, never a mix; after the job, only the new one."""
+    folder, index = folder_index
+    queries = ["Rhein Brot", "tea", "Volga", "glacier ice", "paella"]
+    served = ServedIndex(str(index), encoder=SlowEncoder(0.02))
+    with ServerThread(served, ServeConfig(port=0, token=TOKEN)) as url, client(url) as api:
+
+        def answer(http, q: str, mode: str) -> list:
+            hits = http.post("/search", json={"query": q, "mode": mode, "k": 5}).json()["hits"]
+            return [(h["doc_path"], round(h["score"], 5)) for h in hits]
+
+        asks = [(q, m) for q in queries for m in ("bm25", "hybrid")]
+        old = {a: answer(api, *a) for a in asks}
+        for i in range(30):  # new documents that share the queries' words: the answers change
+            (folder / f"more_{i}.txt").write_text(
+                f"{queries[i % 5]} note {i}: more about {queries[(i + 1) % 5]}."
+            )
+        (folder / "de_rhein_brot.txt").unlink()
+        job = api.post("/index").json()
+        seen: list[tuple] = []
+
+        def worker(n: int) -> None:
+            with client(url) as http:
+                while api.get(f"/jobs/{job['id']}").json()["state"] == "running":
+                    a = asks[(n + len(seen)) % len(asks)]
+                    seen.append((a, answer(http, *a)))
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert _wait_done(api, job["id"])[0]["state"] == "done"
+        new = {a: answer(api, *a) for a in asks}
+    served.close()
+    assert sum(old[a] != new[a] for a in asks) >= len(asks) // 2  # the job changed most answers
+    assert len(seen) >= 16, len(seen)
+    wrong = [(a, got) for a, got in seen if got not in (old[a], new[a])]
+    assert not wrong, wrong[:2]
+    n_new = sum(got == new[a] != old[a] for a, got in seen)
+    print(f"{len(seen)} searches during the job: {n_new} saw the new index, the rest the old")
