@@ -417,6 +417,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     serve_forever(served, config, log_level="info" if args.verbose else "warning")
+    print("e5search serve stopped", file=sys.stderr)
     return 0
 
 

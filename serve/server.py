@@ -30,13 +30,20 @@ def uvicorn_server(served: ServedIndex, config: ServeConfig, log_level: str = "w
             access_log=log_level in ("info", "debug"),
             timeout_graceful_shutdown=5,
             server_header=False,
+            lifespan="off",  # no start-up/shutdown hooks; with them a Ctrl-C was seen to log the cancelled lifespan task's traceback
         )
     )
 
 
 def serve_forever(served: ServedIndex, config: ServeConfig, log_level: str = "warning") -> None:
-    """Serve until Ctrl-C (uvicorn stops on SIGINT/SIGTERM)."""
-    uvicorn_server(served, config, log_level).run()
+    """Serve until Ctrl-C or SIGTERM: uvicorn finishes the requests in flight (up to 5 s), then returns here
+    on Ctrl-C (it raises the signal again once stopped; that KeyboardInterrupt is the normal end)."""
+    try:
+        uvicorn_server(served, config, log_level).run()
+    except KeyboardInterrupt:
+        logger.info("stopped by Ctrl-C")
+    finally:
+        served.close()
 
 
 class ServerThread:
