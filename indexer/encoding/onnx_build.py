@@ -185,8 +185,8 @@ def gelu_fed_matmuls(model) -> list[str]:
     return names
 
 
-def quantize_int8(src: Path, dst: Path) -> list[str]:
-    """Dynamic int8 quantisation of ``src`` into ``dst``; returns the MatMuls kept in fp32."""
+def quantize_int8(src: Path, dst: Path, signed: bool = False) -> list[str]:
+    """Dynamic int8 of ``src`` into ``dst`` (``signed``: s8 weights, for VNNI CPUs); returns the fp32 MatMuls."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -194,7 +194,7 @@ def quantize_int8(src: Path, dst: Path) -> list[str]:
     quantize_dynamic(
         str(src),
         str(dst),
-        weight_type=QuantType.QUInt8,  # u8 x u8: no vpmaddubsw saturation on CPUs without VNNI
+        weight_type=QuantType.QInt8 if signed else QuantType.QUInt8,  # u8 x u8: no vpmaddubsw saturation
         per_channel=True,
         nodes_to_exclude=keep_fp32,
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # fused nodes have no inferred types
