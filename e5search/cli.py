@@ -56,7 +56,12 @@ def cmd_setup(args: argparse.Namespace) -> int:
     described = prepare_encoder(model)  # builds what the chosen backend needs (the ONNX model, ...)
     print(f"encoder backend ready: {described['backend']} ({described['numerics']})")
     if is_shipped():
-        print(f"default reranker ready: {build_default_reranker(force=args.force)}")
+        from indexer.models.default_reranker import DEFAULT_RERANKER
+        from indexer.retrieval.rerank import Reranker
+
+        folder = build_default_reranker(force=args.force)
+        ready = Reranker(DEFAULT_RERANKER)  # builds and checks the int8 ONNX reranker (once)
+        print(f"default reranker ready: {folder} (runs on {ready.backend})")
     return 0
 
 
