@@ -93,6 +93,12 @@ def _error(status: int, message: str, headers: dict | None = None) -> JSONRespon
 
 def _validation_message(exc: RequestValidationError) -> str:
     first = exc.errors()[0] if exc.errors() else {}
+    if first.get("type") == "json_invalid":
+        return 'the body is not valid JSON: send a JSON object such as {"query": "..."}'
+    if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):
+        return 'the body is empty: send a JSON object such as {"query": "..."}'
+    if first.get("type") == "model_attributes_type":
+        return 'the body is not a JSON object: send one, such as {"query": "..."}, as application/json'
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
     return f"{where}: {first.get('msg', 'invalid request')}; see /docs for the request format"
 
@@ -123,7 +129,10 @@ def create_app(served: ServedIndex, config: ServeConfig = ServeConfig(), jobs: J
 
     @app.exception_handler(HTTPException)
     def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        message = str(exc.detail)
+        if exc.status_code in (404, 405) and message in ("Not Found", "Method Not Allowed"):
+            message = f"no route {request.method} {request.url.path}: see /docs for the routes"
+        return _error(exc.status_code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

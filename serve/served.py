@@ -50,6 +50,8 @@ class _SerialTokenizer:
             return self._inner(*args, **kwargs)
 
     def __getattr__(self, name: str):
+        if name.startswith("_"):  # not delegated: a half-built copy must not recurse looking for _inner
+            raise AttributeError(name)
         return getattr(self._inner, name)
 
     def __deepcopy__(self, memo: dict):
@@ -64,6 +66,8 @@ class SerialEncoder:
         self._tokenizer = _SerialTokenizer(inner.tokenizer, lock)
 
     def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
         return getattr(self._inner, name)
 
     @property

@@ -111,6 +111,12 @@ def test_limits_are_4xx_with_a_message(api):
     assert error(422, json={"query": "tea", "mode": "semantic"}).startswith("mode:")
     assert error(422, json={"query": "tea", "colour": "red"}).startswith("colour:")
     assert "unknown language" in error(422, json={"query": "tea", "lang": "xx"})
+    as_json = {"content-type": "application/json"}
+    assert "not valid JSON" in error(422, content=b'{"query": ', headers=as_json)
+    assert "body is empty" in error(422, content=b"", headers=as_json)
+    assert "not a JSON object" in error(422, content=b'["tea"]', headers=as_json)
+    assert "no reranker configured" in error(422, json={"query": "tea", "rerank": True})
+    assert "no route GET /search" in api.get("/search").json()["error"]
     big = json.dumps({"query": "tea", "pad": "x" * 1_100_000})
     assert "over the limit of 1048576 bytes" in error(
         413, content=big, headers={"content-type": "application/json"}
