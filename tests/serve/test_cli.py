@@ -10,11 +10,13 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from tests.app.live import free_port
 from tests.serve.conftest import ROOT, TOKEN, client
 
 
+@pytest.mark.reliability  # a real process: ~10 s to start and stop on 2 shared cores
 def test_the_command_serves_and_ctrl_c_stops_it(folder_index):
     port = free_port()
     cmd = [
