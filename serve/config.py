@@ -27,7 +27,9 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     token: str | None = None
-    max_body_bytes: int = 1_048_576  # 1 MiB: a batch of max_queries queries of max_query_chars fits
+    max_body_bytes: int = (
+        1_048_576  # 1 MiB: 256 queries of 2,000 ASCII characters fit (CJK takes 3 bytes each)
+    )
     max_k: int = 1000
     max_queries: int = 256  # queries in one batch request
 
