@@ -23,10 +23,10 @@ import streamlit as st
 
 from app.embedding import QueryMemo, best_sentences
 from app.highlight import Span, lexical_spans, make_snippet, to_html
-from indexer.config import ModelConfig, SearchConfig
+from indexer.config import ModelConfig
 from indexer.encoding.encoder import TextEncoder, model_for_index
 from indexer.errors import E5SearchError
-from indexer.retrieval.rerank import NO_RERANKER, RERANK_K, Reranker, default_reranker
+from indexer.retrieval.rerank import NO_RERANKER, Reranker, default_reranker
 from indexer.search.columns import search_columns as search_modes
 from indexer.search.index import Filters, Index
 from indexer.storage.store import read_index_manifest
@@ -84,9 +84,7 @@ def _load_index(
 ) -> Index:
     encoder = load_encoder(model)
     reranker_obj = load_reranker(reranker_name) if reranker_name else None
-    idx = Index.open(
-        index_dir, encoder=encoder, reranker=reranker_obj, config=SearchConfig(rerank_top=RERANK_K)
-    )
+    idx = Index.open(index_dir, encoder=encoder, reranker=reranker_obj)
     # Warm up now, under the spinner, rather than in the first query: BM25 files, the language identifier
     # (about a second), and the model's first forward pass.
     idx.bm25.query_terms("warm up")

@@ -139,7 +139,7 @@ class IndexConfig:
 class SearchConfig:
     rrf_k: int = 60  # Cormack et al. 2009
     candidates: int = 100  # per retriever, before fusion / reranking
-    rerank_top: int = 50  # how many candidates the cross-encoder rescores
+    rerank_top: int = 20  # candidates the cross-encoder rescores (the reranking latency budget)
     max_query_chars: int = 2000
     fusion: FusionMode = "weighted"  # how hybrid fuses dense and BM25; "rrf" = plain RRF
 

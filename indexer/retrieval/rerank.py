@@ -21,6 +21,7 @@ from typing import Literal, cast
 
 import numpy as np
 
+from indexer.config import SearchConfig
 from indexer.encoding import machine
 from indexer.errors import ConfigError, E5SearchError
 
@@ -35,7 +36,7 @@ NO_RERANKER = (
 OFF = ("none", "off")  # E5SEARCH_RERANKER values that turn the default reranker off
 
 
-RERANK_K = 20  # candidates the cross-encoder rescores by default (the product's setting; issue 19's budget)
+RERANK_K = SearchConfig.rerank_top  # candidates the cross-encoder rescores by default (the one home: config)
 
 
 RerankBackend = Literal["auto", "torch", "torch-bf16", "onnx-int8"]

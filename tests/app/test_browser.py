@@ -101,7 +101,7 @@ def test_search_rerank_and_screenshot_in_a_real_browser(app_url: str, tmp_path: 
         )
         try:
             page = context.new_page()
-            page.goto(app_url, wait_until="domcontentloaded")
+            page.goto(app_url + "/?rerank=0", wait_until="domcontentloaded")  # reranking is on by default
             box = page.get_by_label("Query")
             box.wait_for(timeout=120_000)
             box.fill(QUERY)
@@ -122,11 +122,12 @@ def test_search_rerank_and_screenshot_in_a_real_browser(app_url: str, tmp_path: 
 
             page.get_by_text("Rerank (cross-encoder)").click()
             page.wait_for_selector("[class^='e5-move-']", timeout=120_000)
-            page.wait_for_function(
-                "new URLSearchParams(location.search).get('rerank') === '1'", timeout=30_000
+            page.wait_for_function(  # back to the default (on): nothing about it in the URL
+                "new URLSearchParams(location.search).get('rerank') === null", timeout=30_000
             )
             page.wait_for_function("document.querySelectorAll('.e5-hit').length >= 9", timeout=60_000)
-            assert "rerank" in " ".join(page.locator("[data-testid='stCaptionContainer']").all_inner_texts())
+            captions = " ".join(page.locator("[data-testid='stCaptionContainer']").all_inner_texts())
+            assert "rerank" in captions and "Reranked in one pass" in captions
             _screenshot(page, ARTIFACTS / "app-search-rerank.png")
         finally:
             context.close()
