@@ -1,10 +1,13 @@
 """OCR for PDF pages that have no text layer (scans): render the page, read it with Tesseract.
 
 Pages are rendered with pypdfium2 (PDFium, the engine in Chrome, as self-contained wheels: no system package,
-permissive licence, actively released) and read by the ``tesseract`` program through pytesseract, in every
-language whose traineddata is installed (``tesseract --list-langs``, less ``osd``). Both Python packages come with
-``pip install 'e5search[ocr]'``; the program with ``apt-get install tesseract-ocr`` (plus ``tesseract-ocr-deu`` etc.
-per language). OCR'd text is marked: the reader gives such a page the heading path ``("p. 3", "OCR")``.
+permissive licence, actively released; ``pip install 'e5search[ocr]'``) and read by the ``tesseract`` program
+(``apt-get install tesseract-ocr``, plus ``tesseract-ocr-deu`` etc. per language) in every language whose
+traineddata is installed (``tesseract --list-langs``, less ``osd``). The page goes to ``tesseract stdin stdout``
+as a PNG on one OpenMP thread unless ``OMP_THREAD_LIMIT`` says otherwise: Tesseract's own threads spin when the
+cores are busy (``bench/ocr.py``: 10.1 s a page on one thread, 226.5 s on two, on 2 loaded cores). The program is
+run directly because pytesseract hands it this process's environment (the limit would apply to the whole
+process). OCR'd text is marked: the reader gives such a page the heading path ``("p. 3", "OCR")``.
 
 Setting (``IndexConfig.ocr``, ``--ocr`` / ``--no-ocr``): ``None`` = on when Tesseract and the extra are installed,
 ``True`` = required (an error naming the install steps if they are missing), ``False`` = off. Each page's
@@ -16,9 +19,12 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import io
 import logging
 import math
+import os
 import shutil
+import subprocess
 from collections.abc import Iterable, Iterator
 
 from indexer.errors import ConfigError
@@ -32,13 +38,14 @@ MAX_PIXELS = 40_000_000  # a poster-sized page is rendered smaller rather than a
 INSTALL = (
     "apt-get install tesseract-ocr (and tesseract-ocr-<lang> per language) and pip install 'e5search[ocr]'"
 )
+IGNORED_LANGS = frozenset({"osd", "equ"})  # orientation/script detection and maths: not languages of text
 
 
 def missing() -> str | None:
     """What is missing for OCR (``None`` when it can run)."""
     if shutil.which("tesseract") is None:
         return "the tesseract program is not installed"
-    for package in ("pytesseract", "pypdfium2"):
+    for package in ("pypdfium2", "PIL"):
         if importlib.util.find_spec(package) is None:
             return f"the Python package {package} is not installed"
     return None
@@ -63,10 +70,10 @@ def wanted(setting: bool | None) -> bool:
 @functools.lru_cache(maxsize=1)
 def languages() -> str:
     """Tesseract's ``-l`` argument: every installed language but orientation detection, e.g. ``"deu+eng+rus"``."""
-    import pytesseract
-
-    langs = sorted(set(pytesseract.get_languages(config="")) - {"osd", "equ"})
-    return "+".join(langs) or "eng"
+    listed = subprocess.run(
+        ["tesseract", "--list-langs"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.splitlines()[1:]  # the first line names the tessdata folder
+    return "+".join(sorted({line.strip() for line in listed if line.strip()} - IGNORED_LANGS)) or "eng"
 
 
 def ocr_pdf_pages(data: bytes, numbers: Iterable[int], deadline: Deadline) -> Iterator[tuple[int, str]]:
@@ -83,38 +90,39 @@ def ocr_pdf_pages(data: bytes, numbers: Iterable[int], deadline: Deadline) -> It
             deadline.check()
             page = pdf[number - 1]
             try:
-                image = _render(page)
+                png = _render(page)
             finally:
                 page.close()
-            yield number, _read_image(image, deadline)
+            yield number, _read_image(png, deadline)
     finally:
         pdf.close()
 
 
-def _render(page):
-    """The page as a greyscale PIL image at :data:`DPI`, scaled down to :data:`MAX_PIXELS` for huge pages."""
+def _render(page) -> bytes:
+    """The page as a greyscale PNG at :data:`DPI` (scaled down to :data:`MAX_PIXELS` for huge pages)."""
     width, height = page.get_size()  # points, 1/72 inch
     scale = min(DPI / 72, math.sqrt(MAX_PIXELS / max(width * height, 1.0)))
     bitmap = page.render(scale=scale, grayscale=True)
     try:
-        return bitmap.to_pil()
+        png = io.BytesIO()
+        bitmap.to_pil().save(png, "PNG", dpi=(round(72 * scale),) * 2)  # Tesseract sizes text by the dpi
+        return png.getvalue()
     finally:
         bitmap.close()
 
 
-def _read_image(image, deadline: Deadline) -> str:
-    import pytesseract
-
-    remaining = deadline.remaining()
+def _read_image(png: bytes, deadline: Deadline) -> str:
+    """Tesseract's text for one PNG page, within what is left of the file's time budget."""
+    env = {**os.environ, "OMP_THREAD_LIMIT": os.environ.get("OMP_THREAD_LIMIT", "1")}
+    command = ["tesseract", "stdin", "stdout", "-l", languages()]
     try:
-        # timeout 0 means none to pytesseract: an unlimited budget passes 0
-        return pytesseract.image_to_string(
-            image, lang=languages(), timeout=0 if remaining is None else remaining
-        )
-    except RuntimeError as exc:
-        if "timeout" in str(exc).lower():
-            raise OverBudget(
-                f"OCR took over {deadline.seconds:g} s (file_timeout_s per MB): "
-                "raise file_timeout_s, or index with --no-ocr"
-            ) from None
-        raise
+        done = subprocess.run(command, input=png, capture_output=True, env=env, timeout=deadline.remaining())
+    except subprocess.TimeoutExpired:  # subprocess.run has killed the child
+        raise OverBudget(
+            f"OCR took over {deadline.seconds:g} s (file_timeout_s per MB): "
+            "raise file_timeout_s, or index with --no-ocr"
+        ) from None
+    if done.returncode != 0:
+        last = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+        raise RuntimeError(f"tesseract failed: {last[0] if last else f'exit {done.returncode}'}")
+    return done.stdout.decode("utf-8", "replace")
