@@ -123,7 +123,11 @@ def _read_pdf(data: bytes, path: Path, rel: str, limits: ReadLimits) -> list[Doc
         raise SkipFile(
             f"scanned PDF? no text layer (no extractable text on {len(outline)} "
             f"page{'' if len(outline) == 1 else 's'})"
-            + ("" if ocr.wanted(limits.ocr) else f"; OCR is off: index with --ocr ({ocr.INSTALL})")
+            + (
+                "; OCR read no text either"
+                if ocr.wanted(limits.ocr)
+                else f"; OCR is off: index with --ocr ({ocr.INSTALL})"
+            )
         )
     return [make_document(rel, _pdf_title(reader) or stem_title(path), outline, "pdf")]
 

@@ -80,8 +80,12 @@ def test_text_layer_pages_are_not_ocrd(tmp_path: Path, counted: list[int]):
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "text.pdf").write_bytes(pdf_bytes([["Moraines mark the glacier's furthest advance"], []]))
+    (docs / "drawing.pdf").write_bytes(pdf_bytes([[]]))  # a grey square: no text layer, no text to read
     summary = build_index(docs, tmp_path / "idx", IndexConfig(ocr=True), encoder=FakeEncoder())
-    assert summary.added == 1 and len(counted) == 1  # only the drawn page without text went to Tesseract
+    assert summary.added == 1 and len(counted) == 2  # only the two drawn pages without text went to Tesseract
+    assert [s["reason"] for s in summary.skipped] == [
+        "scanned PDF? no text layer (no extractable text on 1 page); OCR read no text either"
+    ]
     hit = Index.open(tmp_path / "idx", encoder=FakeEncoder()).search("moraines", mode="bm25", k=1).hits[0]
     assert hit.heading_path == ("p. 1",)  # text-layer pages keep their plain page heading
 
