@@ -139,3 +139,26 @@ def test_make_delta_refuses_an_artefact_over_the_size_limit(
     with pytest.raises(E5SearchError, match="MB a repository carries: keep fewer layers"):
         dr.make_delta(small_cross_encoder, asset_dir=tmp_path, max_bytes=1000)
     assert not (tmp_path / dr.DELTA_FILE).exists()
+
+
+@pytest.mark.model
+def test_a_shipped_artefact_becomes_the_default_reranker(
+    shipped, small_cross_encoder: Path, default_model_path: Path, tmp_path: Path, monkeypatch
+):
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    from indexer.retrieval.rerank import Reranker, default_reranker
+
+    asset, _ = shipped
+    monkeypatch.setattr(dr, "ASSET_DIR", asset)
+    monkeypatch.setattr(dr, "cache_home", lambda: tmp_path / "home")  # the rebuilt folder goes here
+    monkeypatch.setenv("E5SEARCH_HOME", str(default_model_path.parents[1]))  # the backbone comes from here
+    monkeypatch.delenv("E5SEARCH_RERANKER", raising=False)
+    assert default_reranker() == dr.DEFAULT_RERANKER
+    reranker = Reranker(dr.DEFAULT_RERANKER, backend="torch")  # rebuilt on first use
+    assert dr.is_built(dr.default_reranker_dir(), asset)
+    query, passages = PROBE_PAIRS[3][0], [p for q, p in PROBE_PAIRS if q == PROBE_PAIRS[3][0]]
+    want = CrossEncoder(str(small_cross_encoder), device="cpu").predict([(query, p) for p in passages])
+    assert np.max(np.abs(reranker.score(query, passages) - want)) < 1e-4
+    monkeypatch.setenv("E5SEARCH_RERANKER", "none")
+    assert default_reranker() is None
