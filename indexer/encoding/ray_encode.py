@@ -137,7 +137,13 @@ def connect(address: str) -> bool:
     if target is None:
         ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, **quiet)
         return True
-    ray.init(address=target, **quiet)
+    try:  # "auto" lets Ray use this machine's auth token for a cluster it finds; an address given needs
+        ray.init(address="auto" if address == "auto" else target, **quiet)  # RAY_AUTH_MODE=token set
+    except ConnectionError as exc:
+        raise ConfigError(
+            f"--ray {target}: Ray could not join the cluster ({exc}); if it uses token authentication, set "
+            "RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+        ) from None
     return False
 
 
@@ -160,6 +166,7 @@ class RayEncoder:
         part_size: int = 32,
         num_gpus: float = 0.0,
         started_cluster: bool = False,
+        num_cpus: float = 1.0,
     ):
         import ray
 
@@ -171,7 +178,7 @@ class RayEncoder:
         self.redone = 0  # texts sent again after a worker was lost
         env = {k: os.environ[k] for k in ("E5SEARCH_HOME",) if k in os.environ}  # where the model is built
         actor = ray.remote(_Worker).options(
-            num_cpus=0 if num_gpus else 1,
+            num_cpus=0 if num_gpus else num_cpus,  # Ray sets OMP_NUM_THREADS (torch's threads) to this
             num_gpus=num_gpus,
             max_restarts=MAX_RESTARTS,
             max_task_retries=0,  # a lost part is sent again by encode_passages, to another actor
@@ -298,6 +305,15 @@ def worker_model(local: ModelConfig, backend: str, cluster_gpus: float) -> tuple
     return dataclasses.replace(local, backend=backend, device="cpu"), 0.0  # type: ignore[arg-type]
 
 
+def cpus_per_worker(cluster_cpus: float, workers: int) -> float:
+    """The cluster's CPUs shared out among CPU workers (at least 1 each), so their threads do not oversubscribe.
+
+    >>> cpus_per_worker(16, 2), cpus_per_worker(2, 4)
+    (8.0, 1.0)
+    """
+    return float(max(1, int(cluster_cpus // workers)))
+
+
 def ray_encoder_for_index(
     manifest: dict, model: ModelConfig | None, address: str, workers: int | None = None
 ) -> RayEncoder:
@@ -319,7 +335,8 @@ def ray_encoder_for_index(
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         count = workers or (int(gpus) if per_worker else max(1, nodes))
         spec = EncoderSpec("indexer.encoding.encoder:Encoder", {"config": config})
-        encoder = RayEncoder(local, spec, count, chosen.batch_size, per_worker, started)
+        cpus = cpus_per_worker(float(ray.cluster_resources().get("CPU", 1)), count)
+        encoder = RayEncoder(local, spec, count, chosen.batch_size, per_worker, started, cpus)
     except BaseException:
         ray.shutdown()
         raise

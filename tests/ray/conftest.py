@@ -3,7 +3,8 @@
 ``ray start --head --block`` runs in a session of its own and the fixture stops exactly that process group
 (SIGTERM: Ray drains and stops its processes; SIGKILL to the group if it hangs), never with ``ray stop``, which
 stops every Ray process on the machine. Ray's single-machine switch keeps every address on 127.0.0.1
-(``--node-ip-address`` alone is swapped for the machine's network address by Ray).
+(``--node-ip-address`` alone is swapped for the machine's network address by Ray); token authentication is off
+for this loopback-only cluster, whatever ``~/.ray`` holds.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ import pytest
 from indexer.encoding.ray_encode import SINGLE_MACHINE_ENV
 
 RAY = Path(sys.executable).with_name("ray")
+TEST_ENV = {
+    SINGLE_MACHINE_ENV: "0",  # addresses stay 127.0.0.1 (read when ray is first imported)
+    # the head listens on 127.0.0.1 only; without this a token in ~/.ray (which a local ray.init() writes)
+    # would turn token authentication on for the head but not for drivers given its address
+    "RAY_AUTH_MODE": "disabled",
+}
 
 
 def _free_port() -> int:
@@ -58,8 +65,8 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def ray_head() -> Iterator[str]:
     """``127.0.0.1:<port>`` of a running head with 2 CPUs, no dashboard, no usage report."""
-    saved = os.environ.get(SINGLE_MACHINE_ENV)
-    os.environ[SINGLE_MACHINE_ENV] = "0"  # this process's driver too: read when ray is first imported
+    saved = {k: os.environ.get(k) for k in TEST_ENV}
+    os.environ.update(TEST_ENV)  # for this process's drivers and the commands it starts too
     if importlib.util.find_spec("ray") is None:
         _restore(saved)
         pytest.skip("ray is not installed: pip install 'e5search[ray]'")
@@ -82,11 +89,12 @@ def ray_head() -> Iterator[str]:
         _restore(saved)
 
 
-def _restore(saved: str | None) -> None:
-    if saved is None:
-        os.environ.pop(SINGLE_MACHINE_ENV, None)
-    else:
-        os.environ[SINGLE_MACHINE_ENV] = saved
+def _restore(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture
