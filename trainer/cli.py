@@ -142,6 +142,9 @@ def _add_stages(sub) -> None:
     p.add_argument("--loss", choices=["bce", "lce"], help="pointwise BCE or listwise softmax over each group")
     p.add_argument("--num-layers", type=int, help="> 0: keep only the bottom N transformer layers")
     p.add_argument(
+        "--head", choices=["cls", "mean"], help="score from the first token (cls) or the mean token"
+    )
+    p.add_argument(
         "--freeze-embeddings", action="store_true", default=None, help="train the transformer layers only"
     )
 

@@ -8,14 +8,18 @@ consistency filter top-k 2. Each config is saved next to what its stage wrote (`
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import tomllib
-
 from indexer.config import DEFAULT_MODEL
 from indexer.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 Precision = Literal["fp32", "bf16", "fp16"]
 T = TypeVar("T")
@@ -213,6 +217,10 @@ class RerankerConfig:
     loss: str = "bce"
     num_layers: int = 0  # > 0: keep only the bottom num_layers transformer layers (a cheaper cross-encoder)
     freeze_embeddings: bool = False  # the (250k-token) word, position and type embeddings stay the backbone's
+    # "cls": BERT's pooler + classifier on the first token (transformers' sequence classification); "mean": mean
+    # pooling + one linear score, as the E5 backbone was trained to pool (its first token carries almost nothing in
+    # the bottom layers: cosine 1.000 between candidates at layer 6)
+    head: str = "cls"
     save_steps: int = 500
     save_total_limit: int = 2
     keep_checkpoints: bool = False
@@ -227,6 +235,7 @@ class RerankerConfig:
         _check(self.lora_r >= 0, f"lora_r={self.lora_r}: must be >= 0 (0: full fine-tuning)")
         _check(self.loss in ("bce", "lce"), f"loss={self.loss!r}: 'bce' (pointwise) or 'lce' (listwise)")
         _check(self.num_layers >= 0, f"num_layers={self.num_layers}: must be >= 0 (0: all layers)")
+        _check(self.head in ("cls", "mean"), f"head={self.head!r}: 'cls' or 'mean'")
         _check(
             self.loss == "bce" or self.num_negatives >= 1,
             f"loss='lce' needs num_negatives >= 1 (got {self.num_negatives})",

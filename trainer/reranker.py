@@ -59,6 +59,26 @@ def _fresh_pooler(model) -> None:
         logger.info("re-initialised the all-zero BERT pooler for the classification head")
 
 
+def mean_pooling_cross_encoder(path: str, max_length: int):
+    """A CrossEncoder of the backbone, mean pooling over the pair's tokens and one linear score (a plain
+    sentence-transformers folder: ``CrossEncoder(folder)`` loads it)."""
+    import torch
+    from sentence_transformers.base.modules import Dense, Transformer
+    from sentence_transformers.cross_encoder import CrossEncoder
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    backbone = Transformer(path, max_seq_length=max_length)
+    dim = backbone.get_word_embedding_dimension()
+    score = Dense(
+        dim,
+        1,
+        activation_function=torch.nn.Identity(),
+        module_input_name="sentence_embedding",
+        module_output_name="scores",
+    )
+    return CrossEncoder(modules=[backbone, Pooling(dim, "mean"), score])
+
+
 def truncate_layers(model, num_layers: int) -> None:
     """Keep the bottom ``num_layers`` transformer layers (the saved config says so: the folder loads as is)."""
     bert = _hf_model(model)
@@ -140,8 +160,11 @@ def train_reranker(
         done, checkpoint = runs.prepare(output, identity, overwrite)
     if done:
         return output
-    model = CrossEncoder(resolve_model(config.model), num_labels=1, max_length=config.max_length)
-    _fresh_pooler(model)
+    if config.head == "mean":
+        model = mean_pooling_cross_encoder(resolve_model(config.model), config.max_length)
+    else:
+        model = CrossEncoder(resolve_model(config.model), num_labels=1, max_length=config.max_length)
+        _fresh_pooler(model)
     if config.num_layers:
         truncate_layers(model, config.num_layers)
     if config.freeze_embeddings:

@@ -282,7 +282,10 @@ def test_per_task_instructions_are_applied_and_recorded(tiny_model, pairs_path, 
         )
 
 
-def test_listwise_reranker_on_bottom_layers_trains_layers_not_embeddings(tiny_model, pairs_path, tmp_path):
+@pytest.mark.parametrize("head", ["cls", "mean"])
+def test_listwise_reranker_on_bottom_layers_trains_layers_not_embeddings(
+    tiny_model, pairs_path, tmp_path, head
+):
     """loss="lce" + num_layers + freeze_embeddings: the saved folder has the kept layers only, its embeddings are
     the backbone's bit for bit, its layers moved, and the group loss starts at about log(1 + negatives)."""
     import math
@@ -306,6 +309,7 @@ def test_listwise_reranker_on_bottom_layers_trains_layers_not_embeddings(tiny_mo
             num_layers=1,
             freeze_embeddings=True,
             learning_rate=1e-3,
+            head=head,
         ),
     )
     record = json.loads((ce / runs.RECORD).read_text())
@@ -320,7 +324,8 @@ def test_listwise_reranker_on_bottom_layers_trains_layers_not_embeddings(tiny_mo
     assert any(not torch_equal(trained[k], base[_base_key(k, base)]) for k in layer)
     assert not any(".layer.1." in k for k in trained)
     scores = Reranker(str(ce)).score("How do bees make honey?", ["Bees collect nectar.", "Кошки мурлычут."])
-    assert scores.shape == (2,)
+    assert scores.shape == (2,) and scores[0] != scores[1]
+    assert ("Pooling" in (ce / "modules.json").read_text()) == (head == "mean")
 
 
 def torch_equal(a, b) -> bool:
