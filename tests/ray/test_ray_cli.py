@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -54,6 +55,20 @@ def test_bad_ray_flags_are_one_line_and_exit_2(tmp_path, flags, message):
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "idx" / "index.sqlite").exists()  # nothing written
+
+
+def test_without_ray_installed_the_fix_is_named(tmp_path):
+    """ray made unimportable for the command (a package of that name that raises ImportError, first on the path)."""
+    blocker = tmp_path / "blocked" / "ray"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    docs = write_corpus(tmp_path / "docs", files=2)
+    env = {**os.environ, "PYTHONPATH": str(blocker.parent), "RAY_TMPDIR": str(tmp_path)}
+    env.pop("RAY_ADDRESS", None)
+    out = e5search("index", str(docs), "--index", str(tmp_path / "idx"), "--ray", "auto", env=env)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == "e5search: error: ray is not installed: pip install 'e5search[ray]'"
+    assert not (tmp_path / "idx" / "index.sqlite").exists()
 
 
 @pytest.fixture
