@@ -107,10 +107,11 @@ def all_passages(session: Session) -> tuple[list[int], list[str], list[str], lis
     return ids, texts, [r[3] for r in rows], [r[4] for r in rows]
 
 
-def _dense_kind(config: IndexConfig, n_vectors: int) -> str:
+def _dense_kind(config: IndexConfig, n_vectors: int, threshold: int | None = None) -> str:
+    """``config.dense_kind``, with "auto" resolved: HNSW above ``threshold`` vectors (``config.ann_threshold``)."""
     if config.dense_kind != "auto":
         return config.dense_kind
-    return "hnsw" if n_vectors > config.ann_threshold else "flat"
+    return "hnsw" if n_vectors > (config.ann_threshold if threshold is None else threshold) else "flat"
 
 
 class _FolderVectors:
@@ -171,7 +172,9 @@ class _PgVectors:
         if self.rebuild and rows:
             pg_vectors.delete_all(session)
             pg_vectors.insert(session, [r[0] for r in rows], np.stack([vectors[r[1]] for r in rows]))
-        return _dense_kind(config, len(rows)), len(rows)
+        return _dense_kind(config, len(rows), min(config.ann_threshold, pg_vectors.EXACT_SCAN_LIMIT)), len(
+            rows
+        )
 
 
 def _write(

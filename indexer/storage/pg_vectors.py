@@ -21,6 +21,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
+# "auto" searches exactly up to this many chunks, then the HNSW graph: a sequential scan costs ~0.7 us a vector
+# (690 ms a query at 1M, bench/results/pgvector.md), twice FAISS flat, so the folder's 200,000 would be ~140 ms
+EXACT_SCAN_LIMIT = 20_000
 HNSW_EF_CONSTRUCTION = 64
 
 

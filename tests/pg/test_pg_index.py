@@ -97,6 +97,21 @@ def test_hnsw_recall_at_10_against_exact(folder, tmp_path, pg_url):
         pg.close()
 
 
+def test_auto_searches_exactly_up_to_the_exact_scan_limit_then_the_graph(folder, pg_url, monkeypatch):
+    from indexer.storage import pg_vectors
+
+    build_index(folder, pg_url, encoder=FakeEncoder())  # 122 chunks
+    first = Index.open(pg_url, encoder=FakeEncoder())
+    assert first.dense.kind == "flat"
+    first.close()
+    monkeypatch.setattr(pg_vectors, "EXACT_SCAN_LIMIT", 100)
+    (folder / "more.txt").write_text("One more file, so that the run commits.\n", encoding="utf-8")
+    build_index(folder, pg_url, encoder=FakeEncoder())
+    idx = Index.open(pg_url, encoder=FakeEncoder())
+    assert idx.dense.kind == "hnsw" and idx.search("Kaffee", mode="dense", k=3).hits
+    idx.close()
+
+
 def test_incremental_runs_give_exact_counts(folder, tmp_path, pg_url):
     """Add, change and delete files: every count matches a clean SQLite build of the same folder."""
 
