@@ -9,7 +9,10 @@ tests/pg/test_pg_index.py allows for when it compares the two.) Marked ``pg`` an
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -26,6 +29,7 @@ from tests.pg.server import PgServer
 from tests.reliability.test_reliability import QUERIES, results, state_of, write_state, writer
 
 pytestmark = [pytest.mark.pg, pytest.mark.reliability]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def replay(server: PgServer, tmp: Path, sequence: list[str]) -> list[dict]:
@@ -37,6 +41,13 @@ def replay(server: PgServer, tmp: Path, sequence: list[str]) -> list[dict]:
         build_index(folder, url, encoder=FakeEncoder())
         out.append(state_of(url))
     return out
+
+
+def cli_index(folder: Path, url: str, delay: float = 0.0) -> subprocess.Popen:
+    """``e5search index FOLDER --store URL`` in a process of its own, the slowed fake encoder for the model."""
+    cmd = [sys.executable, "-m", "tests.pg.slow_cli", "index", str(folder), "--store", url, "--quiet"]
+    env = os.environ | {"E5SEARCH_TEST_DELAY": str(delay)}
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def wait_for_lock(url: str, pid: int, timeout: float = 60.0) -> None:
@@ -98,7 +109,9 @@ def test_kill_9_mid_run_readers_keep_the_old_generation_and_the_next_run_complet
     reader = Searcher(pg_url, [old, new])
     reader.start()
     write_state(folder, "B")
-    proc = writer(folder, pg_url, delay=0.3)  # ~4 s encoding the 12 changed files; killed 1 s after the lock
+    proc = cli_index(
+        folder, pg_url, delay=0.3
+    )  # ~4 s encoding the 12 changed files; killed 1 s after the lock
     wait_for_lock(pg_url, proc.pid)
     time.sleep(1.0)
     proc.send_signal(signal.SIGKILL)
@@ -106,7 +119,7 @@ def test_kill_9_mid_run_readers_keep_the_old_generation_and_the_next_run_complet
     time.sleep(0.5)
     during = len(reader.seen)
     assert state_of(pg_url) == old  # the killed run left nothing
-    assert writer(folder, pg_url).wait(timeout=120) == 0  # the lock died with the killed writer
+    assert cli_index(folder, pg_url).wait(timeout=120) == 0  # the lock died with the killed writer
     time.sleep(0.5)
     reader.stop.set()
     reader.join(timeout=60)
@@ -124,10 +137,10 @@ def test_a_second_writer_is_refused_in_one_line_or_queues_with_wait(tmp_path, pg
     write_state(folder, "B")
     first = writer(folder, pg_url, delay=0.5)  # ~6 s: long enough for two more processes to start
     wait_for_lock(pg_url, first.pid)
-    second = writer(folder, pg_url)
+    second = cli_index(folder, pg_url)  # the CLI's own message and exit status
     _, err = second.communicate(timeout=60)
     assert second.returncode == 2 and f"being updated by e5search PID {first.pid} " in err and "--wait" in err
-    assert err.count("\n") == 1
+    assert err.startswith("e5search: error: ") and err.count("\n") == 1
     queued = writer(folder, pg_url, "--wait")
     assert first.wait(timeout=120) == 0 and queued.wait(timeout=120) == 0
     assert state_of(pg_url) == expected
