@@ -689,6 +689,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not args.verbose:  # bm25s sets its own logger to DEBUG ("Building index from IDs" on every build)
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
     try:
         args = _with_config_file(parser, argv, args)
         return int(args.func(args) or 0)
