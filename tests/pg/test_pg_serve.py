@@ -7,6 +7,7 @@ server (tests/pg/conftest.py). Marked ``pg``.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -103,3 +104,34 @@ def test_index_through_one_replica_and_the_other_answers_with_the_new_generation
         other.post("/search", json={"query": "quokka"}, headers={"Authorization": "Bearer wrong"}).status_code
         == 401
     )
+
+
+def test_kill_9_of_an_indexing_job_leaves_both_replicas_on_the_old_generation(replicas, pg_url):
+    from tests.pg.test_pg_reliability import cli_index, wait_for_lock
+
+    folder, served = replicas
+    for i in range(6):
+        (folder / f"quokka{i}.txt").write_text(f"Quokka {i} lives on Rottnest island.\n", encoding="utf-8")
+    job = cli_index(folder, pg_url, delay=1.0)  # ~6 s encoding the new files
+    wait_for_lock(pg_url, job.pid)
+    answers = 0
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:  # while the job runs
+        for http in served:
+            assert (
+                http.get("/info").json()["generation"] == 1 and top(http, "quokka Rottnest", "bm25") is None
+            )
+            answers += 1
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    for http in served:  # after the kill: still the old generation, whole
+        assert (
+            http.get("/info").json()["generation"] == 1
+            and top(http, "quokka Rottnest", "hybrid") != "quokka0.txt"
+        )
+    assert answers >= 2  # each replica answered while the job ran
+    assert cli_index(folder, pg_url).wait(timeout=120) == 0  # the next run completes
+    for http in served:
+        info = http.get("/info").json()
+        assert info["generation"] == 2 and info["chunks"] == info["vectors"]
+        assert top(http, "quokka Rottnest", "bm25").startswith("quokka")
