@@ -23,9 +23,7 @@ class PageState:
     page: Page = "search"
     query: str = ""
     k: int = 10
-    rerank: bool | None = (
-        None  # None: the default (on when a reranker is present); the URL says 1 or 0 otherwise
-    )
+    rerank: bool | None = None  # None: the default, on when a reranker is present; else rerank=1 / 0
     lang: str | None = None
     file_type: str | None = None
     path_prefix: str | None = None
