@@ -59,24 +59,13 @@ def _fresh_pooler(model) -> None:
         logger.info("re-initialised the all-zero BERT pooler for the classification head")
 
 
-def mean_pooling_cross_encoder(path: str, max_length: int):
-    """A CrossEncoder of the backbone, mean pooling over the pair's tokens and one linear score (a plain
-    sentence-transformers folder: ``CrossEncoder(folder)`` loads it)."""
-    import torch
-    from sentence_transformers.base.modules import Dense, Transformer
-    from sentence_transformers.cross_encoder import CrossEncoder
-    from sentence_transformers.sentence_transformer.modules import Pooling
-
-    backbone = Transformer(path, max_seq_length=max_length)
-    dim = backbone.get_word_embedding_dimension()
-    score = Dense(
-        dim,
-        1,
-        activation_function=torch.nn.Identity(),
-        module_input_name="sentence_embedding",
-        module_output_name="scores",
+def _scores_itself(folder: str) -> bool:
+    """A sentence-transformers folder whose last module writes the cross-encoder's ``scores``."""
+    modules = json.loads((Path(folder) / "modules.json").read_text(encoding="utf-8"))
+    last = Path(folder) / modules[-1]["path"] / "config.json"
+    return (
+        last.is_file() and json.loads(last.read_text(encoding="utf-8")).get("module_output_name") == "scores"
     )
-    return CrossEncoder(modules=[backbone, Pooling(dim, "mean"), score])
 
 
 def truncate_layers(model, num_layers: int) -> None:
@@ -144,6 +133,7 @@ def train_reranker(
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
     from sentence_transformers.cross_encoder.training_args import CrossEncoderTrainingArguments
 
+    from indexer.models.reranker_delta import mean_pooling_cross_encoder
     from indexer.models.resolve import resolve_model
     from trainer.losses import GroupSoftmaxLoss
 
@@ -160,7 +150,13 @@ def train_reranker(
         done, checkpoint = runs.prepare(output, identity, overwrite)
     if done:
         return output
-    if config.head == "mean":
+    if (
+        config.head == "mean"
+        and (Path(config.model) / "modules.json").is_file()
+        and _scores_itself(config.model)
+    ):
+        model = CrossEncoder(config.model, max_length=config.max_length)  # a mean-head reranker: train it on
+    elif config.head == "mean":
         model = mean_pooling_cross_encoder(resolve_model(config.model), config.max_length)
     else:
         model = CrossEncoder(resolve_model(config.model), num_labels=1, max_length=config.max_length)

@@ -46,12 +46,13 @@ from indexer.encoding.onnx_build import (
 from indexer.encoding.runners import SOLO_THREADS, _ort_session, available_cpus
 from indexer.errors import E5SearchError
 from indexer.models.rerank_pairs import PROBE_PAIRS
+from indexer.models.reranker_delta import head_of
 
 logger = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when the recipe changes what it writes
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # u8 x s8 dot products without int16 saturation
-MAX_PROBE_DIFF = 0.02  # |int8 - fp32| per probe score (after the model's activation, a sigmoid: 0..1)
+MAX_PROBE_DIFF = 0.02  # |int8 - fp32| per probe score, in units of the fp32 scores' range on the probe pairs
 MIN_PROBE_AGREEMENT = 0.95  # share of fp32's decided passage pairs (per query) that int8 orders alike
 
 
@@ -92,14 +93,23 @@ def export_fp32(cross_encoder, path: Path) -> list[str]:
         ["a query", "a longer query here"], ["a passage", "p"], padding=True, return_tensors="pt"
     )
     names = list(feats.keys())
+    score = (
+        copy.deepcopy(cross_encoder[2].linear).float().eval() if head_of(cross_encoder) == "mean" else None
+    )
 
     class Logits(torch.nn.Module):
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
+            self.score = score
 
         def forward(self, *inputs):
-            return self.inner(**dict(zip(names, inputs))).logits  # (batch, labels)
+            given = dict(zip(names, inputs))
+            if self.score is None:
+                return self.inner(**given).logits  # (batch, labels)
+            hidden = self.inner(**given).last_hidden_state  # (batch, seq, dim): the mean head's pooling
+            mask = given["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            return self.score((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9))  # (batch, 1)
 
     axes = {0: "batch", 1: "sequence"}
     with warnings.catch_warnings(), torch.no_grad():
@@ -153,18 +163,21 @@ class OnnxScorer:
 
 
 def probe_check(cross_encoder, scorer: OnnxScorer) -> dict[str, float]:
-    """Max |diff| to the torch fp32 scores on the probe pairs and the share of decided orders kept."""
+    """Max |diff| to the torch fp32 scores on the probe pairs, absolute and relative to their range (a sigmoid
+    head scores in 0..1, a raw-logit head in any range), and the share of decided orders kept."""
     want = np.asarray(cross_encoder.predict(list(PROBE_PAIRS), show_progress_bar=False), np.float64)
     got = scorer.score(list(PROBE_PAIRS)).astype(np.float64)
+    spread = max(float(np.ptp(want)), 1e-6)
     queries = [q for q, _ in PROBE_PAIRS]
     decided = kept = 0
     for i in range(len(queries)):
         for j in range(i + 1, len(queries)):
-            if queries[i] == queries[j] and abs(want[i] - want[j]) > MAX_PROBE_DIFF:
+            if queries[i] == queries[j] and abs(want[i] - want[j]) > MAX_PROBE_DIFF * spread:
                 decided += 1
                 kept += (want[i] - want[j]) * (got[i] - got[j]) > 0
     return {
         "probe_max_abs_diff": round(float(np.max(np.abs(got - want))), 6),
+        "probe_max_rel_diff": round(float(np.max(np.abs(got - want))) / spread, 6),
         "probe_order_agreement": round(kept / decided, 4) if decided else 1.0,
         "probe_decided_orders": decided,
     }
@@ -172,7 +185,7 @@ def probe_check(cross_encoder, scorer: OnnxScorer) -> dict[str, float]:
 
 def _passes(check: dict[str, float]) -> bool:
     return (
-        check["probe_max_abs_diff"] <= MAX_PROBE_DIFF
+        check["probe_max_rel_diff"] <= MAX_PROBE_DIFF
         and check["probe_order_agreement"] >= MIN_PROBE_AGREEMENT
     )
 

@@ -3,7 +3,8 @@
 The repository ships only ``indexer/assets/reranker/`` (this module is the one home of its format, writer and
 reader both):
 
-- ``reranker.json``: ``format`` (2), ``base_model``, ``num_layers`` (the cross-encoder keeps the bottom L of the
+- ``reranker.json``: ``format`` (2), ``base_model``, ``head`` (``cls``: BERT's classifier on the first token;
+  ``mean``: mean pooling + one linear score, keys of the whole CrossEncoder), ``num_layers`` (the cross-encoder keeps the bottom L of the
   backbone's layers), ``max_length``, ``activation_fn``, how it was trained, and ``reference`` (multilingual
   pairs and the trained model's scores on them).
 - ``delta.safetensors``: ``{param}.delta`` = trained − base (fp16) for the transformer-layer weights of the kept
@@ -26,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import shutil
 import tempfile
 from datetime import datetime, timezone
@@ -40,6 +40,18 @@ from indexer.config import DEFAULT_MODEL
 from indexer.errors import E5SearchError
 from indexer.models.default_model import _transformers_progress
 from indexer.models.rerank_pairs import PROBE_PAIRS
+from indexer.models.reranker_delta import (  # noqa: F401 - the format's maths, re-exported
+    DELTA,
+    LORA_A,
+    LORA_B,
+    apply_delta,
+    difference,
+    head_of,
+    keep_layers,
+    layer_of,
+    mean_pooling_cross_encoder,
+    scoring_module,
+)
 from indexer.models.resolve import resolve_model
 
 logger = logging.getLogger(__name__)
@@ -58,11 +70,6 @@ FORMAT = 2
 MAX_ASSET_BYTES = 25_000_000  # what a repository can carry (issue 19): 6 layers of fp16 deltas are ~21 MB
 VERIFY_ATOL = 1e-3  # rebuilt vs recorded scores (sigmoid outputs); fp16 deltas move them by ~1e-5
 
-DELTA = ".delta"  # "{param}.delta": trained - base
-LORA_A, LORA_B = ".lora_A", ".lora_B"  # "{weight}.lora_A" (r, in), "{weight}.lora_B" (out, r)
-
-_LAYER = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
-
 
 def default_reranker_dir() -> Path:
     return cache_home() / "models" / RERANKER_DIRNAME
@@ -79,82 +86,12 @@ def asset_sha256(asset_dir: Path = ASSET_DIR) -> str:
     return h.hexdigest()
 
 
-# ------------------------------------------------------------------------------------ the state-dict maths
-def layer_of(key: str) -> int | None:
-    """The transformer layer a weight belongs to, or None (embeddings, pooler, head).
-
-    >>> layer_of("bert.encoder.layer.11.output.dense.weight"), layer_of("classifier.bias")
-    (11, None)
-    """
-    m = _LAYER.search(key)
-    return int(m.group(1)) if m else None
-
-
-def keep_layers(state: dict[str, Any], num_layers: int) -> dict[str, Any]:
-    """``state`` without the weights of layers ``>= num_layers`` (the layer-truncated backbone)."""
-    return {k: v for k, v in state.items() if (layer := layer_of(k)) is None or layer < num_layers}
-
-
-def _like(value: Any, ref: Any) -> Any:  # value in ref's dtype (torch tensors or NumPy arrays)
-    return value.to(ref.dtype) if hasattr(value, "to") else np.asarray(value, dtype=ref.dtype)
-
-
-def apply_delta(state: dict[str, Any], delta: dict[str, Any], scale: float = 1.0) -> dict[str, Any]:
-    """A new state dict: ``.delta`` tensors added, LoRA pairs folded (times ``scale``), bare tensors replacing
-    their own. The inverse of :func:`make_delta`'s differencing; the caller's dicts are left alone.
-
-    >>> apply_delta({"w": np.eye(2)}, {"w.lora_A": np.ones((1, 2)), "w.lora_B": np.ones((2, 1))}, 0.5)["w"]
-    array([[1.5, 0.5],
-           [0.5, 1.5]])
-    """
-    out = dict(state)
-    for key, value in delta.items():
-        if key.endswith(LORA_B):
-            continue
-        target = key[: -len(LORA_A)] if key.endswith(LORA_A) else key.removesuffix(DELTA)
-        if target not in state:
-            raise E5SearchError(f"reranker delta {key!r} does not fit the default model's weights")
-        base = state[target]
-        if key.endswith(LORA_A):
-            out[target] = base + scale * (delta[target + LORA_B] @ value)  # (out, r) @ (r, in) -> (out, in)
-        elif key.endswith(DELTA):
-            out[target] = base + _like(value, base)
-        else:
-            out[target] = _like(value, base)
-        if tuple(out[target].shape) != tuple(base.shape):
-            raise E5SearchError(f"reranker delta {key!r} does not fit the default model's weights")
-    return out
-
-
-def difference(trained: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """What :func:`apply_delta` needs to turn ``base`` (already truncated) into ``trained``: fp16 ``.delta`` for
-    changed layer weights, fp32 bare tensors for the others that changed; frozen embeddings checked, not kept."""
-    import torch
-
-    if set(trained) != set(base):
-        odd = sorted(set(trained) ^ set(base))[:3]
-        raise E5SearchError(f"the trained reranker's weights {odd} do not match the default backbone's")
-    out: dict[str, Any] = {}
-    for key, value in trained.items():
-        diff = value.float() - base[key].float()
-        if not torch.any(diff):
-            continue
-        if ".embeddings." in key:
-            raise E5SearchError(
-                f"{key} changed in training: the shipped format keeps embeddings frozen; "
-                "train with frozen embeddings"
-            )
-        if layer_of(key) is not None:
-            out[key + DELTA] = diff.half().contiguous()
-        else:
-            out[key] = value.float().contiguous()
-    return out
-
-
 # ------------------------------------------------------------------------------------ loading and writing
 def _load_cross_encoder(folder: str, max_length: int | None):
     from sentence_transformers.cross_encoder import CrossEncoder
 
+    if (Path(folder) / "modules.json").is_file() and (Path(folder) / "2_Dense").is_dir():  # a mean head
+        return CrossEncoder(folder, max_length=max_length, device="cpu")
     return CrossEncoder(folder, num_labels=1, max_length=max_length, device="cpu")
 
 
@@ -168,9 +105,15 @@ def _truncate(model, num_layers: int) -> None:
     hf.config.num_hidden_layers = num_layers
 
 
-def base_cross_encoder(base_model: str, max_length: int | None, num_layers: int | None = None):
-    """The default backbone as a one-label CrossEncoder (fresh head), truncated to ``num_layers`` if given."""
-    model = _load_cross_encoder(resolve_model(base_model), max_length)
+def base_cross_encoder(
+    base_model: str, max_length: int | None, num_layers: int | None = None, head: str = "cls"
+):
+    """The default backbone as a one-label CrossEncoder (fresh head: BERT's ``cls`` classifier, or ``mean``
+    pooling + a linear score), truncated to ``num_layers`` if given."""
+    if head == "mean":
+        model = mean_pooling_cross_encoder(resolve_model(base_model), max_length)
+    else:
+        model = _load_cross_encoder(resolve_model(base_model), max_length)
     if num_layers is not None:
         _truncate(model, num_layers)
     return model
@@ -213,11 +156,12 @@ def _write_folder(folder: Path, asset_dir: Path, meta: dict[str, Any]) -> None:
     import torch
     from safetensors.torch import load_file
 
-    model = base_cross_encoder(meta["base_model"], meta["max_length"], meta.get("num_layers"))
-    hf = model[0].model
+    head = meta.get("head", "cls")
+    model = base_cross_encoder(meta["base_model"], meta["max_length"], meta.get("num_layers"), head)
+    weights = scoring_module(model, head)
     delta = load_file(str(asset_dir / DELTA_FILE))
     with torch.no_grad():
-        hf.load_state_dict(apply_delta(hf.state_dict(), delta, float(meta.get("lora_scale", 1.0))))
+        weights.load_state_dict(apply_delta(weights.state_dict(), delta, float(meta.get("lora_scale", 1.0))))
     if "activation_fn" in meta:
         _set_activation(model, meta["activation_fn"])
     model.save(str(folder), create_model_card=False)
@@ -233,7 +177,7 @@ def make_delta(
     max_bytes: int = MAX_ASSET_BYTES,
 ) -> dict:
     """Write ``asset_dir`` (delta + ``reranker.json``) from a trained CrossEncoder folder whose backbone is the
-    bottom L layers of ``base_model`` (``base_state``: its full one-label state dict, loaded if None), after
+    bottom L layers of ``base_model`` (``base_state``: its full state dict with the same head, loaded if None), after
     checking that the rebuild reproduces the trained model's scores. Returns the metadata.
 
     >>> make_delta("artifacts/rerank/model", asset_dir="indexer/assets/reranker")  # doctest: +SKIP
@@ -242,15 +186,17 @@ def make_delta(
     from safetensors.torch import save_file
 
     trained = _load_cross_encoder(str(trained_folder), None)
+    head = head_of(trained)
     hf = trained[0].model
     num_layers, max_length = int(hf.config.num_hidden_layers), int(trained.max_seq_length)
     if base_state is None:
-        base_state = base_cross_encoder(base_model, max_length)[0].model.state_dict()
+        base_state = scoring_module(base_cross_encoder(base_model, max_length, head=head), head).state_dict()
     with torch.no_grad():
-        delta = difference(hf.state_dict(), keep_layers(base_state, num_layers))
+        delta = difference(scoring_module(trained, head).state_dict(), keep_layers(base_state, num_layers))
     meta = {
         "format": FORMAT,
         "base_model": base_model,
+        "head": head,
         "num_layers": num_layers,
         "max_length": max_length,
         "activation_fn": activation_name(trained),

