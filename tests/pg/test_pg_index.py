@@ -112,6 +112,26 @@ def test_auto_searches_exactly_up_to_the_exact_scan_limit_then_the_graph(folder,
     idx.close()
 
 
+def test_repair_rewrites_every_vector_from_the_embedding_cache(folder, pg_url):
+    from sqlalchemy import create_engine, text
+
+    from indexer.storage.pg import engine_url
+
+    build_index(folder, pg_url, encoder=FakeEncoder())
+    engine = create_engine(engine_url(pg_url))
+    with engine.begin() as conn:  # vectors lost (an operator's mistake): search would silently miss chunks
+        conn.execute(text("DELETE FROM embeddings WHERE chunk_id % 2 = 0"))
+    encoder = FakeEncoder()
+    summary = build_index(folder, pg_url, encoder=encoder, repair=True)
+    assert summary.chunks == 122 and summary.chunks_encoded == 0  # all from the local embedding cache
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM embeddings")) == 122
+    engine.dispose()
+    idx = Index.open(pg_url, encoder=FakeEncoder())
+    assert idx.generation == 2 and idx.stats()["vectors"] == 122
+    idx.close()
+
+
 def test_incremental_runs_give_exact_counts(folder, tmp_path, pg_url):
     """Add, change and delete files: every count matches a clean SQLite build of the same folder."""
 
