@@ -117,6 +117,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--dev", action="append", default=[], help="NAME=FOLDER:SPLIT, used to choose alpha")
     ap.add_argument("--dev-glob", help="BEIR folders (split dev) used to choose alpha too")
+    ap.add_argument("--dev-queries", type=int, help="seeded sample per --dev set (default: all)")
     ap.add_argument("--report", action="append", default=[], help="NAME=FOLDER:SPLIT or ddtp=SUITE")
     ap.add_argument("--report-queries", type=int, default=100, help="per DDTP direction (seeded)")
     ap.add_argument("--report-docs", type=int, default=500, help="per DDTP direction (seeded, answers kept)")
@@ -135,10 +136,10 @@ def main() -> None:
     for spec in args.dev:
         name, _, rest = spec.partition("=")
         folder, _, split = rest.rpartition(":")
-        sets.append((name, Path(folder), split, True, None, None))
+        sets.append((name, Path(folder), split, True, args.dev_queries, None))
     if args.dev_glob:
         for folder in sorted(Path().glob(args.dev_glob)):
-            sets.append((f"ddtp-dev-{folder.name}", folder, "dev", True, None, None))
+            sets.append((f"ddtp-dev-{folder.name}", folder, "dev", True, args.dev_queries, None))
     for spec in args.report:
         name, _, rest = spec.partition("=")
         if rest == "SUITE":
@@ -183,6 +184,22 @@ def main() -> None:
                 row[label] = {"ndcg@10": float(got.mean()), **paired_test(got, base)}
             row[mode] = {"ndcg@10": float(base.mean())}
         report["sets"][name] = row
+    suite = [n for n in data if n.startswith("ddtp-") and not data[n][3]]
+    if suite:  # the DDTP suite as one set: every direction's queries pooled
+        row = {"dev": False, "queries": sum(len(data[n][0]) for n in suite)}
+        for mode in MODES:
+
+            def pooled(a, mode=mode):
+                return np.concatenate(
+                    [column(table[n][str(a)][mode], "ndcg@10", sorted(data[n][0])) for n in suite]
+                )
+
+            base = pooled(None)
+            for label, a in ((f"{mode}+rerank", alpha), (f"{mode}+rerank(ce-only)", 1.0)):
+                got = pooled(a)
+                row[label] = {"ndcg@10": float(got.mean()), **paired_test(got, base)}
+            row[mode] = {"ndcg@10": float(base.mean())}
+        report["sets"]["ddtp-suite-pooled"] = row
     (args.out / "gate.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print(json.dumps({"alpha": alpha, "gains": gains}))
     for name, row in report["sets"].items():
