@@ -32,6 +32,7 @@ class CachingReranker:
     def __init__(self, reranker: Reranker):
         self.inner = reranker
         self.name = reranker.name
+        self.interpolation = reranker.interpolation
         self.cache: dict[tuple[str, str], float] = {}
         self.scored = 0
         self.seconds = 0.0

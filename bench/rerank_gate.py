@@ -3,7 +3,8 @@
 For every dataset it builds (or reuses) the cached eval index, takes each query's first-stage top ``--top`` chunks for
 dense and hybrid, scores the union of their (query, passage) pairs with the cross-encoder ONCE (cached on disk per
 reranker), then compares offline, per query: the first stage alone, the cross-encoder order, and the interpolation
-``alpha * z(cross-encoder) + (1 - alpha) * z(first stage)`` over the reranked head (z: per-query z-score), for an
+``alpha * z(cross-encoder) + (1 - alpha) * z(first stage)`` over the reranked head (``indexer.retrieval.rerank.
+interpolate``, the product's own rerank stage), for an
 ``alpha`` grid. ``alpha`` is chosen on the datasets marked ``dev`` only (mean nDCG@10 gain over both modes) and then
 applied unchanged to the others; significance is eval's paired randomisation test.
 
@@ -27,6 +28,7 @@ from eval.datasets import load_beir, subset
 from eval.metrics import by_rank, column, evaluate_run, mean
 from eval.run import EvalConfig, prepare_index
 from eval.significance import paired_test
+from indexer.retrieval.rerank import interpolate
 
 MODES = ("dense", "hybrid")
 ALPHAS = tuple(round(a, 2) for a in np.arange(0.0, 1.01, 0.1))
@@ -66,10 +68,6 @@ def first_stage(folder: Path, split: str, encoder, top: int, max_queries: int | 
     return qrels, {q: queries[q] for q in qids}, heads
 
 
-def _z(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean()) / (x.std() + 1e-6)
-
-
 def combine(head: dict, ce: dict[int, float], top: int, alpha: float | None) -> dict[str, float]:
     """A document run: the head reordered (alpha None: first stage as is), the tail below it."""
     ids, scores = head["ids"], np.asarray(head["scores"], dtype=np.float64)
@@ -77,7 +75,7 @@ def combine(head: dict, ce: dict[int, float], top: int, alpha: float | None) -> 
     if alpha is None:
         order = list(range(len(ids)))
     else:
-        mixed = alpha * _z(np.array([ce[c] for c in ids[:n]])) + (1 - alpha) * _z(scores[:n])
+        mixed = interpolate(scores[:n], [ce[c] for c in ids[:n]], alpha)  # the product's rerank stage
         order = [int(i) for i in np.argsort(-mixed, kind="stable")] + list(range(n, len(ids)))
     run: dict[str, float] = {}
     for rank, i in enumerate(order):

@@ -90,11 +90,19 @@ class SerialReranker:
         self.name, self._lock = name, lock
         self._model: Reranker | None = None
 
-    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+    def _loaded(self) -> Reranker:
         with self._lock:
             if self._model is None:
                 self._model = Reranker(self.name)
-            return self._model.score(query, passages)
+            return self._model
+
+    @property
+    def interpolation(self) -> float:
+        return self._loaded().interpolation
+
+    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            return self._loaded().score(query, passages)
 
 
 @dataclass(frozen=True)

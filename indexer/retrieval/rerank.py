@@ -60,6 +60,25 @@ def auto_order() -> tuple[str, ...]:
     return ("onnx-int8",) + (("torch-bf16",) if machine.fast_bf16() else ()) + ("torch",)
 
 
+def interpolate(first: Sequence[float], scores: Sequence[float], alpha: float) -> np.ndarray:
+    """``alpha · z(cross-encoder) + (1 − alpha) · z(first stage)`` over one query's reranked head (z: the head's
+    z-score, so scales do not matter); ``alpha >= 1`` is the cross-encoder's scores as they are. A reranker can
+    then refine the first stage's order without collapsing it.
+
+    >>> interpolate([3.0, 2.0, 1.0], [0.0, 0.0, 1.0], 0.5).argmax()
+    0
+    """
+    ce = np.asarray(scores, dtype=np.float64)
+    if alpha >= 1.0 or len(ce) < 2:
+        return ce
+    fs = np.asarray(first, dtype=np.float64)
+
+    def z(x: np.ndarray) -> np.ndarray:
+        return (x - x.mean()) / (x.std() + 1e-6)
+
+    return alpha * z(ce) + (1.0 - alpha) * z(fs)
+
+
 def _load(model: str, device: str | None, max_length: int | None):
     from sentence_transformers import CrossEncoder
 
@@ -79,6 +98,14 @@ def _load(model: str, device: str | None, max_length: int | None):
         ) from exc
 
 
+def _shipped_interpolation(model: str) -> float:
+    from indexer.models import default_reranker as dr
+
+    return (
+        float(dr.read_meta(dr.ASSET_DIR).get("interpolation", 1.0)) if model == dr.DEFAULT_RERANKER else 1.0
+    )
+
+
 class Reranker:
     """``score(query, passages)``: one cross-encoder score per passage, higher is more relevant.
 
@@ -92,12 +119,16 @@ class Reranker:
         batch_size: int = 32,
         max_length: int | None = None,
         backend: RerankBackend = "auto",
+        interpolation: float | None = None,
     ):
-        """``max_length``: input tokens per (query, passage); None takes the model folder's own (else 512)."""
+        """``max_length``: input tokens per (query, passage); None takes the model folder's own (else 512).
+        ``interpolation``: the cross-encoder's weight against the first stage (:func:`interpolate`); None takes
+        the shipped reranker's (chosen on dev sets, in its ``reranker.json``), 1.0 for any other."""
         if backend not in RERANK_BACKENDS:
             raise ConfigError(f"reranker backend={backend!r}: use one of {', '.join(RERANK_BACKENDS)}")
         self.model, folder = _load(model, device, max_length)
         self.name = model
+        self.interpolation = interpolation if interpolation is not None else _shipped_interpolation(model)
         self.batch_size = batch_size
         self.pairs_scored = 0
         self._onnx = None

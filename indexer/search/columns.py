@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from indexer.errors import E5SearchError, QueryError
 from indexer.ingest.chunking import passage_text
-from indexer.retrieval.rerank import NO_RERANKER
+from indexer.retrieval.rerank import NO_RERANKER, interpolate
 from indexer.storage import catalog
 from indexer.types import Ranked, SearchMode, SearchResult
 
@@ -39,8 +41,10 @@ def rerank_rankings(index: Index, query: str, rankings: Sequence[Ranked], readin
     score = dict(zip(union, scored.tolist()))
     out = []
     for ranked in rankings:
-        head = sorted(ranked[:top], key=lambda item: -score[item[0]])  # stable: ties keep their order
-        out.append([(cid, float(score[cid])) for cid, _ in head] + ranked[top:])
+        head = ranked[:top]
+        mixed = interpolate([s for _, s in head], [score[cid] for cid, _ in head], reranker.interpolation)
+        order = np.argsort(-mixed, kind="stable")  # ties keep their order
+        out.append([(head[i][0], float(mixed[i])) for i in order] + ranked[top:])
     return out
 
 

@@ -65,6 +65,7 @@ class FakeReranker:
     """Scores a passage by the fake encoder's cosine, so reranking reproduces the dense order."""
 
     name = "fake-reranker"
+    interpolation = 1.0  # the cross-encoder's order, as any reranker without a shipped weight
 
     def __init__(self):
         self.encoder = FakeEncoder(dim=DIM)

@@ -124,3 +124,35 @@ def test_signed_int8_weights_only_where_the_cpu_has_vnni():
     assert not ro.signed_weights(
         frozenset({"avx2", "fma"})
     )  # vpmaddubsw would saturate: u8 x u8 as the encoder
+
+
+@pytest.mark.model
+def test_interpolation_refines_the_first_stage_order_and_never_collapses_it(
+    small_index: Path, small_cross_encoder: Path, home: Path
+):
+    """interpolation 0 keeps the first stage's order, 1 is the cross-encoder's, in between mixes the two."""
+    from indexer.config import SearchConfig
+    from indexer.retrieval.rerank import interpolate
+    from indexer.search.index import Index
+
+    def ranked(weight: float) -> list[int]:
+        reranker = Reranker(str(small_cross_encoder), backend="torch", interpolation=weight)
+        idx = Index.open(
+            small_index, encoder=FakeEncoder(), reranker=reranker, config=SearchConfig(rerank_top=5)
+        )
+        try:
+            return [
+                h.chunk_id for h in idx.search("coffee beans roasting", k=5, mode="bm25", rerank=True).hits
+            ]
+        finally:
+            idx.close()
+
+    idx = Index.open(small_index, encoder=FakeEncoder(), config=SearchConfig(rerank_top=5))
+    try:
+        first = [h.chunk_id for h in idx.search("coffee beans roasting", k=5, mode="bm25").hits]
+    finally:
+        idx.close()
+    assert ranked(0.0) == first
+    assert sorted(ranked(1.0)) == sorted(first) and ranked(1.0) != first  # the cross-encoder reorders them
+    assert list(np.argsort(-interpolate([3, 2, 1], [0.0, 0.0, 1.0], 0.5), kind="stable")) == [0, 2, 1]
+    assert interpolate([3, 2, 1], [0.1, 0.2, 0.3], 1.0).tolist() == pytest.approx([0.1, 0.2, 0.3])
