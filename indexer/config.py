@@ -101,6 +101,8 @@ class IndexConfig:
     def __post_init__(self) -> None:
         if self.dense_kind not in ("auto", "flat", "hnsw"):
             raise ConfigError(f"dense_kind={self.dense_kind!r}: must be 'auto', 'flat' or 'hnsw'")
+        if not 1 <= self.hnsw_ef_search <= 1000:  # pgvector's own bound; FAISS takes the same range
+            raise ConfigError(f"hnsw_ef_search={self.hnsw_ef_search}: must be between 1 and 1000")
         if self.ann_threshold < 1:
             raise ConfigError(f"ann_threshold={self.ann_threshold}: must be positive")
         if self.max_file_mb <= 0:

@@ -161,6 +161,7 @@ def index_config(base: IndexConfig, given: Mapping[str, Any]) -> IndexConfig:
         model=model,
         chunking=chunking,
         dense_kind=pick("dense", base.dense_kind),
+        hnsw_ef_search=pick("hnsw_ef_search", base.hnsw_ef_search),
         max_file_mb=pick("max_file_mb", base.max_file_mb),
         follow_symlinks=bool(given.get("follow_symlinks")) or base.follow_symlinks,
         ocr=pick("ocr", base.ocr),
