@@ -137,6 +137,11 @@ class IndexConfig:
         return cls(model=model, chunking=chunking, **data)
 
 
+def ef_search_of(manifest: dict) -> int:
+    """The HNSW search breadth an index's manifest records (an older manifest without it: the default)."""
+    return int(manifest.get("config", {}).get("hnsw_ef_search", IndexConfig.hnsw_ef_search))
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     rrf_k: int = 60  # Cormack et al. 2009

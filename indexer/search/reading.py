@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from indexer.build.write import all_passages
 from indexer.cache import staged_folder
-from indexer.config import IndexConfig
+from indexer.config import IndexConfig, ef_search_of
 from indexer.retrieval.bm25 import SIDECAR, BM25Index
 from indexer.retrieval.dense import DenseIndex
 from indexer.storage.layout import Layout
@@ -41,7 +41,7 @@ class Generation:
 
     def __init__(self, layout: Layout, manifest: dict):
         gen = manifest["generation"]
-        ef = manifest["config"].get("hnsw_ef_search", 128)
+        ef = ef_search_of(manifest)
         self.layout, self.manifest = layout, manifest
         self.dense = DenseIndex.load(layout.dense(gen), layout.hnsw(gen), ef_search=ef)
         self.dense.to_gpu()

@@ -20,6 +20,8 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from indexer.config import ef_search_of
+
 MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
 # "auto" searches exactly up to this many chunks, then the HNSW graph: a sequential scan costs ~0.7 us a vector
 # (690 ms a query at 1M, bench/results/pgvector.md), twice FAISS flat, so the folder's 200,000 would be ~140 ms
@@ -126,7 +128,7 @@ class PgDense:
     def __init__(self, session: Session | None, manifest: dict):
         self.session = session
         self.kind = "hnsw" if manifest.get("dense_kind") == "hnsw" else "flat"
-        self.ef_search = int(manifest.get("config", {}).get("hnsw_ef_search", 128))
+        self.ef_search = ef_search_of(manifest)
         self._n = int(manifest.get("n_chunks", 0))
 
     def __len__(self) -> int:
