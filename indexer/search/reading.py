@@ -17,6 +17,7 @@ import logging
 import re
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,15 +37,11 @@ logger = logging.getLogger(__name__)
 _LOCAL_BM25 = re.compile(r"^bm25-(\d{6})$")
 
 
-class Generation:
-    """The files of one generation, loaded together: what a query ranks with while its snapshot lasts."""
+class _Generation:
+    """What both kinds of generation hold: the manifest, the doc-key memo and a BM25 index loaded once."""
 
-    def __init__(self, layout: Layout, manifest: dict):
-        gen = manifest["generation"]
-        ef = ef_search_of(manifest)
-        self.layout, self.manifest = layout, manifest
-        self.dense = DenseIndex.load(layout.dense(gen), layout.hnsw(gen), ef_search=ef)
-        self.dense.to_gpu()
+    def __init__(self, manifest: dict):
+        self.manifest = manifest
         self._bm25: BM25Index | None = None
         self._lock = threading.Lock()
         self.doc_keys: dict[int, str] | None = None
@@ -53,15 +50,32 @@ class Generation:
     def number(self) -> int:
         return int(self.manifest["generation"])
 
-    @property
-    def bm25(self) -> BM25Index:
+    def _bm25_once(self, load: Callable[[], BM25Index]) -> BM25Index:
         with self._lock:
             if self._bm25 is None:
-                folder = self.layout.bm25(self.number)
-                if not folder.is_dir():
-                    raise self.layout.damaged(folder, "missing")
-                self._bm25 = BM25Index.load(folder)
+                self._bm25 = load()
             return self._bm25
+
+
+class Generation(_Generation):
+    """The files of one generation, loaded together: what a query ranks with while its snapshot lasts."""
+
+    def __init__(self, layout: Layout, manifest: dict):
+        super().__init__(manifest)
+        gen = manifest["generation"]
+        self.layout = layout
+        self.dense = DenseIndex.load(layout.dense(gen), layout.hnsw(gen), ef_search=ef_search_of(manifest))
+        self.dense.to_gpu()
+
+    @property
+    def bm25(self) -> BM25Index:
+        return self._bm25_once(self._load_bm25)
+
+    def _load_bm25(self) -> BM25Index:
+        folder = self.layout.bm25(self.number)
+        if not folder.is_dir():
+            raise self.layout.damaged(folder, "missing")
+        return BM25Index.load(folder)
 
     def dense_in(self, session: Session) -> DenseIndex:
         return self.dense
@@ -70,19 +84,13 @@ class Generation:
         return self.bm25
 
 
-class PgGeneration:
+class PgGeneration(_Generation):
     """One generation of a PostgreSQL index: vectors searched in each query's snapshot, BM25 derived locally."""
 
     def __init__(self, store: PgStore, manifest: dict):
-        self.store, self.manifest = store, manifest
+        super().__init__(manifest)
+        self.store = store
         self.dense = PgDense(None, manifest)  # len and kind; searches go through dense_in
-        self._bm25: BM25Index | None = None
-        self._lock = threading.Lock()
-        self.doc_keys: dict[int, str] | None = None
-
-    @property
-    def number(self) -> int:
-        return int(self.manifest["generation"])
 
     def dense_in(self, session: Session) -> PgDense:
         return PgDense(session, self.manifest)
@@ -90,10 +98,7 @@ class PgGeneration:
     def bm25_in(self, session: Session) -> BM25Index:
         """This generation's BM25, from the local cache, else built from the chunks ``session`` sees (a
         snapshot whose manifest names this generation, so the chunks are exactly this generation's)."""
-        with self._lock:
-            if self._bm25 is None:
-                self._bm25 = self._local_bm25(session)
-            return self._bm25
+        return self._bm25_once(lambda: self._local_bm25(session))
 
     def _local_bm25(self, session: Session) -> BM25Index:
         folder = self.store.local_dir(self.manifest) / f"bm25-{self.number:06d}"
