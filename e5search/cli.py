@@ -69,6 +69,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     from indexer.build.job import build_index
 
     _check_ray_flags(args)
+    if args.rechunk and args.watch:
+        from indexer.errors import ConfigError
+
+        raise ConfigError("--rechunk with --watch: run 'e5search index PATH --rechunk' once, then --watch")
     if args.watch:
         return _watch_index(args)
     config = _index_config(args)
@@ -82,6 +86,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             show_progress=not (args.json or args.quiet),
             wait=args.wait,
             repair=args.repair,
+            rechunk=args.rechunk,
         )
     finally:
         if encoder is not None:
@@ -558,6 +563,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--repair",
         action="store_true",
         help="rebuild the vector and BM25 files from SQLite + the embedding cache",
+    )
+    p.add_argument(
+        "--rechunk",
+        action="store_true",
+        help="re-chunk every file with the --chunk-size/--chunk-overlap given (an index otherwise keeps the "
+        "chunking it was built with and refuses other settings); changed chunks are re-encoded",
     )
     p.add_argument(
         "--watch",

@@ -97,6 +97,7 @@ def build_index(
     progress: Progress | None = None,
     wait: bool = False,
     repair: bool = False,
+    rechunk: bool = False,
 ) -> IndexSummary:
     """Index ``source`` (a folder or one file) into ``index_dir`` (a folder, or a PostgreSQL URL), incrementally.
 
@@ -105,14 +106,16 @@ def build_index(
     raises :class:`IndexingInterrupted`, which says whether the new generation was already committed). One
     writer at a time: a second run raises :class:`IndexBusyError`, or queues behind the first with ``wait``.
     ``repair`` rebuilds the vector and BM25 files of the index from SQLite and the embedding cache (after a
-    missing or damaged file), besides indexing what changed.
+    missing or damaged file), besides indexing what changed. ``rechunk`` re-reads and re-chunks every file with
+    ``config.chunking`` (an index otherwise refuses chunking other than the one it records) and re-encodes the
+    chunks whose text is new; ``source`` must then be the whole indexed folder.
 
     >>> summary = build_index("data/sample", ".e5search/sample")   # doctest: +SKIP
     >>> summary.to_json()["added"]                                  # doctest: +SKIP
     """
     t0 = time.perf_counter()
     source, store = Path(source).expanduser().resolve(), open_store(index_dir)
-    job = _Job(source, store, config, show_progress, progress, repair)
+    job = _Job(source, store, config, show_progress, progress, repair, rechunk)
     with store.writer_lock(wait=wait):
         try:
             summary = job.run(encoder)
@@ -133,6 +136,7 @@ class _Job:
     show_progress: bool
     progress: Progress | None
     repair: bool
+    rechunk: bool = False
     committed: bool = False
 
     @property
@@ -152,7 +156,11 @@ class _Job:
                 session.expunge_all()
             root = _resolve_root(self.source, manifest)
             encoder = encoder or encoder_for_index(manifest, self.config.model)  # auto follows the index
-            _check_compatible(manifest, encoder, self.config)
+            _check_compatible(manifest, encoder, self.config, self.rechunk)
+            if self.rechunk and self.source != root:
+                raise ConfigError(
+                    f"--rechunk re-chunks the whole index, which holds {root}; give that folder, not {self.source}"
+                )
             if self.layout is not None:
                 _check_generation_files(self.layout, manifest.get("generation", 0), self.repair)
             # keyed by the exact numerics (an int8 artefact's format too), so a run never resumes from vectors
@@ -178,7 +186,7 @@ class _Job:
         encoding = CachedEncoding(
             encoder, cache, ENCODE_GROUP_BATCHES * batch, self.show_progress, first_group=batch
         )
-        scan = _scan(self.source, root, known, encoder, self.config, found, self.show_progress)
+        scan = _scan(self.source, root, known, encoder, self.config, found, self.show_progress, self.rechunk)
         prepared = _read_and_encode(scan, encoding, encoder.on_gpu, self.progress)
         if self.repair:  # every chunk's vector, from the cache (or encoded again where it has none)
             with Session(engine) as session:

@@ -77,13 +77,17 @@ def _resolve_root(source: Path, manifest: dict) -> Path:
     return root
 
 
-def _check_compatible(manifest: dict, encoder: TextEncoder, config: IndexConfig) -> None:
+def _check_compatible(
+    manifest: dict, encoder: TextEncoder, config: IndexConfig, rechunk: bool = False
+) -> None:
+    """The encoder must be the index's; so must the chunking, unless this run re-chunks the whole index."""
     check_encoder(manifest, encoder)
     stored = manifest.get("config", {}).get("chunking")
-    if stored and stored != config.to_dict()["chunking"]:
+    if stored and stored != config.to_dict()["chunking"] and not rechunk:
         raise ConfigError(
             f"index was chunked with {stored}; this run asks for {config.to_dict()['chunking']}. "
-            "Use the same chunking settings, or index into a new --index folder"
+            "Pass --rechunk to re-chunk every file with the new settings, or leave the chunk flags out "
+            "(the index keeps its own), or index into a new --index folder"
         )
 
 
@@ -265,10 +269,12 @@ def _scan(
     config: IndexConfig,
     found: _Scan,
     show_progress: bool,
+    rechunk: bool = False,
 ) -> Iterator[tuple[int, int, _Prepared | None]]:
     """Yields ``(files done, files in all, the file read or None)`` per file; runs on the read-ahead thread,
     with its own copy of the tokenizer (a fast tokenizer used from two threads at once can fail with
-    "Already borrowed" when their truncation settings differ)."""
+    "Already borrowed" when their truncation settings differ). ``rechunk`` reads every file again, changed
+    or not."""
     budget = _body_budget(encoder, config)
     files = [(p, relative_path(p, root)) for p in iter_files(source, supported_only=False)]
     owners = _Owners.build([rel for _, rel in files], known, source, root)
@@ -280,7 +286,7 @@ def _scan(
         else:
             found.seen.add(rel)
             try:
-                prep = _scan_one(reader, path, rel, known.get(rel), found)
+                prep = _scan_one(reader, path, rel, known.get(rel), found, rechunk)
             except OSError as exc:
                 found.skipped.append(
                     {"path": rel, "reason": clean_text(f"cannot read: {exc.strerror or exc}")}
@@ -290,19 +296,27 @@ def _scan(
         yield 0, 0, None
 
 
-def _scan_one(reader: _Reader, path: Path, rel: str, old: FileRow | None, found: _Scan) -> _Prepared | None:
-    """The file to (re)write, or None when the index already has it as it is."""
+def _scan_one(
+    reader: _Reader, path: Path, rel: str, old: FileRow | None, found: _Scan, rechunk: bool = False
+) -> _Prepared | None:
+    """The file to (re)write, or None when the index already has it as it is (and this run does not re-chunk)."""
     reason, st = reader.refusal(path, rel)
     if reason is not None:
         if old is not None and old.content_hash == "" and old.reason == reason:
             found.unchanged += 1
             return None
         return _Prepared(rel, st.st_size, st.st_mtime, "", old is None, reason=reason)
-    if old is not None and old.content_hash and old.size == st.st_size and old.mtime == st.st_mtime:
+    if (
+        old is not None
+        and old.content_hash
+        and old.size == st.st_size
+        and old.mtime == st.st_mtime
+        and not rechunk
+    ):
         found.unchanged += 1
         return None
     digest = file_sha256(path)
-    if old is not None and old.content_hash == digest:
+    if old is not None and old.content_hash == digest and not rechunk:
         found.unchanged += 1
         found.touched[rel] = st.st_mtime
         return None
