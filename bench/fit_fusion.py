@@ -9,24 +9,32 @@ Inputs are cached candidate lists (``bench/fusion_lab.py``), dev splits only: th
    the weight matters to it (best minus worst nDCG), times its group's share, so that the cross-lingual set (mean
    over pairs), SciFact and NFCorpus count equally. Queries the weight cannot change are left out.
 3. **Logistic regression** (scikit-learn, soft labels as two weighted rows) of the target on
-   ``indexer.retrieval.fusion_model.FEATURES``.
-4. **Refinement**: Nelder-Mead on the balanced dev objective (the table, interpolated between grid weights),
-   started from the logistic fit; kept only if it raises the dev objective.
+   ``indexer.retrieval.fusion_model.FEATURES``; queries whose BM25 weight the rule mutes
+   (``fusion_model.muted``: dense crossed scripts, BM25 is flat and elsewhere) are left out, their weight is 0.
+4. **Refinement**: Nelder-Mead on the dev objective (the table, interpolated between grid weights), started from
+   the logistic fit; kept only if it raises the dev objective. The objective is the balanced dev mean minus
+   ``--penalty`` × the mean over language pairs of the gate shortfall (``max(BM25, dense) - 0.5 - fused`` when
+   positive; issue 14's gate asks every pair to pass, not only the mean).
 
 Both combinations (normalised scores, ``convex``; reciprocal ranks, ``rrf``) are fitted and the better on dev is
-written. Test splits are not read here (``bench/fusion_report.py --split test`` scores them, once).
+written. Test splits are not read here (``bench/fusion_report.py --split test`` scores them, once). ``--cv``
+prints what chose the penalty and the rule: 5-fold out-of-fold dev scores (stratified by pair and dataset, four
+fold seeds) with the rule off and on and penalties 0, 1, 3.
 
-Usage (needs scikit-learn and scipy; ~15 s)::
+Usage (needs scikit-learn and scipy; ~30 s, ``--cv`` ~2 min)::
 
     python bench/fit_fusion.py --cands /tmp/fusion-cands --out indexer/retrieval/fusion_weights.json
+    python bench/fit_fusion.py --cands /tmp/fusion-cands --cv
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +43,13 @@ from scipy.optimize import minimize
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import fusion_lab as lab
 from indexer.retrieval.fusion import fuse, weighted_convex, weighted_rrf
-from indexer.retrieval.fusion_model import FEATURES, Combine, FusionConfig, query_features
+from indexer.retrieval.fusion_model import FEATURES, Combine, FusionConfig, muted, query_features
 from indexer.types import FusionWeights
 
 GRID = np.round(np.linspace(0.0, 1.0, 21), 4)
 DEV = {"xling": "dev", "scifact-beir": "train", "nfcorpus-beir": "dev"}  # the split each dataset is fitted on
+GATE_MARGIN = 0.005  # issue 14's gate: hybrid >= max(BM25, dense) - 0.5 nDCG@10 points on every language pair
+GATE_PENALTY = 3.0  # chosen on dev by 5-fold cross-validation (--cv; bench/results/fusion_quality.md)
 
 
 def fixed_weight(w: float, combine: Combine = "convex") -> lab.FuseFn:
@@ -67,13 +77,15 @@ def table(c: lab.Cands, split: str, combine: Combine) -> tuple[list[str], np.nda
     return qids, np.array([[col[q] for col in cols] for q in qids])
 
 
-def features(c: lab.Cands, qids: list[str]) -> np.ndarray:
+def features(c: lab.Cands, qids: list[str], config: FusionConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The signals of each query, ``(n_queries, n_features)``, and whether the rule mutes BM25 for it."""
     index = {q: i for i, q in enumerate(c.qids)}
     rows = [
         query_features(c.dense[index[q]], c.bm25[index[q]], c.query_lang[index[q]], c.chunk_lang)
         for q in qids
     ]
-    return np.array([[f[name] for name in FEATURES] for f in rows])  # (n_queries, n_features)
+    x = np.array([[f[name] for name in FEATURES] for f in rows])
+    return x, np.array([muted(f, config) for f in rows])
 
 
 def group_weights(groups: list[str], datasets: list[str]) -> np.ndarray:
@@ -90,13 +102,58 @@ def group_weights(groups: list[str], datasets: list[str]) -> np.ndarray:
     )
 
 
-def interp_objective(tab: np.ndarray, gw: np.ndarray, x: np.ndarray, coef: np.ndarray) -> float:
-    w = 1.0 / (1.0 + np.exp(-(coef[0] + x @ coef[1:])))  # (n_queries,)
+@dataclass
+class Dev:
+    """The dev queries of all sets, row-aligned: the weight table, signals, rule, and what the gate compares to."""
+
+    tab: np.ndarray  # (n_queries, len(GRID)) nDCG@10 at each BM25 weight
+    x: np.ndarray  # (n_queries, n_features)
+    mute: np.ndarray  # (n_queries,) the rule sets BM25's weight to 0
+    gw: (
+        np.ndarray
+    )  # (n_queries,) objective weights: each set 1/3, each pair equal within the cross-lingual set
+    groups: np.ndarray  # language pair or dataset name
+    datasets: np.ndarray
+    dense: np.ndarray  # (n_queries,) nDCG@10 of dense alone
+    bm25: np.ndarray  # (n_queries,) nDCG@10 of BM25 alone
+
+    def subset(self, rows: np.ndarray) -> Dev:
+        gw = group_weights(list(self.groups[rows]), list(self.datasets[rows]))
+        return Dev(self.tab[rows], self.x[rows], self.mute[rows], gw, self.groups[rows], self.datasets[rows],
+                   self.dense[rows], self.bm25[rows])  # fmt: skip
+
+
+def weights_of(dev: Dev, coef: np.ndarray) -> np.ndarray:
+    w = 1.0 / (1.0 + np.exp(-(coef[0] + dev.x @ coef[1:])))  # (n_queries,)
+    return np.where(dev.mute, 0.0, w)
+
+
+def at_weights(tab: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Each query's nDCG@10 at its weight, interpolated between grid weights: ``(n_queries,)``."""
     pos = w * (len(GRID) - 1)
     lo = np.clip(np.floor(pos).astype(int), 0, len(GRID) - 2)
     frac = pos - lo
     rows = np.arange(len(tab))
-    return float(gw @ ((1 - frac) * tab[rows, lo] + frac * tab[rows, lo + 1]))
+    return (1 - frac) * tab[rows, lo] + frac * tab[rows, lo + 1]
+
+
+def gate_shortfall(dev: Dev, values: np.ndarray) -> dict[str, float]:
+    """Per cross-lingual pair: how far the fused mean is below max(BM25, dense) - 0.5 (0 when it passes)."""
+    out = {}
+    for g in sorted(set(dev.groups[dev.datasets == "xling"])):
+        m = dev.groups == g
+        best = max(dev.dense[m].mean(), dev.bm25[m].mean())
+        out[g] = max(0.0, float(best - GATE_MARGIN - values[m].mean()))
+    return out
+
+
+def interp_objective(dev: Dev, coef: np.ndarray, penalty: float = 0.0) -> float:
+    """The balanced dev mean minus ``penalty`` × the mean gate shortfall over the cross-lingual pairs."""
+    values = at_weights(dev.tab, weights_of(dev, coef))
+    obj = float(dev.gw @ values)
+    if penalty:
+        obj -= penalty * float(np.mean(list(gate_shortfall(dev, values).values()) or [0.0]))
+    return obj
 
 
 def fit_logistic(tab: np.ndarray, gw: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -113,41 +170,77 @@ def fit_logistic(tab: np.ndarray, gw: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.concatenate([model.intercept_, model.coef_[0]])
 
 
-def fit(sets: dict[str, lab.Cands], combine: Combine) -> dict:
-    """Fit one combination; returns its coefficients and dev objectives (see the module docstring)."""
-    tabs, xs, groups, datasets = [], [], [], []
+def dev_rows(sets: dict[str, lab.Cands], combine: Combine, config: FusionConfig) -> Dev:
+    """Every dev query of ``sets``: its weight table, signals, rule and single-retriever scores."""
+    tabs, xs, mutes, dense, bm25, groups, datasets = [], [], [], [], [], [], []
     for name, c in sets.items():
         qids, tab = table(c, DEV[name], combine)
         index = {q: i for i, q in enumerate(c.qids)}
-        tabs.append(tab)
-        xs.append(features(c, qids))
+        x, mute = features(c, qids, config)
+        tabs.append(tab), xs.append(x), mutes.append(mute)
+        d, b = lab.evaluate(c, DEV[name], lab.dense_only), lab.evaluate(c, DEV[name], lab.bm25_only)
+        dense += [d[q] for q in qids]
+        bm25 += [b[q] for q in qids]
         groups += [c.group(index[q]) for q in qids]
         datasets += [name] * len(qids)
-    tab, x = np.vstack(tabs), np.vstack(xs)
     gw = group_weights(groups, datasets)
-    coef_lr = fit_logistic(tab, gw, x)
+    return Dev(np.vstack(tabs), np.vstack(xs), np.concatenate(mutes), gw, np.array(groups), np.array(datasets),
+               np.array(dense), np.array(bm25))  # fmt: skip
+
+
+def fit_coef(dev: Dev, penalty: float) -> tuple[np.ndarray, np.ndarray]:
+    """Logistic fit (rows the rule mutes left out), then Nelder-Mead on the penalised dev objective from it."""
+    coef_lr = fit_logistic(dev.tab[~dev.mute], dev.gw[~dev.mute], dev.x[~dev.mute])
     res = minimize(
-        lambda th: -interp_objective(tab, gw, x, th),
+        lambda th: -interp_objective(dev, th, penalty),
         coef_lr,
         method="Nelder-Mead",
-        options={"maxiter": 6000, "xatol": 1e-3, "fatol": 1e-6},
+        options={"maxiter": 8000, "xatol": 1e-3, "fatol": 1e-7},
     )
-    obj_lr, obj_nm = interp_objective(tab, gw, x, coef_lr), float(-res.fun)
+    return coef_lr, res.x
+
+
+def cross_validate(dev: Dev, penalty: float, folds: int = 5, seed: int = 0) -> dict:
+    """Out-of-fold dev scores: each query weighted by a fit on the other folds (stratified by pair/dataset)."""
+    rng = np.random.default_rng(seed)
+    fold = np.zeros(len(dev.tab), dtype=int)
+    for g in sorted(set(dev.groups)):
+        rows = np.flatnonzero(dev.groups == g)
+        fold[rng.permutation(rows)] = np.arange(len(rows)) % folds
+    w = np.zeros(len(dev.tab))
+    for k in range(folds):
+        held = fold == k
+        w[held] = weights_of(dev.subset(held), fit_coef(dev.subset(~held), penalty)[1])
+    values = at_weights(dev.tab, w)
+    short = gate_shortfall(dev, values)
+    return {
+        "objective": float(dev.gw @ values),
+        "pairs_failed": sorted(g for g, v in short.items() if v > 0),
+        "shortfall": float(sum(short.values())),
+    }
+
+
+def fit(sets: dict[str, lab.Cands], combine: Combine, config: FusionConfig, penalty: float) -> dict:
+    """Fit one combination; returns its coefficients and dev objectives (see the module docstring)."""
+    dev = dev_rows(sets, combine, config)
+    coef_lr, coef_nm = fit_coef(dev, penalty)
+    obj_lr, obj_nm = interp_objective(dev, coef_lr, penalty), interp_objective(dev, coef_nm, penalty)
     refined = obj_nm > obj_lr
     return {
         "combine": combine,
-        "coef": (res.x if refined else coef_lr).tolist(),
+        "coef": (coef_nm if refined else coef_lr).tolist(),
         "method": "logistic regression on soft best-weight labels"
-        + (", then Nelder-Mead on the dev objective" if refined else ""),
+        + (", then Nelder-Mead on the penalised dev objective" if refined else ""),
         "coef_logistic": coef_lr.tolist(),
-        "coef_refined": res.x.tolist(),
+        "coef_refined": coef_nm.tolist(),
         "dev_objective": {
             "adaptive_logistic": obj_lr,
             "adaptive_refined": obj_nm,
-            "global_weight": {f"{w:g}": float(v) for w, v in zip(GRID, (gw[:, None] * tab).sum(0))},
-            "oracle_per_query": float(gw @ tab.max(1)),
+            "global_weight": {f"{w:g}": float(v) for w, v in zip(GRID, dev.gw @ dev.tab)},
+            "oracle_per_query": float(dev.gw @ dev.tab.max(1)),
         },
-        "n_queries": len(tab),
+        "n_queries": len(dev.tab),
+        "n_muted": int(dev.mute.sum()),
     }
 
 
@@ -156,19 +249,50 @@ def _backend(cands: Path, name: str) -> str:
     return json.loads((cands / f"{name}.json").read_text(encoding="utf-8")).get("backend", "?")
 
 
+def choose(sets: dict[str, lab.Cands], config: FusionConfig, seeds: int = 4) -> None:
+    """Print the 5-fold out-of-fold dev scores that chose the penalty and the rule (mean over fold seeds)."""
+    for mute in (0.0, config.mute_bm25_peak):
+        dev = dev_rows(sets, config.combine, dataclasses.replace(config, mute_bm25_peak=mute))
+        for penalty in (0.0, 1.0, 3.0):
+            runs = [cross_validate(dev, penalty, seed=seed) for seed in range(seeds)]
+            failed: dict[str, int] = {}
+            for r in runs:
+                for g in r["pairs_failed"]:
+                    failed[g] = failed.get(g, 0) + 1
+            print(
+                f"mute_bm25_peak={mute} penalty={penalty}: objective "
+                f"{100 * np.mean([r['objective'] for r in runs]):.2f}, shortfall "
+                f"{100 * np.mean([r['shortfall'] for r in runs]):.1f}, pairs failed (of {seeds} fold seeds) "
+                + ", ".join(f"{g} {n}" for g, n in sorted(failed.items()))
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cands", type=Path, required=True, help="folder of bench/fusion_lab.py dumps")
-    parser.add_argument("--out", type=Path, required=True, help="e.g. indexer/retrieval/fusion_weights.json")
+    parser.add_argument("--out", type=Path, help="e.g. indexer/retrieval/fusion_weights.json")
     parser.add_argument("--keep-bm25-top", type=int, default=FusionConfig.keep_bm25_top, help="0 = off")
     parser.add_argument("--keep-bm25-peak", type=float, default=FusionConfig.keep_bm25_peak)
+    parser.add_argument("--mute-bm25-peak", type=float, default=FusionConfig.mute_bm25_peak, help="0 = off")
+    parser.add_argument("--penalty", type=float, default=GATE_PENALTY, help="weight of the gate shortfall")
+    parser.add_argument("--cv", action="store_true", help="print the out-of-fold dev scores that chose them")
     args = parser.parse_args()
     sets = {name: lab.load(args.cands, name) for name in DEV if (args.cands / f"{name}.npz").exists()}
     if not sets:
         parser.error(
             f"no candidate dumps ({', '.join(DEV)}) under {args.cands}; run bench/fusion_lab.py first"
         )
-    fits = {combine: fit(sets, combine) for combine in ("rrf", "convex")}
+    if not args.cv and args.out is None:
+        parser.error("give --out FILE to write the fit, or --cv to print the choice")
+    base = FusionConfig(
+        keep_bm25_top=args.keep_bm25_top,
+        keep_bm25_peak=args.keep_bm25_peak,
+        mute_bm25_peak=args.mute_bm25_peak,
+    )
+    if args.cv:
+        choose(sets, base)
+        return
+    fits = {combine: fit(sets, combine, base, args.penalty) for combine in ("rrf", "convex")}
     for combine, f in fits.items():
         obj = f["dev_objective"]
         best_w = max(obj["global_weight"], key=obj["global_weight"].get)
@@ -181,11 +305,8 @@ def main() -> None:
         fits.values(),
         key=lambda f: max(f["dev_objective"]["adaptive_logistic"], f["dev_objective"]["adaptive_refined"]),
     )
-    config = FusionConfig(
-        combine=chosen["combine"],
-        coef=tuple(round(float(v), 4) for v in chosen["coef"]),
-        keep_bm25_top=args.keep_bm25_top,
-        keep_bm25_peak=args.keep_bm25_peak,
+    config = dataclasses.replace(
+        base, combine=chosen["combine"], coef=tuple(round(float(v), 4) for v in chosen["coef"])
     )
     out = {
         "config": config.to_dict(),
@@ -193,7 +314,9 @@ def main() -> None:
         "splits": {name: DEV[name] for name in sets},
         "backends": {name: _backend(args.cands, name) for name in sets},
         "grid": GRID.tolist(),
-        "objective": "mean of (cross-lingual mean over language pairs, SciFact, NFCorpus) nDCG@10 on dev splits",
+        "objective": "mean of (cross-lingual mean over language pairs, SciFact, NFCorpus) nDCG@10 on dev splits, "
+        f"minus {args.penalty:g} x the mean over language pairs of the gate shortfall "
+        "(max(BM25, dense) - 0.5 - fused, when positive)",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     args.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")

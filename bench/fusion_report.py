@@ -24,12 +24,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import fusion_lab as lab
-from bench.fit_fusion import DEV, fitted, fixed_weight
+from bench.fit_fusion import DEV, GATE_MARGIN, fitted, fixed_weight
 from eval.significance import paired_test
 from indexer.retrieval.fusion_model import WEIGHTS_FILE, FusionConfig, load_config
 
 TEST = {"xling": "test", "scifact-beir": "test", "nfcorpus-beir": "test"}
-GATE_MARGIN = 0.005  # 0.5 nDCG@10 points
 
 
 def methods(weights: dict, chosen: FusionConfig, split: str) -> dict[str, lab.FuseFn]:
@@ -71,15 +70,17 @@ def gate_failures(c: lab.Cands, per_query: dict, groups: dict) -> dict:
 
 
 def exact_check(c: lab.Cands, fns: dict[str, lab.FuseFn], k: int = 10) -> dict:
+    """Of the ``exact`` queries BM25 answers first, the share each method keeps in its top ``k`` (and first)."""
     rows = c.rows("exact")
     won = [i for i in rows if c.bm25[i] and c.chunk_doc[c.bm25[i][0][0]] in c.qrels["exact"][c.qids[i]]]
     out: dict = {"queries": len(rows), "bm25_rank1": len(won)}
     for name, fn in fns.items():
-        kept = 0
+        ranks = []
         for i in won:
             docs = lab.doc_run(fn(c.dense[i], c.bm25[i], c.query_lang[i], c.chunk_lang)[0], c.chunk_doc, k)
-            kept += any(d in c.qrels["exact"][c.qids[i]] for d in docs)
-        out[name] = kept / len(won) if won else None
+            ranks.append(next((r for r, d in enumerate(docs, 1) if d in c.qrels["exact"][c.qids[i]]), k + 1))
+        out[name] = sum(r <= k for r in ranks) / len(won) if won else None
+        out[f"{name}@1"] = sum(r == 1 for r in ranks) / len(won) if won else None
     return out
 
 

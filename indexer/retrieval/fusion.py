@@ -15,7 +15,7 @@ product code that dense cannot place still shows. ``mode="rrf"`` is :func:`rrf` 
 Example (a Japanese query; BM25's list is flat Japanese noise, dense's top answer is English):
 
 >>> from indexer.retrieval.fusion_model import FusionConfig
->>> cfg = FusionConfig(coef=(0.0, 3.0, 0.0, 0.0, -2.0, 2.0, -3.0, 0.0, 0.0), depth=3)
+>>> cfg = FusionConfig(coef=(0.0, 3.0, 0.0, 0.0, -2.0, 2.0, -3.0, 0.0, 0.0) + (0.0,) * 4, depth=3)
 >>> dense = [(7, 0.91), (3, 0.85), (5, 0.84), (8, 0.80)]
 >>> bm25 = [(3, 2.1), (4, 2.0), (5, 2.0), (9, 1.9)]
 >>> fused, weights = fuse(dense, bm25, "ja", {7: "en", 3: "ja", 4: "ja", 5: "ja", 8: "en", 9: "ja"}, cfg)

@@ -12,9 +12,16 @@ list:
 - ``dense_same_lang`` / ``bm25_same_lang``: the share of each top list in the query's detected language;
 - ``bm25_top_cross`` / ``dense_top_cross``: the list's best hit is in another language than the query (dense
   crossing languages is the cross-lingual case BM25 cannot follow; BM25 crossing them means a shared name or code);
-- ``bm25_top_in_dense`` / ``dense_top_in_bm25``: each list's best hit is in the other's top list.
+- ``bm25_top_in_dense`` / ``dense_top_in_bm25``: each list's best hit is in the other's top list;
+- ``bm25_cross_script`` / ``bm25_top_cross_script`` / ``dense_top_cross_script``: the same questions one level up,
+  by *script* (:func:`script_of`): BM25 matching a Latin package name inside Japanese or Russian text is a hit in
+  another script, noise for the query, while a German query's BM25 hit in an English text shares real words;
+- ``dense_cross_alone``: ``1 / rank`` of dense's best hit in another script than the query that BM25's top list
+  lacks (0 if none): dense found across scripts what BM25 cannot see, so BM25 can only push it down.
 
-The BM25 weight is ``sigmoid(bias + Σ coef_i · signal_i)``. The coefficients are fitted on dev splits only, by
+The BM25 weight is ``sigmoid(bias + Σ coef_i · signal_i)``, except that it is 0 when dense's best hit is in
+another script, BM25's best hit is not in dense's top list and BM25's list is flat (peak below ``mute_bm25_peak``):
+then BM25 has no real match and dense has crossed scripts. The coefficients are fitted on dev splits only, by
 ``bench/fit_fusion.py``, which writes ``fusion_weights.json``; this module only reads them.
 
 Non-goals: a language *prior* (boosting candidates for being in another language than the query fits a test set's
@@ -48,7 +55,22 @@ FEATURES: tuple[str, ...] = (
     "dense_top_cross",
     "bm25_top_in_dense",
     "dense_top_in_bm25",
+    "bm25_cross_script",
+    "bm25_top_cross_script",
+    "dense_top_cross_script",
+    "dense_cross_alone",
 )
+# ISO 639-1 code -> script, for the languages not written in Latin letters (``langdetect.KNOWN_LANGUAGES``).
+# ``ja`` (Kana with Han) and ``zh`` (Han) count as two scripts: BM25 matches few words between them.
+_SCRIPTS: dict[str, str] = {
+    **dict.fromkeys(("ru", "uk", "bg", "be", "mk", "sr", "kk", "ky", "mn", "tg", "tt", "ba"), "Cyrl"),
+    **dict.fromkeys(("ar", "fa", "ur", "ps", "ug"), "Arab"),
+    **dict.fromkeys(("hi", "mr", "ne", "sa"), "Deva"),
+    **dict.fromkeys(("bn", "as"), "Beng"),
+    **{"el": "Grek", "he": "Hebr", "hy": "Armn", "ka": "Geor", "am": "Ethi", "dz": "Tibt", "th": "Thai"},
+    **{"lo": "Laoo", "km": "Khmr", "my": "Mymr", "si": "Sinh", "gu": "Gujr", "pa": "Guru", "ta": "Taml"},
+    **{"te": "Telu", "kn": "Knda", "ml": "Mlym", "or": "Orya", "ko": "Hang", "ja": "Jpan", "zh": "Hani"},
+}
 WEIGHTS_FILE = Path(__file__).with_name("fusion_weights.json")
 
 
@@ -68,8 +90,11 @@ class FusionConfig:
     max_weight: float = 1.0
     # Lexical guarantee: when BM25's list is this peaked (one hit standing out, e.g. a product code or a name),
     # its best hit is moved up to rank ``keep_bm25_top`` if the fusion put it lower. 0 turns it off.
-    keep_bm25_top: int = 5
+    keep_bm25_top: int = 1
     keep_bm25_peak: float = 0.75
+    # BM25's weight is 0 when dense's best hit crosses scripts, BM25's best is not in dense's top list and BM25's
+    # peak is below this (module docstring). 0 turns it off.
+    mute_bm25_peak: float = 0.5
 
     def __post_init__(self) -> None:
         if self.mode not in FUSION_CHOICES:
@@ -85,6 +110,8 @@ class FusionConfig:
                 f"keep_bm25_top={self.keep_bm25_top}, keep_bm25_peak={self.keep_bm25_peak}: need a rank >= 0 "
                 "(0 = off) and a peak between 0 and 1"
             )
+        if not 0.0 <= self.mute_bm25_peak <= 1.0:
+            raise ConfigError(f"mute_bm25_peak={self.mute_bm25_peak}: need a peak between 0 and 1 (0 = off)")
         if not 0.0 <= self.min_weight <= self.max_weight <= 1.0:
             raise ConfigError(
                 f"min_weight={self.min_weight}, max_weight={self.max_weight}: need 0 <= min <= max <= 1"
@@ -129,6 +156,37 @@ def _same_lang(ranked: Scored, depth: int, query_lang: str, cand_langs: Mapping[
     return sum(cand_langs.get(cid) == query_lang for cid, _ in top) / len(top)
 
 
+def script_of(lang: str) -> str:
+    """The script a language is written in (``"Latn"`` for all not in the table), from its detected code.
+
+    An undetermined language counts as Latin: :func:`indexer.ingest.langdetect.detect_language` names CJK text by
+    its script however short, and the other scripts pin a text to a few languages, so what it leaves ``"und"`` is
+    short Latin-script text (names, codes, two or three words of English).
+
+    >>> script_of("ru"), script_of("de"), script_of("und"), script_of("ja")
+    ('Cyrl', 'Latn', 'Latn', 'Jpan')
+    """
+    return _SCRIPTS.get(lang, "Latn")
+
+
+def _cross_script(ranked: Scored, depth: int, query_script: str, cand_langs: Mapping[int, str]) -> float:
+    """Share of the top ``depth`` in another script than the query's; candidates of unknown language don't count."""
+    top = ranked[:depth]
+    if not top:
+        return 0.0
+    return sum(cid in cand_langs and script_of(cand_langs[cid]) != query_script for cid, _ in top) / len(top)
+
+
+def _dense_cross_alone(
+    dense: Scored, bm25_top: set[int], depth: int, query_script: str, cand_langs: Mapping[int, str]
+) -> float:
+    """``1 / rank`` of dense's best hit in another script than the query's that BM25's top list lacks; 0 if none."""
+    for rank, (cid, _) in enumerate(dense[:depth], start=1):
+        if cid in cand_langs and script_of(cand_langs[cid]) != query_script and cid not in bm25_top:
+            return 1.0 / rank
+    return 0.0
+
+
 def query_features(
     dense: Scored, bm25: Scored, query_lang: str, cand_langs: Mapping[int, str], depth: int = 10
 ) -> dict[str, float]:
@@ -144,6 +202,7 @@ def query_features(
         peak = (bm25[0][1] - floor) / bm25[0][1]
     d_top = {cid for cid, _ in dense[:depth]}
     b_top = {cid for cid, _ in bm25[:depth]}
+    script = script_of(query_lang)
     return {
         "bm25_peak": peak,
         "overlap": len(d_top & b_top) / depth,
@@ -153,11 +212,27 @@ def query_features(
         "dense_top_cross": 1.0 - _same_lang(dense, 1, query_lang, cand_langs) if dense else 0.0,
         "bm25_top_in_dense": float(bool(bm25) and bm25[0][0] in d_top),
         "dense_top_in_bm25": float(bool(dense) and dense[0][0] in b_top),
+        "bm25_cross_script": _cross_script(bm25, depth, script, cand_langs),
+        "bm25_top_cross_script": _cross_script(bm25, 1, script, cand_langs),
+        "dense_top_cross_script": _cross_script(dense, 1, script, cand_langs),
+        "dense_cross_alone": _dense_cross_alone(dense, b_top, depth, script, cand_langs),
     }
 
 
+def muted(features: Mapping[str, float], config: FusionConfig) -> bool:
+    """Dense's best hit crosses scripts, BM25's best is not in dense's top list and BM25's list is flat."""
+    return (
+        features["dense_top_cross_script"] == 1.0
+        and features["bm25_top_in_dense"] == 0.0
+        and features["bm25_peak"] < config.mute_bm25_peak
+    )
+
+
 def bm25_weight(features: Mapping[str, float], config: FusionConfig) -> float:
-    """``sigmoid(bias + Σ coef_i · feature_i)``, clamped to ``[min_weight, max_weight]``."""
+    """``sigmoid(bias + Σ coef_i · feature_i)``, clamped to ``[min_weight, max_weight]``; ``min_weight`` when
+    :func:`muted`."""
+    if muted(features, config):
+        return config.min_weight
     z = config.coef[0] + sum(c * features[name] for c, name in zip(config.coef[1:], FEATURES))
     w = 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
     return min(config.max_weight, max(config.min_weight, w))

@@ -35,7 +35,7 @@ from tests.fakes import FakeEncoder
 # bias, bm25_peak, overlap, dense_same_lang, bm25_same_lang, bm25_top_cross, dense_top_cross, bm25_top_in_dense,
 # dense_top_in_bm25: a peaked BM25 list and a BM25 top hit in another language raise BM25's weight; a BM25 list
 # in the query's language and a dense top hit in another language lower it.
-HAND = FusionConfig(depth=4, coef=(0.0, 3.0, 0.0, 0.0, -2.0, 2.0, -3.0, 0.0, 0.0))
+HAND = FusionConfig(depth=4, coef=(0.0, 3.0, 0.0, 0.0, -2.0, 2.0, -3.0, 0.0, 0.0) + (0.0,) * 4)
 
 
 def ids(fused: list[tuple[int, float]]) -> list[int]:
