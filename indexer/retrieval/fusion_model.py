@@ -1,5 +1,5 @@
-"""How much say BM25 gets in one hybrid query: eight signals read from the two lists, a logistic model over them,
-and its fitted coefficients (``fusion_weights.json``, package data, loaded once).
+"""How much say BM25 gets in one hybrid query: twelve signals read from the two lists, a logistic model over them,
+a rule that mutes BM25, and the fitted coefficients (``fusion_weights.json``, package data, loaded once).
 
 Why per query: when the query's language is not its answer's, BM25 has nothing real to match and its list is
 noise (shared function words, loanwords, CJK bigrams), while on a same-language query both lists help. What the
