@@ -11,7 +11,9 @@ How a section is cut, from each chunk's start:
 2. Boundaries are ranked paragraph (blank line) > sentence > line > word (whitespace, CJK clause commas) > token.
    A chunk ends at the best-ranked kind of boundary at which at least one unit fits, packed greedily to the
    farthest such boundary that fits. A paragraph that fits is therefore never cut, and a trailing fragment
-   joins the previous chunk whenever it fits there.
+   joins the previous chunk whenever it fits there. A unit too long for any chunk is cut anyway, so its first
+   pieces (at the next rank down) fill the room left in the chunk before it: a title line or short paragraph
+   before a long one is not a chunk of its own.
 3. Overlap: the next chunk starts with the trailing *sentences* of the previous one, at most
    ``config.chunk_overlap`` tokens and never the whole previous chunk. Boundary rank wins over overlap: if
    the overlap would force a worse cut, it is shortened or dropped.
@@ -145,12 +147,24 @@ class _SectionCutter:
 
     def _next_chunk(self, starts: list[int], must_pass: int) -> _Chunk:
         """The chunk at the best boundary rank; among equals, the earliest start (the longest overlap)."""
-        for level in _LEVELS:
+        for i, level in enumerate(_LEVELS):
             for start in starts:
                 chunk = self._fit(start, must_pass, level)
                 if chunk is not None:
-                    return chunk
+                    return self._fill(chunk, start, _LEVELS[i:])
         raise AssertionError(f"no chunk fits at offset {must_pass}: size={self.size}")
+
+    def _fill(self, chunk: _Chunk, start: int, levels: tuple[int, ...]) -> _Chunk:
+        """Rule 2's room-filling: when the unit after ``chunk`` (at the rank it ended on) is too long for any
+        chunk, it will be cut anyway, so its first pieces at the next rank down fill this chunk's free room.
+        Without this a title line before a long paragraph was a chunk of its own."""
+        for level, finer in zip(levels, levels[1:]):
+            cands = self.candidates[level]
+            after = cands[bisect_right(cands, chunk.end)] if chunk.end < len(self.text) else chunk.end
+            if chunk.end >= len(self.text) or self.approx_tokens(chunk.end, after) <= self.size:
+                return chunk  # the next unit fits a chunk of its own: it is not cut
+            chunk = self._fit(start, chunk.end, finer) or chunk
+        return chunk
 
     def _fit(self, start: int, must_pass: int, level: int) -> _Chunk | None:
         """The farthest end of rank >= level beyond ``must_pass`` whose chunk fits, or None."""

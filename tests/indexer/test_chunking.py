@@ -220,3 +220,21 @@ def test_chunk_size_never_exceeded_with_the_real_tokenizer(xlmr_tokenizer):
             assert c.n_tokens == count_tokens(xlmr_tokenizer, [c.text])[0] <= min(size, max_tokens)
     header = header_text("A very long title " * 20, ("Section",), xlmr_tokenizer, 48)
     assert count_tokens(xlmr_tokenizer, [header])[0] <= 48
+
+
+def test_a_title_line_before_a_long_paragraph_shares_its_first_chunk():
+    """A plain-text file that opens with its title: the title line is not a chunk of its own (it was, so 400
+    SciFact abstracts as .txt made 1,101 chunks, 324 of them a title alone); a paragraph that fits stays whole."""
+    title = "Вакцина и иммунитет"  # 3 tokens
+    long_para = " ".join(f"Sentence number {i} is here." for i in range(20))  # 120 tokens: cut anyway
+    short_para = "Alpha beta gamma. Delta epsilon zeta."  # 8 tokens: fits, so never cut
+    doc = doc_of(((), f"{title}\n\n{long_para}\n\n{short_para}"))
+    chunks = chunk_document(doc, TOK, ChunkConfig(chunk_size=32, chunk_overlap=0), 1000)
+    check_invariants(doc, chunks, 32)
+    assert chunks[0].text.startswith(title + "\n\nSentence number 0") and chunks[0].n_tokens > 24
+    assert all(c.n_tokens >= 8 for c in chunks) and chunks[-1].text.endswith(short_para)
+    assert not any(short_para[:5] in c.text and not c.text.endswith(short_para) for c in chunks)
+    # a short paragraph between the title and the long one is not cut either
+    fits = doc_of(((), f"{title}\n\n{short_para}\n\n{long_para}"))
+    first = chunk_document(fits, TOK, ChunkConfig(chunk_size=32, chunk_overlap=0), 1000)[0]
+    assert first.text.startswith(title) and short_para in first.text
