@@ -30,7 +30,9 @@ Normalize (they run through ``SentenceTransformer.encode`` on the ``torch`` back
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import importlib.util
 import logging
 from typing import Any, cast
 
@@ -55,11 +57,13 @@ class BackendSpec:
     install: str = ""  # how to get them
 
     def missing(self) -> str | None:
-        """The first required module that cannot be imported, or ``None``."""
+        """The first required module that is not installed, or ``None``. Looked up, not imported: importing
+        ``onnx`` alone took 0.5 s of every CLI run, most of which never use it."""
         for module in self.needs:
             try:
-                importlib.import_module(module)
-            except ImportError:
+                if importlib.util.find_spec(module) is None:
+                    return module
+            except (ImportError, ValueError):  # a broken install, or a module blocked in sys.modules
                 return module
         return None
 
@@ -232,14 +236,18 @@ def open_runner(st_model, backend: str, model_fingerprint: str, show_progress: b
             return PackedRunner(st_model)
         except ValueError as exc:  # another architecture: the padded runner serves it
             logger.info("packed GPU path unavailable (%s); padded bf16 batches instead", exc)
-    torch_runner = TorchRunner(st_model, pooling, bf16=backend == "torch-bf16")
-    if torch_runner.device.type == "cpu" and BACKENDS["onnx-int8"].missing() is None:  # onnxruntime and onnx
-        from indexer.encoding.onnx_build import ensure_fp32_model
+    solo = None  # on CPU with onnxruntime and onnx: made on the first lone text (a query), so an index run,
+    if st_model.device.type == "cpu" and BACKENDS["onnx-int8"].missing() is None:  # which encodes batches,
+        solo = functools.partial(_fp32_solo, st_model, model_fingerprint, pooling)  # never builds it
+    return TorchRunner(st_model, pooling, bf16=backend == "torch-bf16", solo_factory=solo)
 
-        try:  # lone texts (queries) on the fused fp32 ONNX model: fp32 class, so fingerprint and cache key stay
-            torch_runner.solo = OnnxRunner(
-                ensure_fp32_model(st_model, model_fingerprint), pooling, lone_only=True
-            )
-        except Exception as exc:  # noqa: BLE001 - an optimisation: torch still serves lone texts
-            logger.warning("no fp32 ONNX model for lone texts (%s); they run on torch", exc)
-    return torch_runner
+
+def _fp32_solo(st_model, model_fingerprint: str, pooling: str) -> Runner | None:
+    """Lone texts (queries) on the fused fp32 ONNX model: fp32 class, so fingerprint and cache key stay."""
+    from indexer.encoding.onnx_build import ensure_fp32_model
+
+    try:
+        return OnnxRunner(ensure_fp32_model(st_model, model_fingerprint), pooling, lone_only=True)
+    except Exception as exc:  # noqa: BLE001 - an optimisation: torch still serves lone texts
+        logger.warning("no fp32 ONNX model for lone texts (%s); they run on torch", exc)
+        return None

@@ -242,12 +242,15 @@ def _open_backend(model, config: ModelConfig, model_fingerprint: str, show_progr
 
 
 def prepare_encoder(config: ModelConfig = ModelConfig(), show_progress: bool = False) -> dict:
-    """Load the model and build what its backend needs (the int8 ONNX model for ``auto`` on CPU), for setup.
+    """Load the model and build what its backend needs (the int8 ONNX model, the fp32 one that serves lone texts
+    on CPU, which encoding otherwise builds only at the first query), for setup.
 
     >>> prepare_encoder()["backend"]  # doctest: +SKIP
     'onnx-int8'
     """
-    return Encoder(config, show_progress=show_progress).describe()
+    encoder = Encoder(config, show_progress=show_progress)
+    getattr(encoder._runner, "solo", None)  # TorchRunner.solo: built here rather than at the first query
+    return encoder.describe()
 
 
 # ------------------------------------------------------------------------------ which encoder serves an index

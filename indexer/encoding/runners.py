@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
@@ -171,14 +172,34 @@ class TorchRunner:
     (:func:`indexer.encoding.onnx_build.ensure_fp32_model`), same numerics class (cosine >= 0.9999 to fp32),
     without PyTorch's per-operator dispatch, which is most of a short text's time."""
 
-    def __init__(self, st_model, pooling: str, bf16: bool = False, solo: Runner | None = None):
+    def __init__(
+        self,
+        st_model,
+        pooling: str,
+        bf16: bool = False,
+        solo: Runner | None = None,
+        solo_factory: Callable[[], Runner | None] | None = None,
+    ):
         self.model = st_model[0].auto_model
-        self.solo = solo
+        self._solo, self._solo_factory = solo, solo_factory
         self.device = st_model.device
         self.pooling = pooling
         self.bf16 = bf16
         self.pad_id = int(getattr(st_model.tokenizer, "pad_token_id", None) or 0)
         self.max_tokens = GPU_BATCH_TOKENS if self.device.type == "cuda" else CPU_BATCH_TOKENS
+
+    @property
+    def solo(self) -> Runner | None:
+        """The lone-text runner, made by ``solo_factory`` on first use: a run that encodes batches only (an index
+        run) never builds or opens it."""
+        if self._solo_factory is not None:
+            factory, self._solo_factory = self._solo_factory, None
+            self._solo = factory()
+        return self._solo
+
+    @solo.setter
+    def solo(self, runner: Runner | None) -> None:
+        self._solo, self._solo_factory = runner, None
 
     def _batches(self, seqs: list[np.ndarray]) -> list[list[int]]:
         """Longest first, each batch at most ``max_tokens`` padded tokens."""

@@ -118,3 +118,20 @@ def test_a_failed_build_leaves_lone_texts_on_torch(tiny, tmp_path, monkeypatch, 
     assert enc.backend == "torch" and enc._runner.solo is None and "exporter exploded" in caplog.text
     assert not list((tmp_path / "onnx").iterdir())  # the staging folder was removed
     assert enc.encode_queries(MULTILINGUAL[:1]).shape == (1, enc.dim)
+
+
+def test_the_lone_text_model_is_built_at_the_first_lone_text_not_when_the_encoder_opens(
+    tiny, tmp_path, monkeypatch
+):
+    """An index run encodes batches only: opening the encoder and encoding a batch builds no fp32 ONNX model."""
+    from indexer.encoding.encoder import Encoder
+    from indexer.encoding.runners import OnnxRunner
+
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("E5SEARCH_HOME", str(tmp_path))
+    enc = Encoder(ModelConfig(model=str(tiny), backend="torch", device="cpu"))
+    enc.encode_passages(MULTILINGUAL)
+    assert not (tmp_path / "onnx").exists()
+    enc.encode_queries(MULTILINGUAL[:1])
+    assert isinstance(enc._runner.solo, OnnxRunner) and (tmp_path / "onnx").is_dir()
