@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 from indexer.errors import ConfigError
 
 ROOTS_ENV = "E5SEARCH_ALLOW_ROOTS"  # folders separated by os.pathsep
+INDEX_ENV = "E5SEARCH_INDEX"  # the index ``e5search app --index DIR`` was started with
+DEFAULT_INDEX = ".e5search/index"
 HOSTS_ENV = "E5SEARCH_ALLOWED_HOSTS"  # names separated by commas
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 ALLOW_ROOT_FIX = "e5search app --allow-root DIR"
@@ -60,6 +62,18 @@ def check_inside(path: Path, roots: Sequence[Path]) -> Path:
     raise ConfigError(
         f"{resolved} is outside the allowed folders ({allowed}): start the app with {ALLOW_ROOT_FIX}"
     )
+
+
+def app_index_dir() -> Path:
+    """The index ``e5search app --index DIR`` was started with (``$E5SEARCH_INDEX``), resolved."""
+    return Path(os.environ.get(INDEX_ENV) or DEFAULT_INDEX).expanduser().resolve()
+
+
+def check_index(path: Path, roots: Sequence[Path]) -> Path:
+    """``path`` resolved if the pages may use it as an index: the app's own ``--index``, or a folder under an
+    allowed root; ConfigError naming the fix otherwise."""
+    resolved = path.expanduser().resolve()
+    return resolved if resolved == app_index_dir() else check_inside(resolved, roots)
 
 
 def allowed_hosts() -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import access, indexing, render, service
+from app import access, indexing, render, service, watching
 from app.render import md
 from indexer.errors import E5SearchError
 
@@ -79,8 +79,7 @@ def _summary() -> None:
 
 def _target(text: str, index_dir: Path, roots: tuple[Path, ...]) -> Path:
     """Where to write the index: the app's own ``--index``, or a folder under an allowed root."""
-    path = Path(text.strip() or index_dir).expanduser().resolve()
-    return path if path == service.app_index_dir() else access.check_inside(path, roots)
+    return access.check_index(Path(text.strip() or index_dir), roots)
 
 
 def _index_form(index_dir: Path, roots: tuple[Path, ...]) -> None:
@@ -205,6 +204,7 @@ def _current(index_dir: Path, roots: tuple[Path, ...]) -> None:
         except E5SearchError as exc:
             st.error(md(exc))
     remove.button("Remove this index ...", on_click=_ask_remove, args=(True,))
+    _watch_toggle(Path(source) if allowed else None, index_dir, why_not)
     if ss.get("confirm_remove"):
         st.warning(
             f"Remove the index at {md(index_dir)}? Its files are deleted; the indexed documents are not touched."
@@ -217,6 +217,48 @@ def _current(index_dir: Path, roots: tuple[Path, ...]) -> None:
             ss.flash = f"Removed the index at {index_dir} ({len(removed)} files)."
             st.rerun()
         no.button("Cancel", on_click=_ask_remove, args=(False,))
+
+
+def _set_watch(folder: Path | None, index_dir: Path) -> None:
+    """The toggle's callback: start or stop watching, before the page runs again."""
+    if st.session_state.watch_on and folder is not None:
+        try:
+            indexing.watch(indexing.resolve_folder(str(folder), access.allowed_roots()), index_dir)
+        except E5SearchError as exc:
+            st.session_state.flash_error = str(exc)
+    else:
+        watching.stop(index_dir)
+
+
+def _watch_toggle(folder: Path | None, index_dir: Path, why_not: str) -> None:
+    """Start/stop watching the index's folder, and a status line that follows the runs."""
+    current = watching.state(index_dir)
+    st.session_state.watch_on = bool(current and current.running)  # the process's state, whoever started it
+    st.toggle(
+        "Watch the folder",
+        key="watch_on",
+        on_change=_set_watch,
+        args=(folder, index_dir),
+        disabled=folder is None and not st.session_state.watch_on,
+        help="re-index on its own a moment after files change (added, edited, renamed, deleted); "
+        "keeps running when this page is closed"
+        if folder is not None
+        else why_not,
+    )
+    if st.session_state.get("flash_error"):
+        st.error(md(st.session_state.pop("flash_error")))
+    _watch_status(index_dir)
+
+
+@st.fragment(run_every=2.0)
+def _watch_status(index_dir: Path) -> None:
+    current = watching.state(index_dir)
+    if current is None:
+        return
+    if current.failure:
+        st.error(md(f"Watching stopped: {current.failure}"))
+    elif current.running:
+        st.caption(md(current.line()))
 
 
 def show() -> None:

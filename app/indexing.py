@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app import access, service
+from app import access, service, watching
 from indexer.build.job import IndexSummary, build_index
 from indexer.config import IndexConfig
-from indexer.encoding.encoder import model_for_index
+from indexer.encoding.encoder import TextEncoder, model_for_index
 from indexer.errors import ConfigError, E5SearchError
 from indexer.storage import layout as storage_layout
 from indexer.storage.store import read_index_manifest
@@ -88,15 +88,26 @@ class ProgressClock:
         return overall, text
 
 
-def index_folder(folder: Path, index_dir: Path, progress: Progress | None = None) -> IndexSummary:
-    """Index ``folder`` into ``index_dir`` (incrementally) with the model the index records, or the default; the
-    backend follows the index like the CLI's (:func:`~indexer.encoding.encoder.model_for_index`)."""
+def _setup(index_dir: Path) -> tuple[IndexConfig, TextEncoder]:
+    """The index's recorded settings (or the defaults) and the app's encoder for them: the model the index records,
+    the backend following the index like the CLI's (:func:`~indexer.encoding.encoder.model_for_index`)."""
     manifest = read_index_manifest(index_dir, complete=False)
     config = IndexConfig.from_dict(manifest["config"]) if manifest.get("config") else IndexConfig()
-    encoder = service.load_encoder(model_for_index(manifest, config.model))
+    return config, service.load_encoder(model_for_index(manifest, config.model))
+
+
+def index_folder(folder: Path, index_dir: Path, progress: Progress | None = None) -> IndexSummary:
+    """Index ``folder`` into ``index_dir`` (incrementally) with the model the index records, or the default."""
+    config, encoder = _setup(index_dir)
     summary = build_index(folder, index_dir, config, encoder=encoder, progress=progress)
     service.forget_indexes()  # the previous generation's files are gone: free what was loaded from them
     return summary
+
+
+def watch(folder: Path, index_dir: Path) -> watching.Watching:
+    """Keep ``index_dir`` in step with ``folder`` from now on (:mod:`app.watching`), with the app's encoder."""
+    config, encoder = _setup(index_dir)
+    return watching.start(folder, index_dir, config, encoder)
 
 
 def source_of(index_dir: Path) -> Path | None:
@@ -111,5 +122,6 @@ def source_of(index_dir: Path) -> Path | None:
 def remove_index(index_dir: Path) -> list[str]:
     """Delete the index files in ``index_dir`` (and the folder, if that leaves it empty); returns the names.
     Another program's ``index.sqlite`` is refused, and so is an index an indexing run is writing."""
+    watching.stop(index_dir)  # a watcher would build it again
     service.forget_indexes()
     return storage_layout.remove_index(index_dir)

@@ -9,10 +9,11 @@ from pathlib import Path
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from app import render, service, urlstate
+from app import files, render, service, urlstate
 from app.compare import agreements
 from app.render import COLUMN_TITLES, esc, md
 from indexer.errors import E5SearchError
+from indexer.storage.catalog import page_of
 
 ANY = "any"
 FUSION_HELP = (
@@ -172,6 +173,15 @@ def _opened(idx) -> None:
             return
         doc = d["document"]
         st.html(f"<h4>{esc(doc['title'] or doc['path'])}</h4>")
+        page = (
+            page_of(doc["file_type"], d["heading_path"]) if doc["file_type"] == "pdf" else None
+        )  # a viewer's #page
+        st.link_button(
+            "Open the file" + (f" at p. {page}" if page is not None else ""),
+            files.file_url(idx.dir, chunk_id, page),
+            icon=":material/open_in_new:",
+            help="the original file, served by this app (PDFs open at the hit's page)",
+        )
         if d["heading_path"]:
             st.html(f"<div class='e5-path'>{' › '.join(esc(h) for h in d['heading_path'])}</div>")
         st.html(render.text_block(d["text"]))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from functools import cache, partial
@@ -34,7 +33,6 @@ from indexer.types import FusionWeights, Hit, SearchMode, SearchResult
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_INDEX = ".e5search/index"
 MODES: tuple[SearchMode, ...] = ("bm25", "dense", "hybrid")
 _encoder_override: TextEncoder | None = None
 
@@ -45,11 +43,6 @@ def use_encoder(encoder: TextEncoder | None) -> None:
     _encoder_override = encoder
     st.cache_resource.clear()
     st.cache_data.clear()
-
-
-def app_index_dir() -> Path:
-    """The index ``e5search app --index DIR`` was started with (``$E5SEARCH_INDEX``)."""
-    return Path(os.environ.get("E5SEARCH_INDEX") or DEFAULT_INDEX).expanduser().resolve()
 
 
 # ------------------------------------------------------------------------------------------ cached loaders

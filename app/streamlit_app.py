@@ -1,4 +1,4 @@
-"""The web app's entry point: ``e5search app [--index DIR]`` runs ``streamlit run app/streamlit_app.py``.
+"""The web app's pages: ``e5search app [--index DIR]`` runs ``app/asgi.py``, which serves this script (and app/files.py).
 
 Layout only. Pages: Search (BM25 | Dense (E5) | Hybrid side by side), Index (index a folder on the server,
 inspect, re-index or remove the index) and Evaluation (BEIR metrics per retriever). The page, the query and the
@@ -12,7 +12,7 @@ import logging
 
 import streamlit as st
 
-from app import access, eval_page, index_page, render, search_page, service, urlstate
+from app import access, eval_page, index_page, render, search_page, urlstate
 from indexer.errors import E5SearchError
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _init_state() -> None:
         file_type=s.file_type or ANY,
         path_prefix=s.path_prefix or "",
         opened=s.opened,
-        index_dir=str(service.app_index_dir()),
+        index_dir=str(access.app_index_dir()),
     )
 
 

@@ -380,7 +380,7 @@ def cmd_app(args: argparse.Namespace) -> int:
         raise MissingExtra("streamlit", "app")
     spec = importlib.util.find_spec("app")
     assert spec is not None and spec.origin is not None
-    script = Path(spec.origin).parent / "streamlit_app.py"
+    script = Path(spec.origin).parent / "asgi.py"  # the pages plus the app's own routes (app/files.py)
     env = {
         **os.environ,
         "E5SEARCH_INDEX": str(Path(args.index).expanduser().resolve()),

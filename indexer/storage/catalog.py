@@ -147,6 +147,19 @@ def chunk(session: Session, chunk_id: int, neighbours: int = 0) -> dict:
     }
 
 
+def source_file(session: Session, chunk_id: int) -> str:
+    """The file a chunk was read from, relative to the index's source root (IndexStateError if not in the index)."""
+    path = session.scalar(
+        select(FileRow.path)
+        .join(DocumentRow, DocumentRow.file_id == FileRow.id)
+        .join(ChunkRow)
+        .where(ChunkRow.id == chunk_id)
+    )
+    if path is None:
+        raise IndexStateError(f"chunk {chunk_id} is not in this index")
+    return path
+
+
 def counts(session: Session) -> dict:
     """Files, documents and chunks; chunks and documents per language; documents per file type; skipped files."""
 
