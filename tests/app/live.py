@@ -13,10 +13,28 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(
+    "/usr/bin/chromium"
+)  # Debian's (apt-get install -y chromium); Playwright's download is never needed
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+NEEDS_CHROMIUM = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium"
+)
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -96,3 +114,22 @@ def page_run(port: int, host: str, origin: str | None = None, query: str = "") -
             elif kind == "script_finished":
                 return elements
     raise TimeoutError(f"the page run on port {port} did not finish")
+
+
+@contextlib.contextmanager
+def chromium(profile: Path, args: Sequence[str] = (), width: int = 1600, height: int = 1100) -> Iterator:
+    """A headless Chromium browser context (Playwright) with its own profile folder; closed at the end."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[*CHROMIUM_ARGS, *args],
+            viewport={"width": width, "height": height},
+        )
+        try:
+            yield context
+        finally:
+            context.close()

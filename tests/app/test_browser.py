@@ -13,28 +13,17 @@ from pathlib import Path
 import pytest
 
 from tests.app.conftest import CORPUS
-from tests.app.live import free_port, serving
+from tests.app.live import NEEDS_CHROMIUM, chromium, free_port, serving
 
-CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 QUERY = "How are coffee beans roasted?"
 EXPECTED = ("en_coffee.md", "recipes/espresso.md", "de_kaffee.txt")  # every column's top 3 holds one of these
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.model,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium"),
+    NEEDS_CHROMIUM,
 ]
 
 
@@ -90,44 +79,34 @@ def _screenshot(page, path: Path) -> None:
 
 
 def test_search_rerank_and_screenshot_in_a_real_browser(app_url: str, tmp_path: Path):
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1600, "height": 1100},
+    pytest.importorskip("playwright.sync_api")
+    with chromium(tmp_path / "chromium-profile") as context:
+        page = context.new_page()
+        page.goto(app_url + "/?rerank=0", wait_until="domcontentloaded")  # reranking is on by default
+        box = page.get_by_label("Query")
+        box.wait_for(timeout=120_000)
+        box.fill(QUERY)
+        box.press("Enter")
+        page.wait_for_function("document.querySelectorAll('.e5-hit').length >= 9", timeout=120_000)
+        page.wait_for_selector("span.e5-sent", timeout=120_000)  # the dense column's best sentences
+        columns = _column_texts(page)
+        assert len(columns) == 3
+        for title, text in zip(("BM25", "Dense (E5)", "Hybrid"), columns, strict=True):
+            assert text.startswith(title)
+            top3 = text.split("Open")[:3]
+            assert any(doc in card for card in top3 for doc in EXPECTED), (title, text[:500])
+        page.wait_for_function("new URLSearchParams(location.search).get('q') !== null", timeout=30_000)
+        assert "q=How+are+coffee" in page.url or "q=How%20are%20coffee" in page.url
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        _screenshot(page, ARTIFACTS / "app-search.png")
+
+        page.get_by_text("Rerank (cross-encoder)").click()
+        page.wait_for_selector("[class^='e5-move-']", timeout=120_000)
+        page.wait_for_function(  # back to the default (on): nothing about it in the URL
+            "new URLSearchParams(location.search).get('rerank') === null", timeout=30_000
         )
-        try:
-            page = context.new_page()
-            page.goto(app_url + "/?rerank=0", wait_until="domcontentloaded")  # reranking is on by default
-            box = page.get_by_label("Query")
-            box.wait_for(timeout=120_000)
-            box.fill(QUERY)
-            box.press("Enter")
-            page.wait_for_function("document.querySelectorAll('.e5-hit').length >= 9", timeout=120_000)
-            page.wait_for_selector("span.e5-sent", timeout=120_000)  # the dense column's best sentences
-            columns = _column_texts(page)
-            assert len(columns) == 3
-            for title, text in zip(("BM25", "Dense (E5)", "Hybrid"), columns, strict=True):
-                assert text.startswith(title)
-                top3 = text.split("Open")[:3]
-                assert any(doc in card for card in top3 for doc in EXPECTED), (title, text[:500])
-            page.wait_for_function("new URLSearchParams(location.search).get('q') !== null", timeout=30_000)
-            assert "q=How+are+coffee" in page.url or "q=How%20are%20coffee" in page.url
-
-            ARTIFACTS.mkdir(exist_ok=True)
-            _screenshot(page, ARTIFACTS / "app-search.png")
-
-            page.get_by_text("Rerank (cross-encoder)").click()
-            page.wait_for_selector("[class^='e5-move-']", timeout=120_000)
-            page.wait_for_function(  # back to the default (on): nothing about it in the URL
-                "new URLSearchParams(location.search).get('rerank') === null", timeout=30_000
-            )
-            page.wait_for_function("document.querySelectorAll('.e5-hit').length >= 9", timeout=60_000)
-            captions = " ".join(page.locator("[data-testid='stCaptionContainer']").all_inner_texts())
-            assert "rerank" in captions and "Reranked in one pass" in captions
-            _screenshot(page, ARTIFACTS / "app-search-rerank.png")
-        finally:
-            context.close()
+        page.wait_for_function("document.querySelectorAll('.e5-hit').length >= 9", timeout=60_000)
+        captions = " ".join(page.locator("[data-testid='stCaptionContainer']").all_inner_texts())
+        assert "rerank" in captions and "Reranked in one pass" in captions
+        _screenshot(page, ARTIFACTS / "app-search-rerank.png")

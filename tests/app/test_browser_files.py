@@ -13,8 +13,7 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from tests.app.live import free_port, serving
-from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.app.live import NEEDS_CHROMIUM, chromium, free_port, serving
 from tests.fixtures.make_fixtures import pdf_bytes
 
 PAGES = [
@@ -27,7 +26,7 @@ NEW_FILE = "Rock flour from glaciers turns meltwater rivers milky and turquoise.
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.model,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium"),
+    NEEDS_CHROMIUM,
 ]
 
 
@@ -54,19 +53,9 @@ def app_on_folder(tmp_path: Path, default_model_path: Path):
 
 @pytest.fixture()
 def page(tmp_path: Path):
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1600, "height": 1100},
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    pytest.importorskip("playwright.sync_api")
+    with chromium(tmp_path / "chromium-profile") as context:
+        yield context.new_page()
 
 
 def _search(page, url: str, query: str, columns: int = 3) -> None:

@@ -18,13 +18,12 @@ import pytest
 
 from app.render import WORD_JOINER
 from tests.app.conftest import CORPUS
-from tests.app.live import free_port, serving
-from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.app.live import NEEDS_CHROMIUM, chromium, free_port, serving
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.model,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium"),
+    NEEDS_CHROMIUM,
 ]
 
 EVIL = "[x](http://evil.example/a) ![i](http://evil.example/i.png) www.evil.example a@evil.example"
@@ -58,7 +57,7 @@ def app_port(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path)
 def browser(app_port: int, tmp_path: Path):
     """A Chromium page that resolves evil.example to 127.0.0.1 and may load only the app, by either name; any
     other request (the injected image on evil.example:80, say) is recorded, then aborted."""
-    playwright = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("playwright.sync_api")
     blocked: list[str] = []
 
     def only_the_app(route) -> None:
@@ -69,19 +68,10 @@ def browser(app_port: int, tmp_path: Path):
             blocked.append(route.request.url)
             route.abort()
 
-    with playwright.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[*CHROMIUM_ARGS, "--no-proxy-server", "--host-resolver-rules=MAP evil.example 127.0.0.1"],
-            viewport={"width": 1400, "height": 1000},
-        )
+    args = ["--no-proxy-server", "--host-resolver-rules=MAP evil.example 127.0.0.1"]
+    with chromium(tmp_path / "chromium-profile", args, width=1400, height=1000) as context:
         context.route("**/*", only_the_app)
-        try:
-            yield context.new_page(), blocked
-        finally:
-            context.close()
+        yield context.new_page(), blocked
 
 
 def test_injected_links_and_images_stay_text(app_port, browser):
