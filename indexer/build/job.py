@@ -157,10 +157,8 @@ class _Job:
             root = _resolve_root(self.source, manifest)
             encoder = encoder or encoder_for_index(manifest, self.config.model)  # auto follows the index
             _check_compatible(manifest, encoder, self.config, self.rechunk)
-            if self.rechunk and self.source != root:
-                raise ConfigError(
-                    f"--rechunk re-chunks the whole index, which holds {root}; give that folder, not {self.source}"
-                )
+            if self.rechunk:
+                _check_rechunk_scope(self.source, root, known)
             if self.layout is not None:
                 _check_generation_files(self.layout, manifest.get("generation", 0), self.repair)
             # keyed by the exact numerics (an int8 artefact's format too), so a run never resumes from vectors
@@ -221,6 +219,17 @@ class _Job:
         with Session(engine) as session:
             cache.prune(session.scalars(select(ChunkRow.text_hash)).all())
         return summary
+
+
+def _check_rechunk_scope(source: Path, root: Path, known: dict[str, FileRow]) -> None:
+    """``--rechunk`` must reach every file of the index: chunks of two chunkings never share one index."""
+    scope = "" if source == root else relative_path(source, root)
+    outside = sorted(p for p in known if not _in_scope(p, scope, source.is_file()))
+    if outside:
+        raise ConfigError(
+            f"--rechunk re-chunks the whole index, which also holds {outside[0]} (outside {source}): "
+            f"give the indexed folder {root}"
+        )
 
 
 def _summary(prepared: list[_Prepared], removed: list[str], found: _Scan, encoded: int) -> IndexSummary:
