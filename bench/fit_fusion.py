@@ -42,8 +42,16 @@ from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import fusion_lab as lab
-from indexer.retrieval.fusion import fuse, weighted_convex, weighted_rrf
-from indexer.retrieval.fusion_model import FEATURES, Combine, FusionConfig, muted, query_features
+from indexer.retrieval.fusion import combine as combine_lists
+from indexer.retrieval.fusion import fuse
+from indexer.retrieval.fusion_model import (
+    FEATURES,
+    Combine,
+    FusionConfig,
+    bm25_to_combine,
+    muted,
+    query_features,
+)
 from indexer.types import FusionWeights
 
 GRID = np.round(np.linspace(0.0, 1.0, 21), 4)
@@ -52,15 +60,12 @@ GATE_MARGIN = 0.005  # issue 14's gate: hybrid >= max(BM25, dense) - 0.5 nDCG@10
 GATE_PENALTY = 3.0  # chosen on dev by 5-fold cross-validation (--cv; bench/results/fusion_quality.md)
 
 
-def fixed_weight(w: float, combine: Combine = "convex") -> lab.FuseFn:
-    """One BM25 weight for every query."""
+def fixed_weight(w: float, combine: Combine = "convex", config: FusionConfig = FusionConfig()) -> lab.FuseFn:
+    """One BM25 weight for every query, combined as ``fuse`` combines (with ``config``'s fill; no guarantee)."""
+    config = dataclasses.replace(config, combine=combine)
 
     def fn(dense, bm25, ql, langs):
-        fused = (
-            weighted_convex(dense, bm25, 1 - w, w)
-            if combine == "convex"
-            else weighted_rrf(dense, bm25, 1 - w, w)
-        )
+        fused = combine_lists(dense, bm25_to_combine(dense, bm25, ql, langs, config), w, config)
         return fused, FusionWeights(f"fixed-{combine}", bm25=w, dense=1 - w)
 
     return fn
@@ -70,9 +75,9 @@ def fitted(config: FusionConfig) -> lab.FuseFn:
     return lambda dense, bm25, ql, langs: fuse(dense, bm25, ql, langs, config)
 
 
-def table(c: lab.Cands, split: str, combine: Combine) -> tuple[list[str], np.ndarray]:
+def table(c: lab.Cands, split: str, combine: Combine, config: FusionConfig) -> tuple[list[str], np.ndarray]:
     """qids and their nDCG@10 at every grid weight: ``(n_queries, len(GRID))``."""
-    cols = [lab.evaluate(c, split, fixed_weight(float(w), combine)) for w in GRID]
+    cols = [lab.evaluate(c, split, fixed_weight(float(w), combine, config)) for w in GRID]
     qids = sorted(cols[0])
     return qids, np.array([[col[q] for col in cols] for q in qids])
 
@@ -174,7 +179,7 @@ def dev_rows(sets: dict[str, lab.Cands], combine: Combine, config: FusionConfig)
     """Every dev query of ``sets``: its weight table, signals, rule and single-retriever scores."""
     tabs, xs, mutes, dense, bm25, groups, datasets = [], [], [], [], [], [], []
     for name, c in sets.items():
-        qids, tab = table(c, DEV[name], combine)
+        qids, tab = table(c, DEV[name], combine, config)
         index = {q: i for i, q in enumerate(c.qids)}
         x, mute = features(c, qids, config)
         tabs.append(tab), xs.append(x), mutes.append(mute)
@@ -273,7 +278,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="e.g. indexer/retrieval/fusion_weights.json")
     parser.add_argument("--keep-bm25-top", type=int, default=FusionConfig.keep_bm25_top, help="0 = off")
     parser.add_argument("--keep-bm25-peak", type=float, default=FusionConfig.keep_bm25_peak)
+    parser.add_argument("--keep-bm25-peak-und", type=float, default=FusionConfig.keep_bm25_peak_und)
     parser.add_argument("--mute-bm25-peak", type=float, default=FusionConfig.mute_bm25_peak, help="0 = off")
+    parser.add_argument(
+        "--no-fill", action="store_true", help="a cross-script dense hit BM25 lacks gets 0 from BM25"
+    )
     parser.add_argument("--penalty", type=float, default=GATE_PENALTY, help="weight of the gate shortfall")
     parser.add_argument("--cv", action="store_true", help="print the out-of-fold dev scores that chose them")
     args = parser.parse_args()
@@ -287,6 +296,8 @@ def main() -> None:
     base = FusionConfig(
         keep_bm25_top=args.keep_bm25_top,
         keep_bm25_peak=args.keep_bm25_peak,
+        keep_bm25_peak_und=args.keep_bm25_peak_und,
+        fill_cross_script=not args.no_fill,
         mute_bm25_peak=args.mute_bm25_peak,
     )
     if args.cv:

@@ -41,8 +41,10 @@ def methods(weights: dict, chosen: FusionConfig, split: str) -> dict[str, lab.Fu
         for combine, f in weights.get("fits", {}).items():
             glob = f["dev_objective"]["global_weight"]
             best = max(glob, key=glob.get)
-            out[f"{combine}-global-w{best}"] = fixed_weight(float(best), combine)
-            out[f"weighted-{combine}"] = fitted(FusionConfig(combine=combine, coef=tuple(f["coef"])))
+            out[f"{combine}-global-w{best}"] = fixed_weight(float(best), combine, chosen)
+            out[f"weighted-{combine}"] = fitted(
+                dataclasses.replace(chosen, combine=combine, coef=tuple(f["coef"]))
+            )
         out["new-no-guard"] = fitted(dataclasses.replace(chosen, keep_bm25_top=0))
     out["new"] = fitted(chosen)
     return out

@@ -7,10 +7,12 @@ is then noise, and RRF rewards the noise that dense also half-likes for being in
 
 :func:`fuse` with ``mode="weighted"`` (the default) combines ``(1 - w) · dense' + w · bm25'``: dense cosines
 min-max normalised over the list, BM25 scores divided by the list's best (Bruch et al. 2023, "An analysis of
-fusion functions for hybrid retrieval"), with ``w`` from the query's signals. Normalised scores won over
-weighted reciprocal ranks on dev: they carry how far apart candidates are, which ranks throw away. A **lexical
-guarantee** keeps BM25's best hit in the top ``keep_bm25_top`` when its list is peaked, so an exact name or
-product code that dense cannot place still shows. ``mode="rrf"`` is :func:`rrf` itself, exactly.
+fusion functions for hybrid retrieval"), with ``w`` from the query's signals; a dense hit in another script than
+the query that BM25's list lacks counts at BM25's tenth score, not 0 (``fusion_model.bm25_to_combine``).
+Normalised scores won over weighted reciprocal ranks on dev: they carry how far apart candidates are, which ranks
+throw away. A **lexical guarantee** keeps BM25's best hit in the top ``keep_bm25_top`` when its list is peaked
+(``fusion_model.keeps_bm25_top``), so an exact name or product code that dense cannot place still shows.
+``mode="rrf"`` is :func:`rrf` itself, exactly.
 
 Example (a Japanese query; BM25's list is flat Japanese noise, dense's top answer is English):
 
@@ -31,7 +33,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from indexer.retrieval.fusion_model import FusionConfig, Scored, bm25_weight, query_features
+from indexer.retrieval.fusion_model import (
+    FusionConfig,
+    Scored,
+    bm25_to_combine,
+    bm25_weight,
+    keeps_bm25_top,
+    query_features,
+)
 from indexer.types import FusionWeights, Ranked
 
 
@@ -97,6 +106,14 @@ def keep_at(ranked: Ranked, cid: int, rank: int) -> Ranked:
     return [*ranked[: rank - 1], (cid, ranked[rank - 1][1]), *ranked[rank - 1 : pos], *ranked[pos + 1 :]]
 
 
+def combine(dense: Scored, bm25: Scored, w_bm25: float, config: FusionConfig) -> Ranked:
+    """The two lists added at BM25 weight ``w_bm25`` by ``config.combine`` (:func:`weighted_convex` or
+    :func:`weighted_rrf`); the lists as :func:`fuse` hands them over."""
+    if config.combine == "convex":
+        return weighted_convex(dense, bm25, 1.0 - w_bm25, w_bm25)
+    return weighted_rrf(dense, bm25, 1.0 - w_bm25, w_bm25, config.rrf_k)
+
+
 def fuse(
     dense: Scored,
     bm25: Scored,
@@ -115,10 +132,7 @@ def fuse(
         return fused, FusionWeights("rrf", bm25=0.5, dense=0.5)
     features = query_features(dense, bm25, query_lang, cand_langs, config.depth)
     w = bm25_weight(features, config)
-    if config.combine == "convex":
-        fused = weighted_convex(dense, bm25, 1.0 - w, w)
-    else:
-        fused = weighted_rrf(dense, bm25, 1.0 - w, w, config.rrf_k)
-    if config.keep_bm25_top and bm25 and features["bm25_peak"] >= config.keep_bm25_peak:
+    fused = combine(dense, bm25_to_combine(dense, bm25, query_lang, cand_langs, config), w, config)
+    if bm25 and keeps_bm25_top(features, query_lang, config):
         fused = keep_at(fused, bm25[0][0], config.keep_bm25_top)
     return fused, FusionWeights("weighted", bm25=w, dense=1.0 - w)

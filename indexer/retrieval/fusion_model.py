@@ -21,7 +21,10 @@ list:
 
 The BM25 weight is ``sigmoid(bias + Σ coef_i · signal_i)``, except that it is 0 when dense's best hit is in
 another script, BM25's best hit is not in dense's top list and BM25's list is flat (peak below ``mute_bm25_peak``):
-then BM25 has no real match and dense has crossed scripts. The coefficients are fitted on dev splits only, by
+then BM25 has no real match and dense has crossed scripts. In the combination, a dense hit in another script that
+BM25's list lacks gets BM25's ``depth``-th score rather than 0 (:func:`bm25_to_combine`: BM25 cannot see it, so
+its score is unknown), and the lexical guarantee reads a lower peak for a query of unknown language, a name or a
+code (:func:`keeps_bm25_top`). The coefficients are fitted on dev splits only, by
 ``bench/fit_fusion.py``, which writes ``fusion_weights.json``; this module only reads them.
 
 Non-goals: a language *prior* (boosting candidates for being in another language than the query fits a test set's
@@ -92,9 +95,14 @@ class FusionConfig:
     # its best hit is moved up to rank ``keep_bm25_top`` if the fusion put it lower. 0 turns it off.
     keep_bm25_top: int = 1
     keep_bm25_peak: float = 0.75
+    # The same for a query whose language is undetermined: too short to tell, a name or a code (:func:`keeps_bm25_top`).
+    keep_bm25_peak_und: float = 0.5
     # BM25's weight is 0 when dense's best hit crosses scripts, BM25's best is not in dense's top list and BM25's
     # peak is below this (module docstring). 0 turns it off.
     mute_bm25_peak: float = 0.5
+    # A dense top-``depth`` hit in another script than the query that BM25's list lacks gets BM25's ``depth``-th
+    # score instead of 0 in the combination (:func:`bm25_to_combine`).
+    fill_cross_script: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in FUSION_CHOICES:
@@ -105,10 +113,11 @@ class FusionConfig:
             raise ConfigError(f"rrf_k={self.rrf_k}, depth={self.depth}: both must be >= 1")
         if len(self.coef) != 1 + len(FEATURES):
             raise ConfigError(f"coef has {len(self.coef)} values: give a bias and one per feature {FEATURES}")
-        if self.keep_bm25_top < 0 or not 0.0 <= self.keep_bm25_peak <= 1.0:
+        peaks = (self.keep_bm25_peak, self.keep_bm25_peak_und)
+        if self.keep_bm25_top < 0 or not all(0.0 <= p <= 1.0 for p in peaks):
             raise ConfigError(
-                f"keep_bm25_top={self.keep_bm25_top}, keep_bm25_peak={self.keep_bm25_peak}: need a rank >= 0 "
-                "(0 = off) and a peak between 0 and 1"
+                f"keep_bm25_top={self.keep_bm25_top}, keep_bm25_peak={self.keep_bm25_peak}, keep_bm25_peak_und="
+                f"{self.keep_bm25_peak_und}: need a rank >= 0 (0 = off) and peaks between 0 and 1"
             )
         if not 0.0 <= self.mute_bm25_peak <= 1.0:
             raise ConfigError(f"mute_bm25_peak={self.mute_bm25_peak}: need a peak between 0 and 1 (0 = off)")
@@ -236,3 +245,43 @@ def bm25_weight(features: Mapping[str, float], config: FusionConfig) -> float:
     z = config.coef[0] + sum(c * features[name] for c, name in zip(config.coef[1:], FEATURES))
     w = 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
     return min(config.max_weight, max(config.min_weight, w))
+
+
+def keeps_bm25_top(features: Mapping[str, float], query_lang: str, config: FusionConfig) -> bool:
+    """Whether the lexical guarantee moves BM25's best hit up to ``keep_bm25_top``: BM25's list is peaked, by
+    ``keep_bm25_peak``, or by ``keep_bm25_peak_und`` when the query's language is unknown: undetermined (a name or
+    a code, too short for :func:`indexer.ingest.langdetect.detect_language` to tell), or one that no hit of either
+    top list shares (a name misread as a language).
+
+    >>> cfg = FusionConfig(keep_bm25_peak=0.75, keep_bm25_peak_und=0.5)
+    >>> f = {"bm25_peak": 0.6, "dense_same_lang": 0.1, "bm25_same_lang": 0.0}
+    >>> keeps_bm25_top(f, "en", cfg), keeps_bm25_top(f, "und", cfg), keeps_bm25_top({**f, "dense_same_lang": 0}, "qu", cfg)
+    (False, True, True)
+    """
+    unknown = query_lang == UNDETERMINED or features["dense_same_lang"] == features["bm25_same_lang"] == 0.0
+    peak = config.keep_bm25_peak_und if unknown else config.keep_bm25_peak
+    return bool(config.keep_bm25_top) and features["bm25_peak"] >= peak
+
+
+def bm25_to_combine(
+    dense: Scored, bm25: Scored, query_lang: str, cand_langs: Mapping[int, str], config: FusionConfig
+) -> list[tuple[int, float]]:
+    """BM25's list as the combination reads it: with ``fill_cross_script``, each of dense's top ``depth`` hits in
+    another script than the query that BM25's list lacks is added at BM25's ``depth``-th score, after BM25's own
+    hits (so its best stays first). BM25 cannot match across scripts, so its score for such a hit is unknown, not
+    0; 0 let BM25's same-script noise push dense's cross-script answers down. A list shorter than ``depth`` (its
+    ``depth``-th score is 0) is left as it is. A new list; ``bm25`` is not changed.
+
+    >>> bm25_to_combine([(7, 0.9), (3, 0.8)], [(3, 4.0), (4, 2.0)], "en", {7: "ja", 3: "en"}, FusionConfig(depth=2))
+    [(3, 4.0), (4, 2.0), (7, 2.0)]
+    """
+    depth = config.depth
+    if not config.fill_cross_script or len(bm25) < depth:
+        return list(bm25)
+    floor, script, seen = bm25[depth - 1][1], script_of(query_lang), {cid for cid, _ in bm25}
+    unseen = [
+        (cid, floor)
+        for cid, _ in dense[:depth]
+        if cid in cand_langs and script_of(cand_langs[cid]) != script and cid not in seen
+    ]
+    return [*bm25, *unseen]

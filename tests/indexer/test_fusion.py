@@ -22,8 +22,10 @@ from indexer.retrieval.fusion_model import (
     FEATURES,
     WEIGHTS_FILE,
     FusionConfig,
+    bm25_to_combine,
     bm25_weight,
     fitted_config,
+    keeps_bm25_top,
     load_config,
     query_features,
 )
@@ -251,8 +253,9 @@ def test_search_json_records_the_weights_it_used(monkeypatch, capsys, folder_ind
     w = bm25_weight(query_features(dense, bm25, detect_language(query), langs, config.depth), config)
     assert out["fusion"] == {"method": "weighted", "bm25": round(w, 4), "dense": round(1 - w, 4)}
     assert 0.0 < w < 1.0 and "fuse" in out["timings_ms"]
-    fused = weighted_convex(dense, bm25, 1 - w, w)  # the hits: the convex combination with that weight
-    if query_features(dense, bm25, "und", {})["bm25_peak"] >= config.keep_bm25_peak:
+    lang = detect_language(query)  # the hits: the convex combination with that weight, then the guarantee
+    fused = weighted_convex(dense, bm25_to_combine(dense, bm25, lang, langs, config), 1 - w, w)
+    if keeps_bm25_top(query_features(dense, bm25, lang, langs, config.depth), lang, config):
         fused = keep_at(fused, bm25[0][0], config.keep_bm25_top)
     assert [(h["chunk_id"], h["score"]) for h in out["hits"]] == fused[:10]
 
