@@ -4,7 +4,9 @@ Inputs are cached candidate lists (``bench/fusion_lab.py``), dev splits only: th
 ``dev`` (``eval.crosslingual``), a seeded 300-query sample of SciFact ``train``, NFCorpus ``dev``. Steps:
 
 1. **Weight table**: for every dev query, nDCG@10 of the weighted combination at each BM25 weight of a grid
-   (0, 0.05, ..., 1).
+   (0, 0.05, ..., 1), combined as the product combines (``fusion.combine`` over
+   ``fusion_model.bm25_to_combine``: a cross-script dense hit BM25 lacks at BM25's tenth score; ``--no-fill``
+   gives it 0).
 2. **Soft labels**: a query's target weight is the middle of its best grid weights; its sample weight is how much
    the weight matters to it (best minus worst nDCG), times its group's share, so that the cross-lingual set (mean
    over pairs), SciFact and NFCorpus count equally. Queries the weight cannot change are left out.
@@ -19,12 +21,14 @@ Inputs are cached candidate lists (``bench/fusion_lab.py``), dev splits only: th
 Both combinations (normalised scores, ``convex``; reciprocal ranks, ``rrf``) are fitted and the better on dev is
 written. Test splits are not read here (``bench/fusion_report.py --split test`` scores them, once). ``--cv``
 prints what chose the penalty and the rule: 5-fold out-of-fold dev scores (stratified by pair and dataset, four
-fold seeds) with the rule off and on and penalties 0, 1, 3.
+fold seeds) with the rule off and on and penalties 0, 1, 3 (``--no-fill`` for the same without the fill). The
+lexical guarantee (``--keep-bm25-*``) is not in the fit; it is recorded in the weights file.
 
-Usage (needs scikit-learn and scipy; ~30 s, ``--cv`` ~2 min)::
+Usage (needs scikit-learn and scipy; ~40 s, ``--cv`` ~4 min); the shipped weights come from the seed-1 folder set
+(``bench/results/fusion_quality.md``, round 2)::
 
-    python bench/fit_fusion.py --cands /tmp/fusion-cands --out indexer/retrieval/fusion_weights.json
-    python bench/fit_fusion.py --cands /tmp/fusion-cands --cv
+    python bench/fit_fusion.py --cands /tmp/fusion-cands-s1 --out indexer/retrieval/fusion_weights.json
+    python bench/fit_fusion.py --cands /tmp/fusion-cands-s1 --cv [--no-fill]
 """
 
 from __future__ import annotations
