@@ -65,7 +65,7 @@ def interpolate(first: Sequence[float], scores: Sequence[float], alpha: float) -
     z-score, so scales do not matter); ``alpha >= 1`` is the cross-encoder's scores as they are. A reranker can
     then refine the first stage's order without collapsing it.
 
-    >>> interpolate([3.0, 2.0, 1.0], [0.0, 0.0, 1.0], 0.5).argmax()
+    >>> int(interpolate([3.0, 2.0, 1.0], [0.0, 0.0, 1.0], 0.5).argmax())
     0
     """
     ce = np.asarray(scores, dtype=np.float64)
