@@ -121,6 +121,86 @@ def run_one(dataset: Path, chunking: ChunkConfig, retrievers: tuple[str, ...], e
     return row
 
 
+def rule_ab(dataset: Path, chunking: ChunkConfig, retrievers: tuple[str, ...], encoder) -> list[dict]:
+    """A chunking *rule* change, measured without re-encoding the corpus: the cached eval index of ``chunking`` is
+    copied and re-chunked (``build_index(..., rechunk=True)``) twice in one process, by the rule before the
+    room-filling of long units (``_SectionCutter._fill`` switched off) and by today's, and both are scored. Both
+    rows come from today's code (BM25, languages, fusion rebuilt alike), so only the rule differs; only chunk texts
+    that changed are encoded (the copy's embedding cache holds the rest)."""
+    import indexer.ingest.chunking as chunker
+
+    fill = chunker._SectionCutter._fill
+    rows = []
+    for name, rule in (("before", lambda self, chunk, start, levels: chunk), ("today", fill)):
+        chunker._SectionCutter._fill = rule  # type: ignore[method-assign]
+        try:
+            rows.append({"rule": name, **rechunk_cached(dataset, chunking, retrievers, encoder)})
+        finally:
+            chunker._SectionCutter._fill = fill  # type: ignore[method-assign]
+        rows[-1]["config"] = f"{label(chunking)}, rule {name}"
+    return rows
+
+
+def rechunk_cached(dataset: Path, chunking: ChunkConfig, retrievers: tuple[str, ...], encoder) -> dict:
+    """The cached eval index of ``chunking``, copied and re-chunked with the chunker as it is now, scored like
+    :func:`run_one`."""
+    import shutil
+    import tempfile
+
+    from eval.run import _chunking_key
+    from indexer.build.job import build_index
+    from indexer.cache import cache_home
+    from indexer.config import IndexConfig, ModelConfig
+
+    _, queries, qrels = load_beir(dataset, "test")
+    config = EvalConfig(
+        retrievers=retrievers,
+        chunk_size=chunking.chunk_size,
+        chunk_overlap=chunking.chunk_overlap,
+        max_title_tokens=chunking.max_title_tokens,
+    )
+    pattern = f"{dataset.name}-*-{encoder.fingerprint}-{_chunking_key(chunking)}"
+    cached = sorted((cache_home() / "eval").glob(pattern))
+    if len(cached) != 1:
+        raise SystemExit(
+            f"{pattern}: {len(cached)} cached eval indexes; run this config without --rule-ab first"
+        )
+    timed = TimedEncoder(encoder)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / cached[0].name
+        shutil.copytree(cached[0], folder)
+        _move_source_root(folder / "index", folder / "corpus")
+        index_config = IndexConfig(
+            model=ModelConfig(model=encoder.name, backend=config.backend), chunking=chunking
+        )
+        source = folder / "corpus" / "corpus.jsonl"
+        build_index(source, folder / "index", index_config, encoder=timed, rechunk=True)
+        runs, seconds = run_retrievers(folder / "index", queries, config, encoder)
+        results, _, per_query = score_runs(runs, qrels, seconds, config)
+        stats = index_stats(folder / "index")
+    return {
+        "chunking": dataclasses.asdict(chunking),
+        **stats,
+        "encoded": len(timed.texts),
+        "ndcg@10": {name: results[name]["ndcg@10"] for name in retrievers},
+        "per_query": {name: {q: v["ndcg@10"] for q, v in pq.items()} for name, pq in per_query.items()},
+    }
+
+
+def _move_source_root(index_dir: Path, root: Path) -> None:
+    """A copied index reads its files from the copy's folder (the manifest records the folder it indexed)."""
+    from sqlalchemy.orm import Session
+
+    from indexer.storage.store import open_engine, write_manifest
+
+    engine = open_engine(index_dir)
+    try:
+        with Session(engine) as session, session.begin():
+            write_manifest(session, {"source_root": str(root)})
+    finally:
+        engine.dispose()
+
+
 def significance(rows: list[dict], retrievers: Sequence[str]) -> None:
     """Adds ``p_vs_base`` (paired randomisation, nDCG@10) to every row against the first one."""
     base = rows[0]
@@ -166,6 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retrievers", default="dense,hybrid")
     p.add_argument("--backend", default="auto")
     p.add_argument("--json", dest="json_out", type=Path, default=Path("bench/results/chunking.json"))
+    p.add_argument(
+        "--rule-ab",
+        action="store_true",
+        help="re-chunk each config's cached eval index by the chunking rule before and after the room-filling "
+        "change (rule_ab) and test one against the other; results go to the --json file's '<dataset> rule' key",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     retrievers = tuple(r.strip() for r in args.retrievers.split(","))
@@ -174,11 +260,20 @@ def main(argv: list[str] | None = None) -> int:
     encoder = Encoder(ModelConfig(model=DEFAULT_MODEL, backend=args.backend))
     for text in args.configs.split(","):
         chunking = parse_config(text)
+        if args.rule_ab:
+            pair = rule_ab(args.dataset, chunking, retrievers, encoder)
+            significance(pair, retrievers)
+            print(table(args.dataset.name, pair, retrievers))
+            store.setdefault(f"{args.dataset.name} rule", {}).update({r["config"]: r for r in pair})
+            args.json_out.write_text(json.dumps(store, indent=1), encoding="utf-8")
+            continue
         row = run_one(args.dataset, chunking, retrievers, encoder)
         done[row["config"]] = {**done.get(row["config"], {}), **row}  # a cached rerun keeps the first times
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(store, indent=1), encoding="utf-8")
         logger.info("%s: %s", row["config"], {k: v for k, v in row.items() if k != "per_query"})
+    if args.rule_ab:
+        return 0
     rows = [done[label(parse_config(t))] for t in args.configs.split(",")]
     significance(rows, retrievers)
     print(table(args.dataset.name, rows, retrievers))
