@@ -40,6 +40,12 @@ READ_AHEAD_FILES = 256  # files read and chunked ahead of the encoder
 ENCODE_GROUP_BATCHES = (
     8  # model batches per encoder call: fewer calls, and each group is committed to the cache
 )
+# On CPU nothing reads beside the encoder, so starting early buys nothing: groups of 16 batches are taken longest
+# first from a pool of 4 groups' texts. Padding on 400 SciFact abstracts (819 chunks, 160,834 tokens): 13.1 % of
+# the tokens with groups of 1 to 8 batches in reading order, 8.1 % with 8-batch groups from the pool, 5.0 % with
+# 16 (one length-sorted call: 4.1 %, but nothing committed to the cache until the end)
+CPU_GROUP_BATCHES = 16
+CPU_POOL_GROUPS = 4
 
 
 @dataclass
@@ -181,9 +187,15 @@ class _Job:
         cache: EmbeddingCache,
     ) -> IndexSummary:
         found, batch = _Scan(), self.config.model.batch_size
-        encoding = CachedEncoding(
-            encoder, cache, ENCODE_GROUP_BATCHES * batch, self.show_progress, first_group=batch
-        )
+        if encoder.on_gpu:  # the reader thread reads on while the GPU works: start early, groups doubling
+            encoding = CachedEncoding(
+                encoder, cache, ENCODE_GROUP_BATCHES * batch, self.show_progress, first_group=batch
+            )
+        else:
+            group = CPU_GROUP_BATCHES * batch
+            encoding = CachedEncoding(
+                encoder, cache, group, self.show_progress, first_group=group, pool=CPU_POOL_GROUPS * group
+            )
         scan = _scan(self.source, root, known, encoder, self.config, found, self.show_progress, self.rechunk)
         prepared = _read_and_encode(scan, encoding, encoder.on_gpu, self.progress)
         if self.repair:  # every chunk's vector, from the cache (or encoded again where it has none)

@@ -79,6 +79,9 @@ class CachedEncoding:
     group at a time (longest first within the group) as soon as a group is full, each group committed to the
     cache, so an interrupted run resumes where it stopped. Groups start at ``first_group`` texts and double up
     to ``group``: the encoder starts early, then gets calls large enough that their overhead does not count.
+    With ``pool`` larger than ``group``, encoding waits until ``pool`` texts wait and then takes the longest
+    ``group`` of them: batches are length-sorted over more texts, so less of them is padding (on CPU, where
+    nothing reads beside the encoder, starting early buys nothing).
 
     >>> stage = CachedEncoding(encoder, cache, group=256)   # doctest: +SKIP
     >>> stage.add(["passage one", "passage two"])          # encodes whenever 256 new texts are waiting
@@ -92,8 +95,9 @@ class CachedEncoding:
         group: int,
         show_progress: bool = False,
         first_group: int | None = None,
+        pool: int = 0,
     ):
-        self.encoder, self.cache, self.max_group = encoder, cache, group
+        self.encoder, self.cache, self.max_group, self.pool = encoder, cache, group, pool
         self.group = min(first_group or group, group)
         self.vectors: dict[str, np.ndarray] = {}
         self.waiting: dict[str, str] = {}  # hash -> text, not yet encoded
@@ -109,7 +113,7 @@ class CachedEncoding:
         self.vectors.update(self.cache.get(list(new)))
         self.waiting.update((h, t) for h, t in new.items() if h not in self.vectors)
         self.bar.total += sum(h not in self.vectors for h in new)
-        while len(self.waiting) >= self.group:
+        while len(self.waiting) >= max(self.group, self.pool):
             self._encode_group()
 
     def finish(self, progress: Callable[[str, int, int], None] | None = None) -> dict[str, np.ndarray]:

@@ -94,6 +94,29 @@ def test_cached_encoding_groups_dedupes_and_reuses_the_cache(tmp_path: Path):
     cache.close()
 
 
+def test_a_pool_encodes_the_longest_group_of_it_first(tmp_path: Path):
+    """With a pool (on CPU), texts wait until the pool is full and then its longest ``group`` go first, so batches are
+    length-sorted over the pool rather than over each group in reading order."""
+    enc = FakeEncoder()
+    cache = EmbeddingCache(tmp_path / "c.sqlite", enc.fingerprint, enc.dim)
+    stage = CachedEncoding(enc, cache, group=2, first_group=2, pool=4)
+    texts = [
+        "short one",
+        "a much longer passage about rivers and lakes",
+        "mid length text",
+        "Волга — длинная река",
+    ]
+    stage.add(texts[:3])
+    assert enc.calls == []  # a group is waiting, but the pool is not full
+    seen: list[list[str]] = []
+    real = enc.encode_passages
+    enc.encode_passages = lambda batch, show_progress=False: seen.append(list(batch)) or real(batch)  # type: ignore[method-assign]
+    stage.add(texts[3:])
+    assert seen == [sorted(texts, key=len, reverse=True)[:2]]  # the pool's two longest
+    assert len(stage.finish()) == 4 and [len(b) for b in seen] == [2, 2]
+    cache.close()
+
+
 def test_build_reads_further_files_while_the_encoder_works(tmp_path: Path, monkeypatch):
     """The first encoder call waits for the reader to get past the files of the first group: it does only if
     reading runs beside encoding (read one by one before encoding, it would time out)."""
@@ -140,5 +163,5 @@ def test_build_on_cpu_reads_everything_before_encoding(tmp_path: Path):
 
     enc = RecordingEncoder()
     summary = build_index(docs, tmp_path / "idx", IndexConfig(model=ModelConfig(batch_size=1)), encoder=enc)
-    assert summary.chunks == 12 and enc.calls == [1, 2, 4, 5]
+    assert summary.chunks == 12 and enc.calls == [12]  # pooled, then the longest group first: one call here
     assert "e5search-read-ahead" not in threads
