@@ -6,7 +6,12 @@ batch 32; e5search = ``e5search index FOLDER --index FRESH`` with the defaults (
 fresh index and embedding cache every round). Rounds alternate the two sides; the ratio is reported per round
 (by-hand seconds / e5search seconds: above 1 means e5search is faster) with the CPU it ran on.
 
+``--profile`` instead runs one ``e5search index`` of the sample under cProfile (in a fresh process, as above) and
+prints where its time went: start-up and imports, the encoder's load, reading + chunking + language detection,
+encoding, writing (SQLite, FAISS, BM25), and whether the fp32 ONNX query-path model was built or opened.
+
 Usage:  python bench/index_vs_st.py [--docs 400] [--rounds 3] [--seed 0] [--backend auto] [--chunk-size N]
+        python bench/index_vs_st.py --profile
 """
 
 from __future__ import annotations
@@ -52,6 +57,38 @@ def timed(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+# (phase, the function whose cumulative time it is); cProfile adds ~10 % to Python-heavy phases
+PHASES = (
+    ("e5search index, whole process", "e5search/__main__.py:<module>"),
+    ("  encoder load (import sentence-transformers, model, backend)", "encoder.py:encoder_for_index"),
+    ("    import sentence_transformers", "sentence_transformers/__init__.py:<module>"),
+    ("    fp32 ONNX lone-text model (must be 0: not at index time)", "backends.py:_fp32_solo"),
+    ("  read + chunk + language (all files)", "scan.py:_scan"),
+    ("    chunk_document", "chunking.py:chunk_document"),
+    ("    detect_languages", "langdetect.py:detect_languages"),
+    ("  encode_passages (tokenise + model)", "encoder.py:encode_passages"),
+    ("    token_ids (tokenising for the model)", "tokens.py:token_ids"),
+    ("  write: SQLite rows, FAISS, BM25, manifest", "write.py:_write"),
+    ("    BM25 build", "bm25.py:build"),
+)
+
+
+def profile(docs: Path, index: Path, extra: list[str]) -> None:
+    """One ``e5search index`` under cProfile; prints the cumulative seconds of each phase in :data:`PHASES`."""
+    import pstats
+
+    out = index.parent / "index.prof"
+    cmd = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "e5search", "index", str(docs)]
+    t0 = time.perf_counter()
+    subprocess.run([*cmd, "--index", str(index), "--quiet", "--json", *extra], check=True, cwd=ROOT)
+    print(f"wall {time.perf_counter() - t0:.1f} s (process start to exit, under cProfile)")
+    stats = pstats.Stats(str(out)).stats  # type: ignore[attr-defined]
+    for label, key in PHASES:
+        where, _, name = key.rpartition(":")
+        total = sum(row[3] for (file, _, func), row in stats.items() if file.endswith(where) and func == name)
+        print(f"{label:<66} {total:6.2f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=400)
@@ -60,6 +97,7 @@ def main() -> None:
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--chunk-size", type=int)
     ap.add_argument("--chunk-overlap", type=int)
+    ap.add_argument("--profile", action="store_true", help="one profiled e5search index run, by phase")
     args = ap.parse_args()
 
     from indexer.encoding.backends import auto_candidates
@@ -76,6 +114,8 @@ def main() -> None:
         docs = Path(tmp) / "docs"
         docs.mkdir()
         write_sample(docs, args.docs, args.seed)
+        if args.profile:
+            return profile(docs, Path(tmp) / "profiled", extra)
         for r in range(args.rounds):
             hand = timed([sys.executable, "-c", BY_HAND, model_dir, str(docs)])
             index = Path(tmp) / f"idx{r}"
