@@ -76,30 +76,30 @@ class FailingEncoder(FakeEncoder):
 def test_interrupted_encoding_resumes_from_cache(tmp_path: Path):
     docs = {f"doc{i}.txt": f"Document number {i} talks about topic{i}." for i in range(40)}
     corpus = write_docs(tmp_path / "docs", docs)
-    config = IndexConfig(model=ModelConfig(batch_size=2))
+    config = IndexConfig(model=ModelConfig(batch_size=1))
     with pytest.raises(KeyboardInterrupt):
-        build_index(corpus, tmp_path / "idx", config, encoder=FailingEncoder(fail_after=14))
+        build_index(corpus, tmp_path / "idx", config, encoder=FailingEncoder(fail_after=16))
     with pytest.raises(IndexStateError, match="never completed|no index"):
         Index.open(tmp_path / "idx")
     enc = FakeEncoder()
     s = build_index(corpus, tmp_path / "idx", config, encoder=enc)
     assert s.added == 40 and s.chunks == 40
-    # batch size 2 -> groups of 2, 4, 8, then 16 chunks: the 14 encoded before the interrupt come from the cache
-    assert sum(enc.calls) == s.chunks_encoded == 40 - 14
+    # batch size 1 on CPU -> groups of 16 chunks (16, 16, 8): the 16 encoded before the interrupt come from the cache
+    assert sum(enc.calls) == s.chunks_encoded == 40 - 16
 
 
 def test_a_new_build_of_the_backend_does_not_resume_from_old_vectors(tmp_path: Path):
     """Same fingerprint, another artefact format (an int8 recipe changed): the cached vectors are not reused."""
-    docs = {f"doc{i}.txt": f"Document number {i} talks about topic{i}." for i in range(10)}
+    docs = {f"doc{i}.txt": f"Document number {i} talks about topic{i}." for i in range(40)}
     corpus = write_docs(tmp_path / "docs", docs)
-    config = IndexConfig(model=ModelConfig(batch_size=2))
-    old = FailingEncoder(fail_after=6)
+    config = IndexConfig(model=ModelConfig(batch_size=1))
+    old = FailingEncoder(fail_after=16)  # one group of 16 cached, then interrupted
     old.cache_key = f"{old.fingerprint}@format1"
     with pytest.raises(KeyboardInterrupt):
         build_index(corpus, tmp_path / "idx", config, encoder=old)
     new = FakeEncoder()
     new.cache_key = f"{new.fingerprint}@format2"
-    assert build_index(corpus, tmp_path / "idx", config, encoder=new).chunks_encoded == 10 == sum(new.calls)
+    assert build_index(corpus, tmp_path / "idx", config, encoder=new).chunks_encoded == 40 == sum(new.calls)
 
 
 def test_model_mismatch_is_refused(setup):
