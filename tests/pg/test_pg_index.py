@@ -65,7 +65,7 @@ def test_same_top10_as_sqlite_with_exact_search(folder, tmp_path, pg_url):
         s, p = sqlite.stats(), pg.stats()
         for key in ("files", "documents", "chunks", "vectors", "chunk_languages", "file_types", "skipped"):
             assert p[key] == s[key], key
-        assert p["vectors"] == p["chunks"] == 122 and p["faiss_device"] == "postgresql"
+        assert p["vectors"] == p["chunks"] == 120 and p["faiss_device"] == "postgresql"
         assert p["sizes_on_disk"]["embeddings"] > 0
         assert pg.chunk(5, neighbours=1) == sqlite.chunk(5, neighbours=1)
     finally:
@@ -100,7 +100,7 @@ def test_hnsw_recall_at_10_against_exact(folder, tmp_path, pg_url):
 def test_auto_searches_exactly_up_to_the_exact_scan_limit_then_the_graph(folder, pg_url, monkeypatch):
     from indexer.storage import pg_vectors
 
-    build_index(folder, pg_url, encoder=FakeEncoder())  # 122 chunks
+    build_index(folder, pg_url, encoder=FakeEncoder())  # 120 chunks
     first = Index.open(pg_url, encoder=FakeEncoder())
     assert first.dense.kind == "flat"
     first.close()
@@ -123,12 +123,12 @@ def test_repair_rewrites_every_vector_from_the_embedding_cache(folder, pg_url):
         conn.execute(text("DELETE FROM embeddings WHERE chunk_id % 2 = 0"))
     encoder = FakeEncoder()
     summary = build_index(folder, pg_url, encoder=encoder, repair=True)
-    assert summary.chunks == 122 and summary.chunks_encoded == 0  # all from the local embedding cache
+    assert summary.chunks == 120 and summary.chunks_encoded == 0  # all from the local embedding cache
     with engine.connect() as conn:
-        assert conn.scalar(text("SELECT count(*) FROM embeddings")) == 122
+        assert conn.scalar(text("SELECT count(*) FROM embeddings")) == 120
     engine.dispose()
     idx = Index.open(pg_url, encoder=FakeEncoder())
-    assert idx.generation == 2 and idx.stats()["vectors"] == 122
+    assert idx.generation == 2 and idx.stats()["vectors"] == 120
     idx.close()
 
 
