@@ -114,7 +114,7 @@ def build_index(
     ``repair`` rebuilds the vector and BM25 files of the index from SQLite and the embedding cache (after a
     missing or damaged file), besides indexing what changed. ``rechunk`` re-reads and re-chunks every file with
     ``config.chunking`` (an index otherwise refuses chunking other than the one it records) and re-encodes the
-    chunks whose text is new; ``source`` must then be the whole indexed folder.
+    chunks whose text is new; ``source`` must then cover every file of the index.
 
     >>> summary = build_index("data/sample", ".e5search/sample")   # doctest: +SKIP
     >>> summary.to_json()["added"]                                  # doctest: +SKIP
