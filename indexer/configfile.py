@@ -54,6 +54,7 @@ PER_RUN = frozenset(
         "quiet",
         "watch",
         "repair",
+        "rechunk",
     }
 )
 

@@ -83,6 +83,7 @@ def test_config_flag_names_another_file(indexed: Path, tmp_path: Path, capsys: p
         ("[search]\nrrf_k = 0\n", "[search] rrf_k=0: must be >= 1"),
         ("[search]\nrerank = 1\n", "rerank = 1: must be true or false"),
         ('[search]\nindex = "/elsewhere"\n', "unknown key 'index'"),  # per-run flags are no defaults
+        ("[index]\nrechunk = true\n", "unknown key 'rechunk'"),  # a rebuild is asked for per run
         ("[index]\nchunk_size = 10\n", "[index] chunk_size=10: must be between 32 and 8192 tokens"),
         ('[index]\nbackend = "gpu"\n', "backend = 'gpu': must be one of auto, torch"),
         ("[serach]\nk = 3\n", "unknown section [serach]; use [index], [search], [app]"),
