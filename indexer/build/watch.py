@@ -39,7 +39,8 @@ from indexer.build.job import IndexSummary, build_index
 from indexer.config import IndexConfig
 from indexer.encoding.encoder import TextEncoder, encoder_for_index
 from indexer.errors import ConfigError
-from indexer.storage.store import read_index_manifest
+from indexer.storage.pg import is_database_url
+from indexer.storage.stores import FolderStore, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,13 @@ class Watcher:
         wait: bool = True,
     ) -> None:
         self.source = Path(source).expanduser().resolve()
-        self.index_dir = Path(index_dir).expanduser().resolve()
+        # A folder (resolved, so that events inside it can be told apart) or a PostgreSQL store, opened once.
+        self.store = open_store(
+            index_dir if is_database_url(index_dir) else Path(index_dir).expanduser().resolve()
+        )
+        self.index_dir = (
+            self.store.root if isinstance(self.store, FolderStore) else None
+        )  # None: nothing to ignore
         if not self.source.exists():
             raise ConfigError(f"{source} does not exist: give a folder or a file to watch")
         self.config, self.encoder, self.watch, self.on_run, self.wait = config, encoder, watch, on_run, wait
@@ -155,13 +162,11 @@ class Watcher:
 
     def _index(self, events: int, repair: bool = False, raise_errors: bool = False) -> None:
         if self.encoder is None:  # loaded once: a model load per run would cost more than most runs
-            self.encoder = encoder_for_index(
-                read_index_manifest(self.index_dir, complete=False), self.config.model
-            )
+            self.encoder = encoder_for_index(self.store.read_manifest(complete=False), self.config.model)
         number = len(self.runs) + 1
         try:
             summary = build_index(
-                self.source, self.index_dir, self.config, encoder=self.encoder, wait=self.wait, repair=repair
+                self.source, self.store, self.config, encoder=self.encoder, wait=self.wait, repair=repair
             )
             report = WatchRun(number, events, summary)
         except Exception as exc:
@@ -194,7 +199,7 @@ class Watcher:
     def _counts(self, path: str) -> bool:
         """Whether an event on ``path`` can change what the index holds."""
         p = Path(path)
-        if p == self.index_dir or self.index_dir in p.parents:
+        if self.index_dir is not None and (p == self.index_dir or self.index_dir in p.parents):
             return False
         if self._single_file:
             return p == self.source
