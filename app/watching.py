@@ -21,23 +21,40 @@ from indexer.encoding.encoder import TextEncoder
 
 @dataclass
 class Watching:
-    """A running watcher and what it has done so far (read by the page; written by the watcher's thread)."""
+    """A watcher on its own daemon thread, and what it has done so far (read by the page; its runs are the
+    watcher's own record)."""
 
     folder: Path
     index_dir: Path
     watcher: Watcher
-    thread: threading.Thread
     started: float = field(default_factory=time.time)
-    last: WatchRun | None = None
-    runs: int = 0
     failure: str | None = None  # why the watcher stopped on its own (its first run failed)
+    thread: threading.Thread = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.thread = threading.Thread(target=self._run, name=f"watch {self.folder}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.watcher.run()
+        except Exception as exc:  # the first run's errors; later runs report theirs in watcher.runs
+            self.failure = f"{type(exc).__name__}: {exc}"
 
     @property
     def running(self) -> bool:
         return self.thread.is_alive()
 
+    @property
+    def runs(self) -> int:
+        return len(self.watcher.runs)
+
+    @property
+    def last(self) -> WatchRun | None:
+        return self.watcher.runs[-1] if self.watcher.runs else None
+
     def line(self) -> str:
-        """``Watching FOLDER since 14:02: 3 runs, the last at 14:10 added 1, updated 0, removed 0 (2.1 s)``."""
+        """``Watching FOLDER since 14:02:11: 3 runs; the last added 1, updated 0, removed 0 (84 chunks in the
+        index, 2.1 s)``."""
         since = time.strftime("%H:%M:%S", time.localtime(self.started))
         text = f"Watching {self.folder} since {since}: {self.runs} run{'s' * (self.runs != 1)}"
         last = self.last
@@ -61,28 +78,11 @@ def start(folder: Path, index_dir: Path, config: IndexConfig, encoder: TextEncod
     """Watch ``folder`` into ``index_dir`` on a daemon thread (the running one, if there is one already)."""
     with _LOCK:
         current = _WATCHING.get(index_dir)
-        if current is not None and current.running:
-            return current
-        box: list[Watching] = []
-
-        def on_run(run: WatchRun) -> None:
-            box[0].last, box[0].runs = run, box[0].runs + 1
-
-        watcher = Watcher(folder, index_dir, config, encoder=encoder, on_run=on_run)
-        thread = threading.Thread(target=_run, args=(box,), name=f"watch {folder}", daemon=True)
-        box.append(Watching(folder, index_dir, watcher, thread))
-        _WATCHING[index_dir] = box[0]
-        thread.start()
-        return box[0]
-
-
-def _run(box: list[Watching]) -> None:
-    try:
-        box[0].watcher.run()
-    except (
-        Exception
-    ) as exc:  # the first run's errors (a foreign index, another model); later ones are reported
-        box[0].failure = f"{type(exc).__name__}: {exc}"
+        if current is None or not current.running:
+            current = Watching(folder, index_dir, Watcher(folder, index_dir, config, encoder=encoder))
+            _WATCHING[index_dir] = current
+            current.thread.start()
+        return current
 
 
 def stop(index_dir: Path, timeout_s: float = 60.0) -> None:

@@ -92,14 +92,19 @@ def index_stats(index_dir: Path) -> dict[str, int]:
     return {"chunks": int(n), "body_tokens": int(body or 0)}
 
 
-def run_one(dataset: Path, chunking: ChunkConfig, retrievers: tuple[str, ...], encoder) -> dict:
-    corpus, queries, qrels = load_beir(dataset, "test")
-    config = EvalConfig(
+def eval_config(chunking: ChunkConfig, retrievers: tuple[str, ...]) -> EvalConfig:
+    """The eval settings that build and score an index chunked by ``chunking``."""
+    return EvalConfig(
         retrievers=retrievers,
         chunk_size=chunking.chunk_size,
         chunk_overlap=chunking.chunk_overlap,
         max_title_tokens=chunking.max_title_tokens,
     )
+
+
+def run_one(dataset: Path, chunking: ChunkConfig, retrievers: tuple[str, ...], encoder) -> dict:
+    corpus, queries, qrels = load_beir(dataset, "test")
+    config = eval_config(chunking, retrievers)
     timed = TimedEncoder(encoder)
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -153,12 +158,7 @@ def rechunk_cached(dataset: Path, chunking: ChunkConfig, retrievers: tuple[str, 
     from indexer.config import IndexConfig, ModelConfig
 
     _, queries, qrels = load_beir(dataset, "test")
-    config = EvalConfig(
-        retrievers=retrievers,
-        chunk_size=chunking.chunk_size,
-        chunk_overlap=chunking.chunk_overlap,
-        max_title_tokens=chunking.max_title_tokens,
-    )
+    config = eval_config(chunking, retrievers)
     pattern = f"{dataset.name}-*-{encoder.fingerprint}-{_chunking_key(chunking)}"
     cached = sorted((cache_home() / "eval").glob(pattern))
     if len(cached) != 1:

@@ -11,9 +11,8 @@ import pytest
 from app import indexing, service, watching
 from indexer.config import IndexConfig
 from indexer.errors import IndexStateError
-from indexer.search.index import Index
 from tests.fakes import FakeEncoder
-from tests.indexer.test_watch import wait_until
+from tests.indexer.test_watch import indexed_paths, wait_until
 
 
 @pytest.fixture()
@@ -21,14 +20,6 @@ def fake_model():
     service.use_encoder(FakeEncoder())
     yield
     service.use_encoder(None)
-
-
-def _paths(index_dir: Path, query: str) -> set[str]:
-    index = Index.open(index_dir, encoder=FakeEncoder())
-    try:
-        return {h.doc_path for h in index.search(query, mode="bm25", k=5).hits}
-    finally:
-        index.close()
 
 
 def test_watch_follows_the_folder_until_the_index_is_removed(tmp_path: Path, fake_model):
@@ -42,7 +33,7 @@ def test_watch_follows_the_folder_until_the_index_is_removed(tmp_path: Path, fak
         wait_until(lambda: w.runs >= 1, "the catch-up run")
         assert "Watching" in w.line() and "1 run;" in w.line() and "added 1" in w.line()
         (docs / "b.txt").write_text("A terminal moraine marks the furthest advance.\n", encoding="utf-8")
-        wait_until(lambda: "b.txt" in _paths(index_dir, "terminal moraine"), "the new file in search")
+        wait_until(lambda: "b.txt" in indexed_paths(index_dir, "terminal moraine"), "the new file in search")
         wait_until(lambda: w.runs >= 2, "the run reported")  # reported just after its commit
         assert w.failure is None
     finally:

@@ -41,6 +41,16 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = TIMEOUT_S)
     return time.monotonic() - t0
 
 
+def indexed_paths(location: str | Path, query: str) -> set[str]:
+    """The files among BM25's top 5 for ``query`` in the index at ``location`` (a folder or a store URL), opened
+    anew, so each call sees the latest generation."""
+    index = Index.open(location, encoder=FakeEncoder())
+    try:
+        return {h.doc_path for h in index.search(query, mode="bm25", k=5).hits}
+    finally:
+        index.close()
+
+
 def settle(watcher: Watcher, quiet_s: float = 2.0) -> int:
     """The number of runs once none has been added for ``quiet_s`` (a run in progress has time to finish)."""
     t0 = time.monotonic()

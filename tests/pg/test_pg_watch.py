@@ -9,19 +9,10 @@ from pathlib import Path
 import pytest
 
 from indexer.build.watch import Watcher
-from indexer.search.index import Index
 from tests.fakes import FakeEncoder
-from tests.indexer.test_watch import wait_until
+from tests.indexer.test_watch import indexed_paths, wait_until
 
 pytestmark = pytest.mark.pg
-
-
-def _paths(url: str, query: str) -> set[str]:
-    index = Index.open(url, encoder=FakeEncoder())
-    try:
-        return {h.doc_path for h in index.search(query, mode="bm25", k=5).hits}
-    finally:
-        index.close()
 
 
 def test_watch_keeps_a_postgresql_store_in_step(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -37,9 +28,9 @@ def test_watch_keeps_a_postgresql_store_in_step(pg_url: str, tmp_path: Path, mon
         wait_until(lambda: len(watcher.runs) >= 1, "the catch-up run")
         assert watcher.runs[0].summary is not None and watcher.runs[0].summary.added == 1
         (docs / "b.txt").write_text("A terminal moraine marks the furthest advance.\n", encoding="utf-8")
-        wait_until(lambda: "b.txt" in _paths(pg_url, "terminal moraine"), "the new file in the store")
+        wait_until(lambda: "b.txt" in indexed_paths(pg_url, "terminal moraine"), "the new file in the store")
         (docs / "a.txt").unlink()
-        wait_until(lambda: "a.txt" not in _paths(pg_url, "glaciers valleys"), "the deleted file gone")
+        wait_until(lambda: "a.txt" not in indexed_paths(pg_url, "glaciers valleys"), "the deleted file gone")
     finally:
         watcher.stop()
         thread.join(60)
