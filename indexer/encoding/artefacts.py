@@ -64,9 +64,12 @@ def probe(st_model, runner_class, path: Path) -> np.ndarray:
     """Cosine of a runner's vectors (``runner_class(path, pooling, workers=1)``) with the torch model's on
     :data:`PROBE_TEXTS`."""
     from indexer.encoding.runners import lean_pooling
+    from indexer.models.lean import sentence_transformer
     from indexer.tokens import token_ids
 
-    ref = st_model.encode(list(PROBE_TEXTS), normalize_embeddings=True, convert_to_numpy=True)  # (n, dim)
+    ref = sentence_transformer(st_model).encode(
+        list(PROBE_TEXTS), normalize_embeddings=True, convert_to_numpy=True
+    )  # (n, dim)
     runner = runner_class(path, lean_pooling(st_model) or "mean", workers=1)
     return np.sum(ref * runner.embed(token_ids(st_model, PROBE_TEXTS)), axis=1)  # (n,)
 

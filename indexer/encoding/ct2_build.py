@@ -32,6 +32,7 @@ from indexer.encoding.artefacts import (
     write_record,
 )
 from indexer.errors import ConfigError, E5SearchError
+from indexer.models.lean import backbone
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def _convert(st_model, staging: Path) -> dict[str, Any]:
     from ctranslate2.converters import TransformersConverter
 
     source = staging / "transformers"
-    st_model[0].auto_model.save_pretrained(source)
+    backbone(st_model).save_pretrained(source)
     st_model.tokenizer.save_pretrained(source)
     config = json.loads((source / "config.json").read_text(encoding="utf-8"))
     # transformers 5 dropped this field from BERT-like configs (absolute positions are all it has left); the

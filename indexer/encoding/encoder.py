@@ -4,8 +4,9 @@ Call sites ask for ``encode_queries`` or ``encode_passages``; they never paste `
 themselves. Prompts come from the model folder (``config_sentence_transformers.json``), falling back to the
 ``ModelConfig`` defaults (E5's prompts) when the folder records none.
 
-The model always loads through sentence-transformers (tokenizer, prompts, pooling, fingerprint); how its
-transformer runs is the backend's business (:mod:`indexer.encoding.backends`): by default int8 ONNX Runtime on CPU,
+The model loads through sentence-transformers (tokenizer, prompts, pooling, fingerprint), or, for a folder whose
+pipeline the lean runners reproduce, with transformers alone and the same result (:mod:`indexer.models.lean`); how
+its transformer runs is the backend's business (:mod:`indexer.encoding.backends`): by default int8 ONNX Runtime on CPU,
 fp32 torch otherwise. The backend is part of :meth:`Encoder.describe` and, when its vectors differ from fp32
 beyond tolerance, of the fingerprint.
 """
@@ -33,6 +34,7 @@ from indexer.encoding.backends import (
     open_runner,
 )
 from indexer.errors import IndexStateError
+from indexer.models.lean import backbone, load_lean
 from indexer.tokens import token_ids
 
 logger = logging.getLogger(__name__)
@@ -116,8 +118,8 @@ def folder_fingerprint(folder: Path) -> str:
 
 
 def _model_folder(model) -> Path | None:
-    """The local folder a SentenceTransformer was loaded from (hub models: their cache snapshot)."""
-    name = model[0].auto_model.name_or_path if hasattr(model[0], "auto_model") else None
+    """The local folder a model was loaded from (hub models: their cache snapshot)."""
+    name = getattr(backbone(model), "name_or_path", None)
     if name and os.path.isdir(name):
         return Path(name)
     try:
@@ -130,10 +132,11 @@ def _model_folder(model) -> Path | None:
 
 @functools.lru_cache(maxsize=4)
 def _load(path: str, device: str | None):
-    """Models load once per process: opening several indexes (or the CLI's --queries) reuses them."""
+    """Models load once per process: opening several indexes (or the CLI's --queries) reuses them. A folder whose
+    pipeline the lean runners reproduce loads without sentence-transformers (:mod:`indexer.models.lean`)."""
     from indexer.models.resolve import load_model
 
-    return load_model(path, device=device)
+    return load_lean(path, device) or load_model(path, device=device)
 
 
 class Encoder:

@@ -42,13 +42,13 @@ from indexer.encoding.artefacts import (
     write_record,
 )
 from indexer.errors import ConfigError, E5SearchError
+from indexer.models.lean import backbone
 
 logger = logging.getLogger(__name__)
 
 
 FORMAT = 3  # bump when the recipe changes what it writes; older artefacts are then rebuilt
 FP32_FORMAT = 1  # the same for the fused fp32 model (ensure_fp32_model), kept in ``<fingerprint>-fp32/``
-
 
 OPSET = 17
 
@@ -129,7 +129,7 @@ def export_fp32(st_model, path: Path) -> None:
 
     import torch
 
-    model = copy.deepcopy(st_model[0].auto_model).float().cpu().eval()
+    model = copy.deepcopy(backbone(st_model)).float().cpu().eval()
     model.set_attn_implementation("eager")  # the pattern ONNX Runtime's attention fusion recognises
     features = st_model.preprocess(
         ["passage: a short text", "passage: a longer text, so the batch is padded"]
@@ -267,7 +267,7 @@ def _build_in(staging: Path, st_model) -> dict[str, Any]:
     export_fp32(st_model, fp32)
     stats: dict[str, int] = {}
     try:
-        stats = fuse(fp32, fused, st_model[0].auto_model.config)
+        stats = fuse(fp32, fused, backbone(st_model).config)
     except Exception as exc:  # noqa: BLE001 - the fusions are an optimisation; the plain graph still works
         logger.info("ONNX Runtime fusion failed (%s); quantising the plain graph", exc)
     for source in ([fused] if fused.exists() else []) + [fp32]:
@@ -341,7 +341,7 @@ def ensure_fp32_model(st_model, model_fingerprint: str) -> Path:
         started = time.perf_counter()
         with staged_folder(folder, lambda: found() is not None) as staging, _quiet_onnx_tools():
             export_fp32(st_model, staging / "plain.onnx")
-            stats = fuse(staging / "plain.onnx", staging / "model.onnx", st_model[0].auto_model.config)
+            stats = fuse(staging / "plain.onnx", staging / "model.onnx", backbone(st_model).config)
             (staging / "plain.onnx").unlink()
             if (cos := float(probe_cosines(st_model, staging / "model.onnx").min())) < MIN_FP32_PROBE_COSINE:
                 raise E5SearchError(f"fp32 ONNX model: probe cosine {cos:.6f} < {MIN_FP32_PROBE_COSINE}")

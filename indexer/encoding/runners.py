@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from indexer.models.lean import backbone, describe_modules, pipeline_pooling
+
 GPU_BATCH_TOKENS = 32_768  # padded tokens per forward pass on GPU
 
 
@@ -30,16 +32,7 @@ SOLO_THREADS = 4  # cores one lone text (a query) is split over; more only adds 
 def lean_pooling(st_model) -> str | None:
     """``"mean"`` or ``"cls"`` when the model is Transformer -> Pooling -> (Normalize), which the lean backends
     reproduce; ``None`` for any other pipeline (it then runs through ``SentenceTransformer.encode``)."""
-    mods = list(st_model)
-    if not 2 <= len(mods) <= 3 or not hasattr(mods[0], "auto_model") or type(mods[1]).__name__ != "Pooling":
-        return None
-    if len(mods) == 3 and type(mods[2]).__name__ != "Normalize":
-        return None
-    mode = mods[1].pooling_mode
-    mode = mode[0] if isinstance(mode, (tuple, list)) and len(mode) == 1 else mode
-    if mode not in ("mean", "cls") or not getattr(mods[1], "include_prompt", True):
-        return None
-    return mode
+    return pipeline_pooling(describe_modules(st_model))
 
 
 def pool(hidden: np.ndarray, mode: str) -> np.ndarray:
@@ -180,7 +173,7 @@ class TorchRunner:
         solo: Runner | None = None,
         solo_factory: Callable[[], Runner | None] | None = None,
     ):
-        self.model = st_model[0].auto_model
+        self.model = backbone(st_model)
         self._solo, self._solo_factory = solo, solo_factory
         self.device = st_model.device
         self.pooling = pooling
