@@ -34,7 +34,7 @@ from indexer.encoding.backends import (
     open_runner,
 )
 from indexer.errors import IndexStateError
-from indexer.models.lean import backbone, load_lean
+from indexer.models.lean import load_lean, model_folder
 from indexer.tokens import token_ids
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def folder_fingerprint(folder: Path) -> str:
 
 def _model_folder(model) -> Path | None:
     """The local folder a model was loaded from (hub models: their cache snapshot)."""
-    name = getattr(backbone(model), "name_or_path", None)
+    name = model_folder(model)
     if name and os.path.isdir(name):
         return Path(name)
     try:

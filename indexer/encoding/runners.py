@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from indexer.models.lean import backbone, describe_modules, pipeline_pooling
+from indexer.models.lean import describe_modules, hidden_states, pipeline_pooling
 
 GPU_BATCH_TOKENS = 32_768  # padded tokens per forward pass on GPU
 
@@ -173,7 +173,7 @@ class TorchRunner:
         solo: Runner | None = None,
         solo_factory: Callable[[], Runner | None] | None = None,
     ):
-        self.model = backbone(st_model)
+        self.hidden = hidden_states(st_model)
         self._solo, self._solo_factory = solo, solo_factory
         self.device = st_model.device
         self.pooling = pooling
@@ -219,8 +219,7 @@ class TorchRunner:
         ids = (ids.pin_memory() if pin else ids).to(self.device, non_blocking=pin)
         mask = (mask.pin_memory() if pin else mask).to(self.device, non_blocking=pin)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            out = self.model(input_ids=ids, attention_mask=mask if len(seqs) > 1 else None)
-        hidden = out.last_hidden_state.float()  # (b, seq, hidden)
+            hidden = self.hidden(ids, mask if len(seqs) > 1 else None).float()  # (b, seq, hidden)
         if self.pooling == "mean":
             m = mask.unsqueeze(-1).float()  # (b, seq, 1)
             vec = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)  # (b, hidden)

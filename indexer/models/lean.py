@@ -5,7 +5,7 @@ vectors itself; from sentence-transformers it needs only the model, the tokenize
 the pooling. Importing sentence-transformers costs ~1.4 s of every CLI run (it pulls in scikit-learn and SciPy),
 which an index or search run need not pay. :func:`load_lean` reads such a folder directly when its pipeline is
 one the lean runners reproduce exactly (Transformer -> mean/CLS pooling -> Normalize, plain text tokenisation, a
-BERT or XLM-R encoder, on CPU); any other folder, a hub id, or a GPU device loads through sentence-transformers
+BERT or XLM-R encoder that :mod:`indexer.models.bert` runs, on CPU); any other folder, a hub id, or a GPU device loads through sentence-transformers
 as before. Both give the same token ids and the same vectors (``tests/indexer/test_lean_model.py``).
 
 Non-goals: training (the trainer always loads a ``SentenceTransformer``), CrossEncoders, models whose
@@ -21,9 +21,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger(__name__)
+from indexer.models.bert import BertEncoder, unsupported
 
-LEAN_MODEL_TYPES = ("bert", "xlm-roberta")  # the encoders of the E5 family; others load through ST
+logger = logging.getLogger(__name__)
 
 # sentence_bert_config.json as sentence-transformers writes it for a plain text encoder; anything else -> ST
 _PLAIN_TRANSFORMER = {
@@ -101,9 +101,10 @@ def folder_pipeline(folder: Path) -> tuple[str, int | None] | None:
     }
     if any(st_config.get(k) for k in _EMPTY_ARGS) or set(unusual) - set(_EMPTY_ARGS):
         return _refuse(folder, f"sentence_bert_config {unusual}")
-    config = _read_json(folder / "config.json")
-    if config.get("model_type") not in LEAN_MODEL_TYPES or not (folder / "tokenizer.json").is_file():
-        return _refuse(folder, f"model type {config.get('model_type')!r} or no tokenizer.json")
+    if not (folder / "tokenizer.json").is_file():
+        return _refuse(folder, "no tokenizer.json")
+    if why := unsupported(_read_json(folder / "config.json"), folder):
+        return _refuse(folder, f"the lean forward {why}")
     return pooling_mode, st_config.get("max_seq_length")
 
 
@@ -115,28 +116,37 @@ def _refuse(folder: Path, why: str) -> tuple[str, int | None] | None:
 
 # ---------------------------------------------------------------------------------------------- the model
 class LeanModel:
-    """The parts of a ``SentenceTransformer`` the encoder uses, loaded with transformers: ``auto_model`` (the
-    transformer, eval mode), ``tokenizer`` (capped at the model's positions, as sentence-transformers caps it),
-    ``prompts``, ``pooling``, ``max_seq_length``, ``device``, ``preprocess`` (sentence-transformers' text path:
-    padding to the longest, ``longest_first`` truncation). ``sentence_transformer()`` loads the full model when a
-    caller needs sentence-transformers' own ``encode`` (the reference of a backend's build probe)."""
+    """The parts of a ``SentenceTransformer`` the encoder uses, loaded without it: ``encoder`` (the transformer's
+    forward, :class:`~indexer.models.bert.BertEncoder`), ``tokenizer`` (capped at the model's positions, as
+    sentence-transformers caps it), ``prompts``, ``pooling``, ``max_seq_length``, ``device``, ``preprocess``
+    (sentence-transformers' text path: padding to the longest, ``longest_first`` truncation). ``auto_model`` (the
+    transformers model, for ONNX / CTranslate2 builds) and ``sentence_transformer()`` (sentence-transformers' own
+    ``encode``, the reference of a build's probe) load on first use."""
 
     def __init__(self, folder: Path, pooling: str, max_seq_length: int | None = None):
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
 
         self.folder = folder
         self.pooling = pooling
         self.prompts: dict[str, str] = (
             _read_json(folder / "config_sentence_transformers.json").get("prompts") or {}
         )
-        self.auto_model = AutoModel.from_pretrained(str(folder)).eval()
+        self.config = _read_json(folder / "config.json")
+        self.encoder = BertEncoder(folder, self.config)
         kwargs = {"model_max_length": max_seq_length} if max_seq_length is not None else {}
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
-        positions = getattr(self.auto_model.config, "max_position_embeddings", -1)
+        positions = self.config.get("max_position_embeddings", -1)
         if max_seq_length is None and positions != -1:
             self.tokenizer.model_max_length = min(self.tokenizer.model_max_length, positions)
         self.device = torch.device("cpu")
+
+    @functools.cached_property
+    def auto_model(self):
+        """transformers' model of the folder (eval mode), for the backends' builds."""
+        from transformers import AutoModel
+
+        return AutoModel.from_pretrained(str(self.folder)).eval()
 
     @property
     def max_seq_length(self) -> int:
@@ -147,7 +157,7 @@ class LeanModel:
         self.tokenizer.model_max_length = value
 
     def get_embedding_dimension(self) -> int:
-        return int(self.auto_model.config.hidden_size)  # mean / CLS pooling keeps the hidden size
+        return int(self.config["hidden_size"])  # mean / CLS pooling keeps the hidden size
 
     def preprocess(self, texts: list[str]) -> dict:
         """Token ids and attention mask, (batch, longest) tensors, exactly as sentence-transformers makes them."""
@@ -187,6 +197,22 @@ def backbone(model):
     """The transformers model inside a ``SentenceTransformer`` or a :class:`LeanModel` (``None`` for a pipeline
     that does not start with one)."""
     return model.auto_model if isinstance(model, LeanModel) else getattr(model[0], "auto_model", None)
+
+
+def hidden_states(model):
+    """``f(ids, mask) -> (batch, seq, hidden)`` last hidden states of a ``SentenceTransformer``'s or a
+    :class:`LeanModel`'s transformer (``mask`` ``None`` for unpadded texts)."""
+    if isinstance(model, LeanModel):
+        return model.encoder
+    auto_model = backbone(model)
+    return lambda ids, mask: auto_model(input_ids=ids, attention_mask=mask).last_hidden_state
+
+
+def model_folder(model) -> str | None:
+    """The folder (or hub id) a model was loaded from, without loading anything more."""
+    return (
+        str(model.folder) if isinstance(model, LeanModel) else getattr(backbone(model), "name_or_path", None)
+    )
 
 
 def sentence_transformer(model):

@@ -1,6 +1,7 @@
-"""Loading a model folder without sentence-transformers (indexer/models/lean.py): which folders qualify, and that
-a lean model gives the token ids and the vectors sentence-transformers gives, on a tiny BERT and on the real
-default model; an index run then never imports sentence-transformers."""
+"""Loading a model folder without sentence-transformers (indexer/models/lean.py, indexer/models/bert.py): which
+folders qualify, the lean forward against transformers' BERT and XLM-R models, and that a lean model gives the
+token ids and the vectors sentence-transformers gives, on a tiny BERT and on the real default model; an index run
+then imports neither sentence-transformers nor transformers' modelling code."""
 
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def _folder(tmp_path: Path, **change) -> Path:
                 "module_output_name": "token_embeddings",
             },
         ),
-        "config.json": change.get("config", {"model_type": "bert"}),
+        "config.json": change.get("config", {"model_type": "bert", "hidden_act": "gelu"}),
+        "model.safetensors": {},
         "tokenizer.json": {},
         **change.get("add", {}),
     }
@@ -91,7 +93,7 @@ def test_plain_folders_qualify_in_both_config_formats(tmp_path):
         modules=OLD_MODULES,
         pooling=OLD_CLS,
         st_config={"max_seq_length": 128, "do_lower_case": False},
-        config={"model_type": "xlm-roberta"},
+        config={"model_type": "xlm-roberta", "hidden_act": "gelu"},
     )
     assert folder_pipeline(old) == ("cls", 128)
 
@@ -115,6 +117,7 @@ def test_plain_folders_qualify_in_both_config_formats(tmp_path):
         },
         {"config": {"model_type": "t5"}},
         {"drop": ["tokenizer.json"]},
+        {"drop": ["model.safetensors"]},  # pytorch_model.bin only
         {"drop": ["modules.json"]},
         {"add": {"adapter_config.json": {"peft_type": "LORA"}}},
     ],
@@ -128,6 +131,7 @@ def test_plain_folders_qualify_in_both_config_formats(tmp_path):
         "dense",
         "t5",
         "no-tokenizer-json",
+        "no-safetensors",
         "no-modules",
         "peft",
     ],
@@ -139,6 +143,63 @@ def test_anything_beyond_the_plain_text_path_loads_through_sentence_transformers
 def test_a_hub_id_or_a_gpu_device_is_not_loaded_lean(tmp_path):
     assert load_lean("intfloat/multilingual-e5-small", None) is None
     assert load_lean(str(_folder(tmp_path)), "cuda") is None
+
+
+# ----------------------------------------------------------------------------- the forward vs transformers'
+@pytest.mark.parametrize("model_type", ["bert", "xlm-roberta"])
+def test_the_lean_forward_equals_transformers_model_on_padded_batches(tmp_path, model_type):
+    import torch
+    from transformers import BertConfig, BertModel, XLMRobertaConfig, XLMRobertaModel
+
+    from indexer.models.bert import BertEncoder, unsupported
+
+    config_class, model_class = (
+        (BertConfig, BertModel) if model_type == "bert" else (XLMRobertaConfig, XLMRobertaModel)
+    )
+    config = config_class(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=40,
+        pad_token_id=1,
+        type_vocab_size=2,
+        hidden_act="gelu",
+    )
+    torch.manual_seed(0)
+    model_class(config).eval().save_pretrained(tmp_path)
+    reference = model_class.from_pretrained(tmp_path).eval()
+    saved = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+    assert unsupported(saved, tmp_path) is None
+    ours = BertEncoder(tmp_path, saved)
+    lengths = [30, 17, 3]  # padded to the longest, as the CPU batches are
+    ids = torch.full((3, 30), 1, dtype=torch.long)
+    mask = torch.zeros((3, 30), dtype=torch.long)
+    for row, n in enumerate(lengths):
+        ids[row, :n] = torch.randint(3, 99, (n,))
+        mask[row, :n] = 1
+    with torch.inference_mode():
+        expected = reference(input_ids=ids, attention_mask=mask).last_hidden_state  # (3, 30, 32)
+        got = ours(ids, mask)
+        alone = ours(ids[1:2, :17], None)  # one unpadded text, unmasked attention
+    real = mask.bool()
+    torch.testing.assert_close(got[real], expected[real], atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(alone[0], expected[1, :17], atol=2e-5, rtol=1e-4)
+
+
+def test_configs_the_lean_forward_cannot_run_are_named(tmp_path):
+    from indexer.models.bert import unsupported
+
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    plain = {"model_type": "bert", "hidden_act": "gelu"}
+    assert unsupported(plain, tmp_path) is None
+    assert "absolute positions" in unsupported({**plain, "position_embedding_type": "relative_key"}, tmp_path)
+    assert "exact GELU" in unsupported({**plain, "hidden_act": "gelu_new"}, tmp_path)
+    assert "fp32 weights" in unsupported({**plain, "dtype": "float16"}, tmp_path)
+    assert "an encoder only" in unsupported({**plain, "is_decoder": True}, tmp_path)
+    assert "model type" in unsupported({**plain, "model_type": "mpnet"}, tmp_path)
+    assert "one safetensors file" in unsupported(plain, tmp_path / "elsewhere")
 
 
 # ---------------------------------------------------------------------------------- same ids, same vectors
@@ -206,4 +267,5 @@ def test_an_index_run_never_imports_sentence_transformers(default_model_path, tm
         }
         assert "transformers" in imported  # the check sees the model's own imports
         assert not {m for m in imported if m.split(".")[0] in ("sentence_transformers", "sklearn")}, args
+        assert "transformers.modeling_utils" not in imported, args  # the lean forward runs the model
     assert "bees.md" in done.stdout
