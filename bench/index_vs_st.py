@@ -62,7 +62,10 @@ PHASES = (
     ("e5search index, whole process", "e5search/__main__.py:<module>"),
     ("  encoder load (imports, model, backend)", "encoder.py:encoder_for_index"),
     ("    import sentence_transformers (0 for a lean folder)", "sentence_transformers/__init__.py:<module>"),
-    ("    import transformers' modelling code (0 for a lean folder)", "transformers/modeling_utils.py:<module>"),
+    (
+        "    import transformers' modelling code (0 for a lean folder)",
+        "transformers/modeling_utils.py:<module>",
+    ),
     ("    load the tokenizer", "tokenization_utils_base.py:from_pretrained"),
     ("    fp32 ONNX lone-text model (must be 0: not at index time)", "backends.py:_fp32_solo"),
     ("  read + chunk + language (all files)", "scan.py:_scan"),
