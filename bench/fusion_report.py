@@ -4,8 +4,10 @@
 combinations, the fusion without its lexical guarantee), for choosing; ``--split test`` scores only the shipped
 fusion against the references, once. Per language pair (cross-lingual folder set) and per dataset: nDCG@10; a
 paired t-test and randomisation test (``eval.significance``) of the fusion vs plain RRF; the gate (``>= max(BM25,
-dense) - 0.5`` on every pair, ``>= dense`` on the mean); the exact-match check (``exact`` split: of the one-word
-name queries whose answer BM25 ranks first, the share the fusion keeps in its top 10).
+dense) - 0.5`` on every pair, ``>= dense`` on the mean; and how often it would pass if each pair's queries were
+resampled, with each pair's standard error, which says how much one pair's miss means); the exact-match check
+(``exact`` split: of the one-word name queries whose answer BM25 ranks first, the share the fusion keeps in its
+top 10).
 
 Usage::
 
@@ -71,6 +73,45 @@ def gate_failures(c: lab.Cands, per_query: dict, groups: dict) -> dict:
     return out
 
 
+def gate_bootstrap(c: lab.Cands, per_query: dict, resamples: int = 2000, seed: int = 0) -> dict:
+    """How noisy the per-pair gate is at this many queries a pair: each pair's queries resampled with replacement
+    (seeded), the share of resamples in which every pair passes and in which each pair fails; and each pair's
+    standard error of (new - the better single retriever), in nDCG@10 points."""
+    index = {q: i for i, q in enumerate(c.qids)}
+    pairs: dict[str, list[str]] = {}
+    for q in sorted(per_query["new"]):
+        pairs.setdefault(c.group(index[q]), []).append(q)
+    scores = {
+        g: np.array([[per_query[m][q] for m in ("new", "dense", "bm25")] for q in qs])
+        for g, qs in pairs.items()
+    }
+    rng = np.random.default_rng(seed)
+    fails = {g: 0 for g in scores}
+    passes = 0
+    for _ in range(resamples):
+        failed = False
+        for g, a in scores.items():
+            m = a[rng.integers(0, len(a), len(a))].mean(0)  # (3,) new, dense, bm25
+            if m[0] < max(m[1], m[2]) - GATE_MARGIN:
+                fails[g] += 1
+                failed = True
+        passes += not failed
+    se = {
+        g: float(np.std(a[:, 0] - a[:, 1 + a[:, 1:].mean(0).argmax()], ddof=1) / np.sqrt(len(a)))
+        for g, a in scores.items()
+    }
+    return {
+        "resamples": resamples,
+        "all_pairs_pass": passes / resamples,
+        "pair_fails": {g: n / resamples for g, n in sorted(fails.items(), key=lambda kv: -kv[1]) if n},
+        "se_points": {
+            "median": 100 * float(np.median(list(se.values()))),
+            "min": 100 * min(se.values()),
+            "max": 100 * max(se.values()),
+        },
+    }
+
+
 def exact_check(c: lab.Cands, fns: dict[str, lab.FuseFn], k: int = 10) -> dict:
     """Of the ``exact`` queries BM25 answers first, the share each method keeps in its top ``k`` (and first)."""
     rows = c.rows("exact")
@@ -97,6 +138,7 @@ def report_dataset(c: lab.Cands, split: str, fns: dict[str, lab.FuseFn]) -> dict
     if len(groups["rrf"]) > 1:
         entry["gate_pairs_failed"] = gate_failures(c, per_query, groups)
         entry["gate_mean_ge_dense"] = means["new"] >= means["dense"]
+        entry["gate_bootstrap"] = gate_bootstrap(c, per_query)
     return entry
 
 
@@ -123,6 +165,14 @@ def print_dataset(name: str, entry: dict) -> None:
             print(
                 f"  {g}: new {100 * f['new']:.1f} vs {f['best']} {100 * f[f['best']]:.1f} (p {f['p_randomization']:.3g})"
             )
+        boot = entry["gate_bootstrap"]
+        se = boot["se_points"]
+        print(
+            f"gate under resampling ({boot['resamples']} bootstrap resamples of each pair's queries): every pair "
+            f"passes in {100 * boot['all_pairs_pass']:.1f}%; SE of new - best single per pair {se['median']:.2f} "
+            f"points (median; {se['min']:.2f}-{se['max']:.2f}); pairs failing in > 10%: "
+            + ", ".join(f"{g} {100 * v:.0f}%" for g, v in boot["pair_fails"].items() if v > 0.1)
+        )
 
 
 def main() -> None:
