@@ -42,16 +42,40 @@ class BertEncoder:
 
         weights = load_file(str(folder / WEIGHTS))
         prefix = next(
-            p
-            for p in ("", "bert.", "roberta.", "model.")
-            if f"{p}embeddings.word_embeddings.weight" in weights
+            (
+                p
+                for p in ("", "bert.", "roberta.", "model.")
+                if f"{p}embeddings.word_embeddings.weight" in weights
+            ),
+            "",
         )
         self.w = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
         self.layers = int(config["num_hidden_layers"])
+        missing = sorted(set(self._names()) - set(self.w))
+        if missing:
+            raise ValueError(
+                f"{folder / WEIGHTS} lacks {len(missing)} weights of a BERT encoder, e.g. {missing[0]}"
+            )
         self.heads = int(config["num_attention_heads"])
         self.eps = float(config.get("layer_norm_eps", 1e-12))
         # XLM-R numbers positions from padding_idx + 1 and gives padding padding_idx; BERT from 0
         self.pad = int(config.get("pad_token_id") or 0) if config["model_type"] == "xlm-roberta" else None
+
+    def _names(self) -> list[str]:
+        """The weights the forward reads."""
+        parts = ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                 "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"]  # fmt: skip
+        names = [
+            f"embeddings.{e}.weight"
+            for e in ("word_embeddings", "position_embeddings", "token_type_embeddings")
+        ]
+        names += ["embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"]
+        return names + [
+            f"encoder.layer.{i}.{p}.{t}"
+            for i in range(self.layers)
+            for p in parts
+            for t in ("weight", "bias")
+        ]
 
     def _norm(self, x, name: str):
         import torch.nn.functional as F

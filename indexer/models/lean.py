@@ -1,12 +1,14 @@
-"""Load a sentence-transformers folder with transformers alone, when sentence-transformers would add nothing.
+"""Load a sentence-transformers folder without sentence-transformers, when it would add nothing.
 
 The encoder runs a model's transformer itself (:mod:`indexer.encoding.runners`) and pools and normalises the
-vectors itself; from sentence-transformers it needs only the model, the tokenizer as configured, the prompts and
-the pooling. Importing sentence-transformers costs ~1.4 s of every CLI run (it pulls in scikit-learn and SciPy),
-which an index or search run need not pay. :func:`load_lean` reads such a folder directly when its pipeline is
-one the lean runners reproduce exactly (Transformer -> mean/CLS pooling -> Normalize, plain text tokenisation, a
-BERT or XLM-R encoder that :mod:`indexer.models.bert` runs, on CPU); any other folder, a hub id, or a GPU device loads through sentence-transformers
-as before. Both give the same token ids and the same vectors (``tests/indexer/test_lean_model.py``).
+vectors itself; from sentence-transformers it needs only the tokenizer as configured, the prompts and the pooling.
+Importing sentence-transformers (with scikit-learn and SciPy) and transformers' modelling code costs ~3 s of every
+CLI run, which an index or search run need not pay. :func:`load_lean` reads such a folder directly when its
+pipeline is one the lean runners reproduce exactly (Transformer -> mean/CLS pooling -> Normalize, plain text
+tokenisation, a BERT or XLM-R encoder that :mod:`indexer.models.bert` runs, on CPU): the tokenizer through
+transformers, the forward in plain PyTorch. Any other folder, a hub id, or a GPU device loads through
+sentence-transformers as before. Both give the same token ids and the same vectors
+(``tests/indexer/test_lean_model.py``).
 
 Non-goals: training (the trainer always loads a ``SentenceTransformer``), CrossEncoders, models whose
 sentence-transformers config asks for anything beyond the plain text path (lower-casing, model or tokenizer
@@ -72,7 +74,7 @@ def _pooling_mode(config: dict) -> str | list[str]:
     return [names.get(flag, flag) for flag in flags]
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path) -> Any:  # what the file holds; {} when it is missing
     try:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except (OSError, ValueError):
@@ -190,7 +192,11 @@ def load_lean(path: str, device: str | None) -> LeanModel | None:
 
         if torch.cuda.is_available():
             return None
-    return LeanModel(folder, *found)
+    try:
+        return LeanModel(folder, *found)
+    except Exception as exc:  # noqa: BLE001 - weights the lean forward cannot read; sentence-transformers tries
+        logger.warning("%s loads through sentence-transformers: %s", folder, exc)
+        return None
 
 
 def backbone(model):

@@ -229,6 +229,27 @@ def test_a_tiny_bert_gives_sentence_transformers_ids_and_vectors(tmp_path):
     _agree(lean, SentenceTransformer(str(folder), device="cpu"), MULTILINGUAL + EDGE_CASES, 0.99999)
 
 
+def test_weights_the_lean_forward_cannot_read_load_through_sentence_transformers(tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from indexer.encoding.encoder import _load
+    from tests.trainer.tiny import make_tiny_model
+
+    folder = make_tiny_model(tmp_path / "tiny", MULTILINGUAL, dropout=0.0)
+    renamed = tmp_path / "renamed"
+    shutil.copytree(folder, renamed)
+    weights = load_file(str(folder / "model.safetensors"))
+    save_file(
+        {k.replace("intermediate.dense", "ffn.up"): v for k, v in weights.items()},
+        str(renamed / "model.safetensors"),
+    )
+    assert folder_pipeline(renamed) is not None  # the configs qualify; the weights do not
+    assert load_lean(str(renamed), "cpu") is None
+    assert type(_load(str(renamed), "cpu")).__name__ == "SentenceTransformer"
+
+
 @pytest.mark.model
 def test_the_default_model_gives_sentence_transformers_ids_and_vectors(default_model_path):
     from sentence_transformers import SentenceTransformer
