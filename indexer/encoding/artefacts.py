@@ -63,8 +63,7 @@ def finished_artefact(folder: Path, fmt: int, model_fingerprint: str, check: str
 def probe(st_model, runner_class, path: Path) -> np.ndarray:
     """Cosine of a runner's vectors (``runner_class(path, pooling, workers=1)``) with the torch model's on
     :data:`PROBE_TEXTS`."""
-    from indexer.encoding.runners import lean_pooling
-    from indexer.models.lean import sentence_transformer
+    from indexer.models.lean import lean_pooling, sentence_transformer
     from indexer.tokens import token_ids
 
     ref = sentence_transformer(st_model).encode(

@@ -38,8 +38,9 @@ from typing import Any, cast
 
 from indexer.config import EncoderBackend, ModelConfig
 from indexer.encoding.machine import fast_bf16, read_calibration
-from indexer.encoding.runners import Ct2Runner, OnnxRunner, PackedRunner, Runner, TorchRunner, lean_pooling
+from indexer.encoding.runners import Ct2Runner, OnnxRunner, PackedRunner, Runner, TorchRunner
 from indexer.errors import ConfigError
+from indexer.models.lean import lean_pooling
 
 logger = logging.getLogger(__name__)
 

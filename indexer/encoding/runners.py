@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from indexer.models.lean import describe_modules, hidden_states, pipeline_pooling
+from indexer.models.lean import hidden_states
 
 GPU_BATCH_TOKENS = 32_768  # padded tokens per forward pass on GPU
 
@@ -29,12 +29,6 @@ SOLO_THREADS = 4  # cores one lone text (a query) is split over; more only adds 
 
 
 # ------------------------------------------------------------------------------------------- tokenisation
-def lean_pooling(st_model) -> str | None:
-    """``"mean"`` or ``"cls"`` when the model is Transformer -> Pooling -> (Normalize), which the lean backends
-    reproduce; ``None`` for any other pipeline (it then runs through ``SentenceTransformer.encode``)."""
-    return pipeline_pooling(describe_modules(st_model))
-
-
 def pool(hidden: np.ndarray, mode: str) -> np.ndarray:
     """(seq, hidden) token states of one unpadded text -> (hidden,) unit vector."""
     vec = hidden.mean(axis=0) if mode == "mean" else hidden[0]

@@ -226,15 +226,16 @@ def sentence_transformer(model):
     return model.sentence_transformer() if isinstance(model, LeanModel) else model
 
 
-def describe_modules(model) -> list[tuple[str, Any, bool]]:
-    """(class name, pooling mode, include_prompt) per module of a loaded model, for :func:`pipeline_pooling`."""
+def lean_pooling(model) -> str | None:
+    """``"mean"`` or ``"cls"`` when a loaded model's pipeline is one the lean runners reproduce (a
+    :class:`LeanModel`'s always is), ``None`` for any other (it then runs through ``SentenceTransformer.encode``)."""
     if isinstance(model, LeanModel):
-        return [("Transformer", None, True), ("Pooling", model.pooling, True), ("Normalize", None, True)]
-    out = []
+        return model.pooling
+    described = []
     for module in model:
         name = type(module).__name__
         name = "Transformer" if hasattr(module, "auto_model") and name != "Pooling" else name
-        out.append(
+        described.append(
             (name, getattr(module, "pooling_mode", None), bool(getattr(module, "include_prompt", True)))
         )
-    return out
+    return pipeline_pooling(described)
